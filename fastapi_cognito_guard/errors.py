@@ -1,0 +1,94 @@
+"""The error hierarchy: every failure carries a stable machine code, a human message
+and the HTTP status it maps to, so each layer can answer without guessing."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "AuthorizationError",
+    "CognitoGuardError",
+    "InsufficientScopeError",
+    "InvalidTokenError",
+    "KeysUnavailableError",
+    "MissingGroupError",
+    "MissingTokenError",
+]
+
+
+class CognitoGuardError(Exception):
+    """Base of every error this library raises on purpose."""
+
+    code: str = "error"
+    status_code: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class InvalidTokenError(CognitoGuardError):
+    """The token is not one this API may trust (HTTP 401).
+
+    ``code`` names the failed check: ``malformed``, ``unsupported_alg``,
+    ``unknown_kid``, ``bad_signature``, ``wrong_issuer``, ``wrong_token_use``,
+    ``wrong_client``, ``wrong_audience``, ``expired`` or ``not_yet_valid``.
+    The message never contains the token.
+    """
+
+    code = "invalid_token"
+    status_code = 401
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+class MissingTokenError(CognitoGuardError):
+    """The request carried no bearer token (HTTP 401 without an error code)."""
+
+    code = "missing_token"
+    status_code = 401
+
+
+class KeysUnavailableError(CognitoGuardError):
+    """No signing keys could be obtained, so the token can be neither accepted nor
+    rejected (HTTP 503 with ``Retry-After``)."""
+
+    code = "keys_unavailable"
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class AuthorizationError(CognitoGuardError):
+    """The token is valid but does not grant what the route needs (HTTP 403)."""
+
+    code = "forbidden"
+    status_code = 403
+
+
+class InsufficientScopeError(AuthorizationError):
+    """The token lacks OAuth scopes the route requires."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, message: str, *, scopes: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.scopes = scopes
+
+
+class MissingGroupError(AuthorizationError):
+    """The user is not in a Cognito group the route requires."""
+
+    code = "missing_group"
+
+    def __init__(self, message: str, *, groups: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.groups = groups

@@ -1,0 +1,265 @@
+"""The JWKS cache: signing keys per JWKS URL, fetched once and kept fresh.
+
+Per URL there is at most one fetch in flight; concurrent callers await it.
+Keys are refreshed after their TTL (in the background while the old ones still
+serve), refetched once when an unknown ``kid`` shows up (then not again for
+that URL until a cooldown has passed, so a flood of made-up kids costs one
+fetch), and kept serving for a bounded time while refreshes fail. When no keys
+can be had, callers get :class:`KeysUnavailableError`, never a false reject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .errors import InvalidTokenError, KeysUnavailableError
+from .keys import VerifyingKey, build_keys
+
+__all__ = ["MAX_JWKS_BYTES", "JWKSCache", "JWKSPolicy"]
+
+MAX_JWKS_BYTES = 64 * 1024
+"""A JWKS response larger than this is a failed fetch."""
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+
+@dataclass(frozen=True)
+class JWKSPolicy:
+    """How one JWKS URL is cached (all durations in seconds)."""
+
+    ttl: float = 3600
+    cooldown: float = 10
+    timeout: float = 3
+    max_stale: float = 86400
+
+
+class _FetchError(Exception):
+    """A JWKS fetch that produced no usable document; the message says why."""
+
+
+class _KeySet:
+    """The cached state of one JWKS URL."""
+
+    __slots__ = ("failed_at", "failing", "fetched_at", "inflight", "keys", "miss_refetch_at", "policy")
+
+    def __init__(self, policy: JWKSPolicy) -> None:
+        self.policy = policy
+        self.keys: dict[str, VerifyingKey] | None = None
+        self.fetched_at = 0.0
+        self.failed_at: float | None = None
+        self.failing = False
+        self.miss_refetch_at: float | None = None
+        self.inflight: asyncio.Task[None] | None = None
+
+
+RetiredKeysCallback = Callable[[str, frozenset[str]], None]
+
+
+class JWKSCache:
+    """Signing keys by JWKS URL and ``kid``, with single-flight fetches."""
+
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None = None,
+        *,
+        on_keys_retired: RetiredKeysCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = http_client or httpx.AsyncClient(follow_redirects=False)
+        self._owns_client = http_client is None
+        self._on_keys_retired = on_keys_retired
+        self._clock = clock
+        self._sets: dict[str, _KeySet] = {}
+
+    def register(self, url: str, policy: JWKSPolicy | None = None) -> None:
+        """Declare a JWKS URL and how it is cached (the first policy for a URL wins)."""
+        if url not in self._sets:
+            self._sets[url] = _KeySet(policy or JWKSPolicy())
+
+    def _keyset(self, url: str) -> _KeySet:
+        keyset = self._sets.get(url)
+        if keyset is None:
+            keyset = self._sets[url] = _KeySet(JWKSPolicy())
+        return keyset
+
+    # -- lookups ---------------------------------------------------------------
+
+    def fresh_key(self, url: str, kid: str) -> VerifyingKey | None:
+        """The key if it is cached and within its TTL; the hot path, no awaiting."""
+        keyset = self._sets.get(url)
+        if keyset is None or keyset.keys is None:
+            return None
+        if self._clock() - keyset.fetched_at >= keyset.policy.ttl:
+            return None
+        return keyset.keys.get(kid)
+
+    def cached_key(self, url: str, kid: str) -> VerifyingKey:
+        """The key from what is cached, stale keys included; never fetches."""
+        keyset = self._keyset(url)
+        if keyset.keys is None:
+            raise KeysUnavailableError(
+                "no signing keys are cached for this issuer yet (hydrate() or cache_jwks() first)"
+            )
+        age = self._clock() - keyset.fetched_at
+        if age >= keyset.policy.ttl + keyset.policy.max_stale:
+            raise KeysUnavailableError("the cached signing keys are too old to use")
+        return self._known(keyset, kid)
+
+    async def get_key(self, url: str, kid: str) -> VerifyingKey:
+        """The key for ``kid``, fetching or refreshing the URL's JWKS as needed."""
+        keyset = self._keyset(url)
+        if keyset.keys is not None:
+            policy = keyset.policy
+            age = self._clock() - keyset.fetched_at
+            if age < policy.ttl + policy.max_stale:
+                key = keyset.keys.get(kid)
+                if key is None:
+                    return await self._after_miss(keyset, url, kid)
+                if age >= policy.ttl:
+                    self._refresh_in_background(keyset, url)
+                return key
+        await self._refresh(keyset, url, reuse_backoff=True)
+        keyset.miss_refetch_at = self._clock()
+        return self._known(keyset, kid)
+
+    def _known(self, keyset: _KeySet, kid: str) -> VerifyingKey:
+        assert keyset.keys is not None
+        key = keyset.keys.get(kid)
+        if key is None:
+            raise InvalidTokenError("unknown_kid", "token kid is not in the issuer's JWKS")
+        return key
+
+    async def _after_miss(self, keyset: _KeySet, url: str, kid: str) -> VerifyingKey:
+        """An unknown kid: refetch once, then not again until the cooldown ends."""
+        if keyset.inflight is not None:
+            await self._await_inflight(keyset)
+        elif self._may_refetch_for_miss(keyset):
+            keyset.miss_refetch_at = self._clock()
+            await self._refresh(keyset, url, reuse_backoff=False)
+        elif keyset.failing:
+            raise self._unavailable(keyset)
+        return self._known(keyset, kid)
+
+    def _may_refetch_for_miss(self, keyset: _KeySet) -> bool:
+        now = self._clock()
+        cooldown = keyset.policy.cooldown
+        if keyset.miss_refetch_at is not None and now - keyset.miss_refetch_at < cooldown:
+            return False
+        return keyset.failed_at is None or now - keyset.failed_at >= cooldown
+
+    # -- fetching --------------------------------------------------------------
+
+    def _unavailable(self, keyset: _KeySet) -> KeysUnavailableError:
+        wait = keyset.policy.cooldown
+        if keyset.failed_at is not None:
+            wait = keyset.failed_at + keyset.policy.cooldown - self._clock()
+        return KeysUnavailableError("the issuer's signing keys cannot be fetched", retry_after=wait)
+
+    async def _refresh(self, keyset: _KeySet, url: str, *, reuse_backoff: bool) -> None:
+        """Fetch the URL's JWKS, joining a fetch already in flight."""
+        if keyset.inflight is None:
+            in_backoff = (
+                keyset.failed_at is not None
+                and self._clock() - keyset.failed_at < keyset.policy.cooldown
+            )
+            if reuse_backoff and in_backoff:
+                raise self._unavailable(keyset)
+            self._start_fetch(keyset, url)
+        await self._await_inflight(keyset)
+
+    async def _await_inflight(self, keyset: _KeySet) -> None:
+        task = keyset.inflight
+        assert task is not None
+        await asyncio.shield(task)
+
+    def _refresh_in_background(self, keyset: _KeySet, url: str) -> None:
+        if keyset.inflight is not None:
+            return
+        if keyset.failed_at is not None and self._clock() - keyset.failed_at < keyset.policy.cooldown:
+            return
+        self._start_fetch(keyset, url)
+
+    def _start_fetch(self, keyset: _KeySet, url: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._fetch(keyset, url))
+        keyset.inflight = task
+
+        def _done(done: asyncio.Task[None]) -> None:
+            keyset.inflight = None
+            if not done.cancelled():
+                done.exception()  # retrieved here, raised to the callers that awaited it
+
+        task.add_done_callback(_done)
+
+    async def refresh(self, url: str) -> None:
+        """Fetch the URL's JWKS now (joining a fetch in flight); used to prefetch."""
+        await self._refresh(self._keyset(url), url, reuse_backoff=False)
+
+    async def _fetch(self, keyset: _KeySet, url: str) -> None:
+        try:
+            document = await asyncio.wait_for(self._download(url), keyset.policy.timeout)
+            keys = build_keys(document)
+        except (httpx.HTTPError, _FetchError, ValueError, asyncio.TimeoutError) as exc:
+            keyset.failed_at = self._clock()
+            if not keyset.failing:
+                keyset.failing = True
+                logger.warning("JWKS fetch from %s failed: %s", url, _describe(exc))
+            raise self._unavailable(keyset) from None
+        self._store(keyset, url, keys)
+
+    async def _download(self, url: str) -> Any:
+        async with self._client.stream("GET", url, headers={"Accept": "application/json"}) as response:
+            if response.status_code != 200:
+                raise _FetchError(f"HTTP {response.status_code}")
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_JWKS_BYTES:
+                raise _FetchError(f"response is larger than {MAX_JWKS_BYTES} bytes")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise _FetchError(f"response is larger than {MAX_JWKS_BYTES} bytes")
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise _FetchError("response is not a JSON object")
+        return document
+
+    def _store(self, keyset: _KeySet, url: str, keys: dict[str, VerifyingKey]) -> None:
+        previous = keyset.keys or {}
+        keyset.keys = keys
+        keyset.fetched_at = self._clock()
+        keyset.failed_at = None
+        if keyset.failing:
+            keyset.failing = False
+            logger.warning("JWKS fetch from %s recovered", url)
+        retired = frozenset(
+            kid for kid, old in previous.items() if kid not in keys or keys[kid].numbers != old.numbers
+        )
+        if retired and self._on_keys_retired is not None:
+            self._on_keys_retired(url, retired)
+
+    def seed(self, url: str, jwks: Mapping[str, Any]) -> None:
+        """Store a JWKS document for ``url`` as if it had just been fetched."""
+        self._store(self._keyset(url), url, build_keys(jwks))
+
+    async def aclose(self) -> None:
+        """Cancel fetches in flight and close the HTTP client if this cache made it."""
+        for keyset in self._sets.values():
+            if keyset.inflight is not None:
+                keyset.inflight.cancel()
+        if self._owns_client:
+            await self._client.aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,144 @@
+"""Strict parsing of compact JWS tokens: shape, base64url and the protected header.
+
+No cryptography happens here. Anything that is not exactly a three-segment,
+unpadded base64url token with an ``RS256`` header and a string ``kid`` is
+rejected with an :class:`~fastapi_cognito_guard.errors.InvalidTokenError`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import Any
+
+from .errors import InvalidTokenError
+
+__all__ = ["ALLOWED_ALGORITHMS", "MAX_TOKEN_LENGTH", "Header", "ParsedToken", "b64url_decode", "parse"]
+
+MAX_TOKEN_LENGTH = 16 * 1024
+"""Tokens longer than this (in characters) are rejected before any parsing."""
+
+ALLOWED_ALGORITHMS = frozenset({"RS256"})
+"""The only ``alg`` accepted: Cognito signs with RS256, and an allow-list of one
+shuts out ``none``, the HMAC family and algorithm confusion alike."""
+
+_MAX_CACHED_HEADERS = 512
+
+# base64url -> base64 for binascii; the standard alphabet's own ``+``, ``/`` and
+# the padding ``=`` become ``*``, which the strict decoder refuses.
+_TO_STD_ALPHABET = bytes.maketrans(b"-_+/=", b"+/***")
+_PAD = (b"", None, b"==", b"=")
+# With 2 or 3 characters in the last quantum some low bits of the last one are
+# unused; a canonical encoding keeps them zero, so each token has one spelling.
+_CANONICAL_LAST = (
+    None,
+    None,
+    frozenset(b"AQgw"),
+    frozenset(b"AEIMQUYcgkosw048"),
+)
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """Decode one unpadded, canonical base64url segment, or raise ``malformed``."""
+    rest = len(segment) % 4
+    pad = _PAD[rest]
+    canonical = _CANONICAL_LAST[rest]
+    if pad is None or (canonical is not None and segment[-1] not in canonical):
+        raise InvalidTokenError("malformed", "token segment is not canonical base64url")
+    try:
+        return binascii.a2b_base64(segment.translate(_TO_STD_ALPHABET) + pad, strict_mode=True)
+    except binascii.Error:
+        raise InvalidTokenError("malformed", "token segment is not base64url") from None
+
+
+class Header:
+    """A validated protected header: its algorithm, key id and every field."""
+
+    __slots__ = ("alg", "fields", "kid")
+
+    def __init__(self, alg: str, kid: str, fields: dict[str, Any]) -> None:
+        self.alg = alg
+        self.kid = kid
+        self.fields = fields
+
+
+class ParsedToken:
+    """A token that passed the shape checks; its signature is not yet verified."""
+
+    __slots__ = ("header", "payload", "signature", "signing_input")
+
+    def __init__(self, header: Header, payload: bytes, signing_input: bytes, signature: bytes):
+        self.header = header
+        self.payload = payload
+        self.signing_input = signing_input
+        self.signature = signature
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise InvalidTokenError("malformed", "token header repeats a field")
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise InvalidTokenError("malformed", "token header is not valid JSON")
+
+
+def _parse_header(segment: bytes) -> Header:
+    try:
+        fields = json.loads(
+            b64url_decode(segment),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError
+        raise InvalidTokenError("malformed", "token header is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise InvalidTokenError("malformed", "token header is not a JSON object")
+    alg = fields.get("alg")
+    if alg not in ALLOWED_ALGORITHMS:
+        raise InvalidTokenError("unsupported_alg", "token algorithm is not RS256")
+    kid = fields.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidTokenError("malformed", "token header has no string 'kid'")
+    if "crit" in fields:
+        raise InvalidTokenError("malformed", "token header has critical extensions")
+    return Header(alg, kid, fields)
+
+
+_headers: dict[bytes, Header] = {}
+
+
+def _header(segment: bytes) -> Header:
+    """Validate each distinct header once; a small bounded memo serves the rest."""
+    header = _headers.get(segment)
+    if header is None:
+        header = _parse_header(segment)
+        if len(_headers) >= _MAX_CACHED_HEADERS:
+            _headers.clear()
+        _headers[segment] = header
+    return header
+
+
+def parse(token: object) -> ParsedToken:
+    """Split and decode a compact JWS, checking everything that needs no key."""
+    if not isinstance(token, str):
+        raise InvalidTokenError("malformed", "token is not a string")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidTokenError("malformed", "token is longer than 16 KiB")
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidTokenError("malformed", "token has non-ASCII characters") from None
+    segments = raw.split(b".")
+    if len(segments) != 3 or not all(segments):
+        raise InvalidTokenError("malformed", "token does not have three non-empty segments")
+    header_segment, payload_segment, signature_segment = segments
+    header = _header(header_segment)
+    return ParsedToken(
+        header,
+        b64url_decode(payload_segment),
+        raw[: len(header_segment) + 1 + len(payload_segment)],
+        b64url_decode(signature_segment),
+    )

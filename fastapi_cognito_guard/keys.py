@@ -1,0 +1,129 @@
+"""Turning a JWKS into verification keys, and verifying RS256 signatures.
+
+This is the only module that imports python-jose. It hands python-jose nothing
+but the public ``kty``/``n``/``e`` members of a JWK, pins the algorithm to
+RS256 and insists on the ``cryptography`` backend, so python-jose's known
+weaknesses (string keys accepted for HMAC, the pure-Python RSA backend) cannot
+be reached. Keys are built once per JWKS fetch; verifying reuses the padding
+and hash objects instead of building them per call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from jose import jwk as jose_jwk
+from jose.backends import RSAKey as _JoseRSAKey
+from jose.backends.cryptography_backend import CryptographyRSAKey
+from jose.exceptions import JWKError
+
+__all__ = ["MIN_RSA_BITS", "VerifyingKey", "build_keys"]
+
+if _JoseRSAKey is not CryptographyRSAKey:  # pragma: no cover - depends on the install
+    raise ImportError("python-jose must use its 'cryptography' backend: install python-jose[cryptography]")
+
+MIN_RSA_BITS = 2048
+"""RSA keys shorter than this are never used."""
+
+_ALGORITHM = "RS256"
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+
+class VerifyingKey:
+    """One RSA public key from a JWKS, ready to check RS256 signatures."""
+
+    __slots__ = ("_public_key", "_signature_length", "key_size", "kid", "numbers")
+
+    def __init__(self, kid: str, public_key: rsa.RSAPublicKey) -> None:
+        self.kid = kid
+        self._public_key = public_key
+        self.key_size = public_key.key_size
+        self._signature_length = (self.key_size + 7) // 8
+        numbers = public_key.public_numbers()
+        self.numbers = (numbers.n, numbers.e)
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        """True when ``signature`` is a valid RS256 signature of ``signing_input``."""
+        if len(signature) != self._signature_length:
+            return False
+        try:
+            self._public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
+        except InvalidSignature:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"VerifyingKey(kid={self.kid!r}, key_size={self.key_size})"
+
+
+def _usable_reason(jwk: Mapping[str, Any]) -> str | None:
+    """Why a JWK must not verify RS256 tokens, or None when it may."""
+    if jwk.get("kty") != "RSA":
+        return "kty is not RSA"
+    if jwk.get("use", "sig") != "sig":
+        return "use is not sig"
+    if jwk.get("alg", _ALGORITHM) != _ALGORITHM:
+        return "alg is not RS256"
+    ops = jwk.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return "key_ops does not allow verify"
+    if not isinstance(jwk.get("n"), str) or not isinstance(jwk.get("e"), str):
+        return "n and e are not strings"
+    return None
+
+
+def _build_key(kid: str, jwk: Mapping[str, Any]) -> VerifyingKey | None:
+    reason = _usable_reason(jwk)
+    if reason is None:
+        public_members = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
+        try:
+            prepared = jose_jwk.construct(public_members, algorithm=_ALGORITHM).prepared_key
+        except (JWKError, ValueError, TypeError) as exc:
+            reason = f"not a valid RSA public key ({type(exc).__name__})"
+        else:
+            if not isinstance(prepared, rsa.RSAPublicKey):
+                reason = "not an RSA public key"
+            elif prepared.key_size < MIN_RSA_BITS:
+                reason = f"RSA key is shorter than {MIN_RSA_BITS} bits"
+            else:
+                return VerifyingKey(kid, prepared)
+    logger.warning("ignoring JWKS key kid=%r: %s", kid, reason)
+    return None
+
+
+def build_keys(jwks: Mapping[str, Any]) -> dict[str, VerifyingKey]:
+    """Build every usable key of a JWKS document, by ``kid``.
+
+    Keys that are not RS256 signing keys of at least 2048 bits are skipped, and
+    so is a ``kid`` that appears twice (which of the two is meant is unknowable).
+    Raises ``ValueError`` when the document has no ``keys`` list.
+    """
+    entries = jwks.get("keys")
+    if not isinstance(entries, list):
+        raise ValueError("JWKS has no 'keys' list")
+    keys: dict[str, VerifyingKey] = {}
+    seen: set[str] = set()
+    ambiguous: set[str] = set()
+    for jwk in entries:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            continue
+        kid = jwk["kid"]
+        if kid in seen:
+            ambiguous.add(kid)
+            keys.pop(kid, None)
+            continue
+        seen.add(kid)
+        key = _build_key(kid, jwk)
+        if key is not None:
+            keys[kid] = key
+    if ambiguous:
+        logger.warning("ignoring JWKS keys with duplicate kids: %s", sorted(ambiguous))
+    return keys

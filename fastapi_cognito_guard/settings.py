@@ -1,0 +1,165 @@
+"""Configuration of one Cognito user pool, from the ``COGNITO_*`` environment or code."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["CognitoSettings"]
+
+_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)_[0-9A-Za-z]+$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+
+
+def _split_list(value: Any) -> Any:
+    """Accept ``a,b`` as well as a JSON list (or a real list, from code)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals, the only hosts allowed over http."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _require_safe_url(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return value
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return value
+    raise ValueError(f"{field} must be an https URL (plain http only for loopback hosts)")
+
+
+class CognitoSettings(BaseSettings):
+    """Everything needed to trust one user pool's tokens.
+
+    Read from ``COGNITO_*`` environment variables when built with no arguments;
+    invalid values fail here, naming the field, rather than on the first request.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="COGNITO_", extra="ignore")
+
+    user_pool_id: str
+    region: str | None = None
+    client_ids: Annotated[list[str], NoDecode]
+    token_use: Literal["access", "id", "any"] = "access"
+    issuer: str | None = None
+    additional_regions: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwks_url: str | None = None
+    leeway_seconds: int = Field(30, ge=0, le=3600)
+    jwks_ttl_seconds: float = Field(3600, gt=0)
+    jwks_cooldown_seconds: float = Field(10, ge=0)
+    jwks_timeout_seconds: float = Field(3, gt=0)
+    jwks_max_stale_seconds: float = Field(86400, ge=0)
+    result_cache_size: int = Field(10000, ge=0)
+    identity_pool_id: str | None = None
+    identity_endpoint: str | None = None
+    domain: str | None = None
+
+    @field_validator("user_pool_id")
+    @classmethod
+    def _check_pool_id(cls, value: str) -> str:
+        if not _POOL_ID.match(value):
+            raise ValueError("user_pool_id must look like 'eu-central-1_AbC123xyz'")
+        return value
+
+    @field_validator("client_ids", "additional_regions", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("client_ids")
+    @classmethod
+    def _check_client_ids(cls, value: list[str]) -> list[str]:
+        if not value or not all(value):
+            raise ValueError("client_ids needs at least one non-empty app client id")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.match(value):
+            raise ValueError("region must look like 'eu-central-1'")
+        return value
+
+    @field_validator("additional_regions")
+    @classmethod
+    def _check_regions(cls, value: list[str]) -> list[str]:
+        for region in value:
+            if not _REGION.match(region):
+                raise ValueError(f"additional_regions has an invalid region {region!r}")
+        return value
+
+    @field_validator("jwks_url", "identity_endpoint", "issuer")
+    @classmethod
+    def _check_url(cls, value: str | None, info: Any) -> str | None:
+        return _require_safe_url(value, info.field_name)
+
+    @field_validator("domain")
+    @classmethod
+    def _check_domain(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = value.removeprefix("https://").rstrip("/")
+            if not value or "/" in value:
+                raise ValueError("domain must be a bare host name like 'auth.example.com'")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_region(self) -> CognitoSettings:
+        match = _POOL_ID.match(self.user_pool_id)
+        assert match is not None  # checked by the field validator
+        if self.region is None:
+            self.region = match["region"]
+        return self
+
+    @property
+    def pool_region(self) -> str:
+        """The pool's home region (explicit ``region`` or the pool id's prefix)."""
+        return self.region or self.user_pool_id.split("_", 1)[0]
+
+    @property
+    def issuers(self) -> tuple[str, ...]:
+        """Every ``iss`` value this pool's tokens may carry, exactly."""
+        if self.issuer is not None:
+            return (self.issuer.rstrip("/"),)
+        pool, region = self.user_pool_id, self.pool_region
+        found = [
+            f"https://cognito-idp.{region}.amazonaws.com/{pool}",
+            f"https://issuer-cognito-idp.{region}.amazonaws.com/{pool}",
+        ]
+        found += [f"https://cognito-idp.{r}.amazonaws.com/{pool}" for r in self.additional_regions]
+        return tuple(dict.fromkeys(found))
+
+    def jwks_url_for(self, issuer: str) -> str:
+        """Where the keys of tokens from ``issuer`` are fetched."""
+        return self.jwks_url or f"{issuer}/.well-known/jwks.json"
+
+    @property
+    def provider_name(self) -> str:
+        """The user pool's name as an identity pool's ``Logins`` key."""
+        return f"cognito-idp.{self.pool_region}.amazonaws.com/{self.user_pool_id}"
+
+    @property
+    def identity_url(self) -> str:
+        """The Cognito identity endpoint used for identity-pool credentials."""
+        return self.identity_endpoint or f"https://cognito-identity.{self.pool_region}.amazonaws.com/"

@@ -1,0 +1,239 @@
+"""``CognitoVerifier``: every check a Cognito token must pass, in order, offline.
+
+Usable without FastAPI (a Lambda, a worker). One verifier serves one or more
+user pools; the pool is chosen by exact match of the token's ``iss``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import httpx
+from cachetools import LRUCache
+
+from .claims import AccessTokenClaims, TokenClaims, parse_claims
+from .errors import InvalidTokenError
+from .jwks import JWKSCache, JWKSPolicy
+from .jwt import ParsedToken, parse
+from .keys import VerifyingKey
+from .settings import CognitoSettings
+
+__all__ = ["CognitoVerifier"]
+
+
+class _Pool:
+    """What one user pool accepts, precomputed for the hot path."""
+
+    __slots__ = ("client_ids", "leeway", "settings", "token_uses", "user_pool_id", "use_result_cache")
+
+    def __init__(self, settings: CognitoSettings) -> None:
+        self.settings = settings
+        self.user_pool_id = settings.user_pool_id
+        self.client_ids = frozenset(settings.client_ids)
+        self.token_uses = (
+            frozenset({"access", "id"}) if settings.token_use == "any" else frozenset({settings.token_use})
+        )
+        self.leeway = settings.leeway_seconds
+        self.use_result_cache = settings.result_cache_size > 0
+
+
+class _Route(NamedTuple):
+    """Where a token with a given ``iss`` goes: its pool and its JWKS URL."""
+
+    pool: _Pool
+    jwks_url: str
+
+
+class _Verified(NamedTuple):
+    """A result-cache entry: the claims, when they stop being valid, and the signing key."""
+
+    claims: TokenClaims
+    valid_until: float
+    jwks_url: str
+    kid: str
+
+
+class CognitoVerifier:
+    """Verifies Cognito access and ID tokens for one or more user pools.
+
+    Pass one ``CognitoSettings`` or a list of them (one per user pool). Signing
+    keys are fetched with ``http_client`` (a new ``httpx.AsyncClient`` if none is
+    given) and cached per JWKS URL; verified tokens are cached until they expire
+    so a client that repeats its token pays for the RSA check once.
+    """
+
+    def __init__(
+        self,
+        settings: CognitoSettings | Sequence[CognitoSettings],
+        *,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        all_settings = [settings] if isinstance(settings, CognitoSettings) else list(settings)
+        if not all_settings:
+            raise ValueError("CognitoVerifier needs the settings of at least one user pool")
+        self._jwks = JWKSCache(http_client, on_keys_retired=self._forget_tokens_signed_by)
+        self._routes: dict[str, _Route] = {}
+        self._pools: dict[str, _Pool] = {}
+        for pool_settings in all_settings:
+            pool = _Pool(pool_settings)
+            if pool.user_pool_id in self._pools:
+                raise ValueError(f"user pool {pool.user_pool_id} is configured twice")
+            self._pools[pool.user_pool_id] = pool
+            policy = JWKSPolicy(
+                ttl=pool_settings.jwks_ttl_seconds,
+                cooldown=pool_settings.jwks_cooldown_seconds,
+                timeout=pool_settings.jwks_timeout_seconds,
+                max_stale=pool_settings.jwks_max_stale_seconds,
+            )
+            for issuer in pool_settings.issuers:
+                if issuer in self._routes:
+                    raise ValueError(f"issuer {issuer} belongs to two configured user pools")
+                url = pool_settings.jwks_url_for(issuer)
+                self._routes[issuer] = _Route(pool, url)
+                self._jwks.register(url, policy)
+        size = max(s.result_cache_size for s in all_settings)
+        self._results: LRUCache[str, _Verified] | None = LRUCache(size) if size else None
+
+    @property
+    def settings(self) -> list[CognitoSettings]:
+        """The settings of every configured user pool, in order."""
+        return [pool.settings for pool in self._pools.values()]
+
+    # -- verification ------------------------------------------------------------
+
+    async def verify(self, token: str) -> TokenClaims:
+        """Verify ``token`` completely, fetching signing keys if needed.
+
+        Raises ``InvalidTokenError`` (with a ``.code``) for a token that must not
+        be trusted, and ``KeysUnavailableError`` when no keys can be obtained.
+        """
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
+        parsed, claims, route = self._prepare(token)
+        kid = parsed.header.kid
+        key = self._jwks.fresh_key(route.jwks_url, kid)
+        if key is None:
+            key = await self._jwks.get_key(route.jwks_url, kid)
+        return self._finish(token, parsed, claims, route, key)
+
+    def verify_sync(self, token: str) -> TokenClaims:
+        """Verify ``token`` with the keys already cached; never touches the network.
+
+        Keys must have been loaded by ``hydrate()``, ``cache_jwks()`` or an
+        earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised.
+        """
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
+        parsed, claims, route = self._prepare(token)
+        key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
+        return self._finish(token, parsed, claims, route, key)
+
+    def _cached(self, token: str) -> TokenClaims | None:
+        results = self._results
+        if results is None:
+            return None
+        entry = results.get(token)
+        if entry is None:
+            return None
+        if time.time() < entry.valid_until:
+            return entry.claims
+        del results[token]
+        raise InvalidTokenError("expired", "token has expired")
+
+    def _prepare(self, token: str) -> tuple[ParsedToken, TokenClaims, _Route]:
+        parsed = parse(token)
+        claims = parse_claims(parsed.payload)
+        route = self._routes.get(claims.iss)
+        if route is None:
+            raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
+        return parsed, claims, route
+
+    def _finish(
+        self,
+        token: str,
+        parsed: ParsedToken,
+        claims: TokenClaims,
+        route: _Route,
+        key: VerifyingKey,
+    ) -> TokenClaims:
+        if not key.verify(parsed.signing_input, parsed.signature):
+            raise InvalidTokenError("bad_signature", "token signature does not verify")
+        pool = route.pool
+        if claims.token_use not in pool.token_uses:
+            raise InvalidTokenError("wrong_token_use", f"{claims.token_use} tokens are not accepted here")
+        if isinstance(claims, AccessTokenClaims):
+            if claims.client_id not in pool.client_ids:
+                raise InvalidTokenError("wrong_client", "token was issued to another app client")
+        elif claims.aud not in pool.client_ids:
+            raise InvalidTokenError("wrong_audience", "token audience is not an allowed app client")
+        now = time.time()
+        leeway = pool.leeway
+        valid_until = claims.exp + leeway
+        if now >= valid_until:
+            raise InvalidTokenError("expired", "token has expired")
+        if claims.nbf is not None and claims.nbf > now + leeway:
+            raise InvalidTokenError("not_yet_valid", "token is not valid yet (nbf)")
+        if claims.iat is not None and claims.iat > now + leeway:
+            raise InvalidTokenError("not_yet_valid", "token was issued in the future (iat)")
+        claims._user_pool_id = pool.user_pool_id
+        if self._results is not None and pool.use_result_cache:
+            self._results[token] = _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
+        return claims
+
+    def _forget_tokens_signed_by(self, jwks_url: str, kids: frozenset[str]) -> None:
+        """Drop cached results whose signing key left (or changed in) the JWKS."""
+        if self._results is None:
+            return
+        stale = [
+            token
+            for token, entry in self._results.items()
+            if entry.jwks_url == jwks_url and entry.kid in kids
+        ]
+        for token in stale:
+            del self._results[token]
+
+    # -- keys --------------------------------------------------------------------
+
+    def _urls(self, user_pool_id: str | None = None) -> list[str]:
+        return list(
+            dict.fromkeys(
+                route.jwks_url
+                for route in self._routes.values()
+                if user_pool_id is None or route.pool.user_pool_id == user_pool_id
+            )
+        )
+
+    async def hydrate(self) -> None:
+        """Fetch every pool's JWKS now, so the first requests need not wait.
+
+        Raises ``KeysUnavailableError`` if any JWKS could not be fetched (the
+        verifier stays usable and retries on demand).
+        """
+        results = await asyncio.gather(
+            *(self._jwks.refresh(url) for url in self._urls()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def cache_jwks(self, jwks: Mapping[str, Any], user_pool_id: str | None = None) -> None:
+        """Seed a pool's signing keys without HTTP (for every one of its issuers).
+
+        ``user_pool_id`` may be left out when only one pool is configured.
+        """
+        if user_pool_id is None:
+            if len(self._pools) != 1:
+                raise ValueError("several user pools are configured: name the user_pool_id")
+        elif user_pool_id not in self._pools:
+            raise ValueError(f"user pool {user_pool_id} is not configured")
+        for url in self._urls(user_pool_id):
+            self._jwks.seed(url, jwks)
+
+    async def aclose(self) -> None:
+        """Release the HTTP client (when the verifier created it)."""
+        await self._jwks.aclose()
