@@ -10,32 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PrivateAttr,
-    TypeAdapter,
-    ValidationError,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import InvalidTokenError
 
 __all__ = [
     "AccessTokenClaims",
+    "ClaimsParser",
     "CognitoUser",
     "IdTokenClaims",
     "TokenClaims",
-    "parse_claims",
+    "bind_user_pool",
 ]
 
 _CUSTOM_PREFIX = "custom:"
-
-
-def _split_scope(value: Any) -> Any:
-    return value.split() if isinstance(value, str) else value
 
 
 def _bool_string(value: Any) -> Any:
@@ -47,11 +35,6 @@ def _bool_string(value: Any) -> Any:
     return value
 
 
-Scopes = Annotated[
-    list[str],
-    BeforeValidator(_split_scope),
-    PlainSerializer(lambda scopes: " ".join(scopes), return_type=str),
-]
 VerifiedFlag = Annotated[bool, BeforeValidator(_bool_string)]
 
 
@@ -74,18 +57,16 @@ class _Claims(BaseModel):
     roles: list[str] = Field(default_factory=list, alias="cognito:roles")
     preferred_role: str | None = Field(None, alias="cognito:preferred_role")
 
-    _user_pool_id: str = PrivateAttr(default="")
+    user_pool_id: ClassVar[str] = ""
+    """The id of the user pool whose keys verified this token (set by the verifier)."""
 
     @property
     def custom(self) -> dict[str, Any]:
         """The ``custom:*`` attributes, without their prefix."""
         extra = self.__pydantic_extra__ or {}
-        return {k[len(_CUSTOM_PREFIX) :]: v for k, v in extra.items() if k.startswith(_CUSTOM_PREFIX)}
-
-    @property
-    def user_pool_id(self) -> str:
-        """The id of the user pool whose keys verified this token."""
-        return self._user_pool_id
+        return {
+            k[len(_CUSTOM_PREFIX) :]: v for k, v in extra.items() if k.startswith(_CUSTOM_PREFIX)
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The claims as Cognito named them."""
@@ -98,8 +79,13 @@ class AccessTokenClaims(_Claims):
     token_use: Literal["access"]
     client_id: str
     username: str | None = None
-    scopes: Scopes = Field(default_factory=list, alias="scope")
+    scope: str | None = None
     version: int | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        """The OAuth scopes of the ``scope`` claim, as a list."""
+        return self.scope.split() if self.scope else []
 
     @property
     def is_machine(self) -> bool:
@@ -124,25 +110,54 @@ class IdTokenClaims(_Claims):
 
 TokenClaims = Union[AccessTokenClaims, IdTokenClaims]  # noqa: UP007 - a runtime alias
 
-_claims_adapter: TypeAdapter[TokenClaims] = TypeAdapter(
-    Annotated[TokenClaims, Field(discriminator="token_use")]
-)
-_TOKEN_USE_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+class ClaimsParser:
+    """Parses payloads into the claim models a verifier accepts.
+
+    When only one token type is accepted its model is validated directly,
+    which is cheaper than the discriminated union needed for both.
+    """
+
+    __slots__ = ("_adapter", "_token_uses")
+
+    def __init__(self, token_uses: frozenset[str]) -> None:
+        self._token_uses = token_uses
+        target: Any
+        if token_uses == {"access"}:
+            target = AccessTokenClaims
+        elif token_uses == {"id"}:
+            target = IdTokenClaims
+        else:
+            target = Annotated[TokenClaims, Field(discriminator="token_use")]
+        self._adapter: TypeAdapter[TokenClaims] = TypeAdapter(target)
+
+    def parse(self, payload: bytes) -> TokenClaims:
+        """Parse and type-check a payload in one step, or raise ``InvalidTokenError``."""
+        try:
+            return self._adapter.validate_json(payload)
+        except ValidationError as exc:
+            raise _claims_error(exc) from None
 
 
-def parse_claims(payload: bytes) -> TokenClaims:
-    """Parse and type-check a payload in one step, or raise ``InvalidTokenError``."""
-    try:
-        return _claims_adapter.validate_json(payload)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        first = errors[0]
-        if first["type"] in _TOKEN_USE_ERRORS:
-            raise InvalidTokenError("wrong_token_use", "token_use is not 'access' or 'id'") from None
-        where = ".".join(str(part) for part in first["loc"][1:]) or "payload"
-        raise InvalidTokenError(
-            "malformed", f"token claims are invalid: {where}: {first['msg']}"
-        ) from None
+_TOKEN_USE_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found", "literal_error"})
+
+
+def _claims_error(exc: ValidationError) -> InvalidTokenError:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] in _TOKEN_USE_ERRORS or (loc and loc[-1] == "token_use"):
+            return InvalidTokenError("wrong_token_use", "token_use is not an accepted token type")
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"] if part not in ("access", "id"))
+    return InvalidTokenError(
+        "malformed", f"token claims are invalid: {where or 'payload'}: {first['msg']}"
+    )
+
+
+def bind_user_pool(claims: TokenClaims, user_pool_id: str) -> None:
+    """Record which pool verified ``claims`` (an instance attribute, not a claim)."""
+    claims.__dict__["user_pool_id"] = user_pool_id
 
 
 UserT = TypeVar("UserT", bound="CognitoUser")

@@ -48,7 +48,15 @@ class _FetchError(Exception):
 class _KeySet:
     """The cached state of one JWKS URL."""
 
-    __slots__ = ("failed_at", "failing", "fetched_at", "inflight", "keys", "miss_refetch_at", "policy")
+    __slots__ = (
+        "failed_at",
+        "failing",
+        "fetched_at",
+        "inflight",
+        "keys",
+        "miss_refetch_at",
+        "policy",
+    )
 
     def __init__(self, policy: JWKSPolicy) -> None:
         self.policy = policy
@@ -183,7 +191,10 @@ class JWKSCache:
     def _refresh_in_background(self, keyset: _KeySet, url: str) -> None:
         if keyset.inflight is not None:
             return
-        if keyset.failed_at is not None and self._clock() - keyset.failed_at < keyset.policy.cooldown:
+        if (
+            keyset.failed_at is not None
+            and self._clock() - keyset.failed_at < keyset.policy.cooldown
+        ):
             return
         self._start_fetch(keyset, url)
 
@@ -215,7 +226,9 @@ class JWKSCache:
         self._store(keyset, url, keys)
 
     async def _download(self, url: str) -> Any:
-        async with self._client.stream("GET", url, headers={"Accept": "application/json"}) as response:
+        async with self._client.stream(
+            "GET", url, headers={"Accept": "application/json"}
+        ) as response:
             if response.status_code != 200:
                 raise _FetchError(f"HTTP {response.status_code}")
             declared = response.headers.get("content-length")
@@ -240,7 +253,9 @@ class JWKSCache:
             keyset.failing = False
             logger.warning("JWKS fetch from %s recovered", url)
         retired = frozenset(
-            kid for kid, old in previous.items() if kid not in keys or keys[kid].numbers != old.numbers
+            kid
+            for kid, old in previous.items()
+            if kid not in keys or keys[kid].numbers != old.numbers
         )
         if retired and self._on_keys_retired is not None:
             self._on_keys_retired(url, retired)

@@ -11,9 +11,18 @@ import binascii
 import json
 from typing import Any
 
+import pybase64
+
 from .errors import InvalidTokenError
 
-__all__ = ["ALLOWED_ALGORITHMS", "MAX_TOKEN_LENGTH", "Header", "ParsedToken", "b64url_decode", "parse"]
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "MAX_TOKEN_LENGTH",
+    "Header",
+    "ParsedToken",
+    "b64url_decode",
+    "parse",
+]
 
 MAX_TOKEN_LENGTH = 16 * 1024
 """Tokens longer than this (in characters) are rejected before any parsing."""
@@ -24,31 +33,32 @@ shuts out ``none``, the HMAC family and algorithm confusion alike."""
 
 _MAX_CACHED_HEADERS = 512
 
-# base64url -> base64 for binascii; the standard alphabet's own ``+``, ``/`` and
-# the padding ``=`` become ``*``, which the strict decoder refuses.
-_TO_STD_ALPHABET = bytes.maketrans(b"-_+/=", b"+/***")
+# base64url -> base64: the url-safe characters become the standard ones, and the
+# standard alphabet's own "+", "/" and the padding "=" become "*", which the
+# validating decoder refuses, so one C pass both converts and enforces the alphabet.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
 _PAD = (b"", None, b"==", b"=")
 # With 2 or 3 characters in the last quantum some low bits of the last one are
 # unused; a canonical encoding keeps them zero, so each token has one spelling.
-_CANONICAL_LAST = (
-    None,
-    None,
-    frozenset(b"AQgw"),
-    frozenset(b"AEIMQUYcgkosw048"),
-)
+_CANONICAL_LAST = (None, None, frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
 
 
-def b64url_decode(segment: bytes) -> bytes:
-    """Decode one unpadded, canonical base64url segment, or raise ``malformed``."""
+def _decode(segment: bytes) -> bytes:
+    """Decode one segment already mapped to the standard alphabet by ``_TO_STANDARD``."""
     rest = len(segment) % 4
     pad = _PAD[rest]
     canonical = _CANONICAL_LAST[rest]
     if pad is None or (canonical is not None and segment[-1] not in canonical):
         raise InvalidTokenError("malformed", "token segment is not canonical base64url")
     try:
-        return binascii.a2b_base64(segment.translate(_TO_STD_ALPHABET) + pad, strict_mode=True)
+        return pybase64.b64decode(segment + pad, validate=True)
     except binascii.Error:
         raise InvalidTokenError("malformed", "token segment is not base64url") from None
+
+
+def b64url_decode(segment: bytes) -> bytes:
+    """Decode one unpadded, canonical base64url segment, or raise ``malformed``."""
+    return _decode(segment.translate(_TO_STANDARD))
 
 
 class Header:
@@ -88,7 +98,7 @@ def _reject_constant(name: str) -> None:
 def _parse_header(segment: bytes) -> Header:
     try:
         fields = json.loads(
-            b64url_decode(segment),
+            _decode(segment),
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
         )
@@ -131,14 +141,13 @@ def parse(token: object) -> ParsedToken:
         raw = token.encode("ascii")
     except UnicodeEncodeError:
         raise InvalidTokenError("malformed", "token has non-ASCII characters") from None
-    segments = raw.split(b".")
+    segments = raw.translate(_TO_STANDARD).split(b".")
     if len(segments) != 3 or not all(segments):
         raise InvalidTokenError("malformed", "token does not have three non-empty segments")
     header_segment, payload_segment, signature_segment = segments
-    header = _header(header_segment)
     return ParsedToken(
-        header,
-        b64url_decode(payload_segment),
+        _header(header_segment),
+        _decode(payload_segment),
         raw[: len(header_segment) + 1 + len(payload_segment)],
-        b64url_decode(signature_segment),
+        _decode(signature_segment),
     )

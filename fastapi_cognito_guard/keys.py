@@ -25,7 +25,9 @@ from jose.exceptions import JWKError
 __all__ = ["MIN_RSA_BITS", "VerifyingKey", "build_keys"]
 
 if _JoseRSAKey is not CryptographyRSAKey:  # pragma: no cover - depends on the install
-    raise ImportError("python-jose must use its 'cryptography' backend: install python-jose[cryptography]")
+    raise ImportError(
+        "python-jose must use its 'cryptography' backend: install python-jose[cryptography]"
+    )
 
 MIN_RSA_BITS = 2048
 """RSA keys shorter than this are never used."""
@@ -85,11 +87,14 @@ def _build_key(kid: str, jwk: Mapping[str, Any]) -> VerifyingKey | None:
     if reason is None:
         public_members = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
         try:
-            prepared = jose_jwk.construct(public_members, algorithm=_ALGORITHM).prepared_key
+            jose_key = jose_jwk.construct(public_members, algorithm=_ALGORITHM)
         except (JWKError, ValueError, TypeError) as exc:
             reason = f"not a valid RSA public key ({type(exc).__name__})"
         else:
-            if not isinstance(prepared, rsa.RSAPublicKey):
+            prepared = getattr(jose_key, "prepared_key", None)
+            if not isinstance(jose_key, CryptographyRSAKey) or not isinstance(
+                prepared, rsa.RSAPublicKey
+            ):
                 reason = "not an RSA public key"
             elif prepared.key_size < MIN_RSA_BITS:
                 reason = f"RSA key is shorter than {MIN_RSA_BITS} bits"

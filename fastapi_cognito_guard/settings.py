@@ -162,4 +162,6 @@ class CognitoSettings(BaseSettings):
     @property
     def identity_url(self) -> str:
         """The Cognito identity endpoint used for identity-pool credentials."""
-        return self.identity_endpoint or f"https://cognito-identity.{self.pool_region}.amazonaws.com/"
+        return (
+            self.identity_endpoint or f"https://cognito-identity.{self.pool_region}.amazonaws.com/"
+        )

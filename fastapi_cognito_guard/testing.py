@@ -108,7 +108,9 @@ class LocalIssuer:
         signing_input = (
             f"{_b64url(json.dumps(head).encode())}.{_b64url(json.dumps(dict(claims)).encode())}"
         )
-        signature = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        signature = key.private_key.sign(
+            signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
         return f"{signing_input}.{_b64url(signature)}"
 
     def _base_claims(self, token_use: str, sub: str, expires_in: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import httpx
 from cachetools import LRUCache
 
-from .claims import AccessTokenClaims, TokenClaims, parse_claims
+from .claims import AccessTokenClaims, ClaimsParser, TokenClaims, bind_user_pool
 from .errors import InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
 from .jwt import ParsedToken, parse
@@ -27,14 +27,23 @@ __all__ = ["CognitoVerifier"]
 class _Pool:
     """What one user pool accepts, precomputed for the hot path."""
 
-    __slots__ = ("client_ids", "leeway", "settings", "token_uses", "user_pool_id", "use_result_cache")
+    __slots__ = (
+        "client_ids",
+        "leeway",
+        "settings",
+        "token_uses",
+        "use_result_cache",
+        "user_pool_id",
+    )
 
     def __init__(self, settings: CognitoSettings) -> None:
         self.settings = settings
         self.user_pool_id = settings.user_pool_id
         self.client_ids = frozenset(settings.client_ids)
         self.token_uses = (
-            frozenset({"access", "id"}) if settings.token_use == "any" else frozenset({settings.token_use})
+            frozenset({"access", "id"})
+            if settings.token_use == "any"
+            else frozenset({settings.token_use})
         )
         self.leeway = settings.leeway_seconds
         self.use_result_cache = settings.result_cache_size > 0
@@ -94,6 +103,9 @@ class CognitoVerifier:
                 url = pool_settings.jwks_url_for(issuer)
                 self._routes[issuer] = _Route(pool, url)
                 self._jwks.register(url, policy)
+        self._claims = ClaimsParser(
+            frozenset().union(*(p.token_uses for p in self._pools.values()))
+        )
         size = max(s.result_cache_size for s in all_settings)
         self._results: LRUCache[str, _Verified] | None = LRUCache(size) if size else None
 
@@ -147,7 +159,7 @@ class CognitoVerifier:
 
     def _prepare(self, token: str) -> tuple[ParsedToken, TokenClaims, _Route]:
         parsed = parse(token)
-        claims = parse_claims(parsed.payload)
+        claims = self._claims.parse(parsed.payload)
         route = self._routes.get(claims.iss)
         if route is None:
             raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
@@ -165,7 +177,9 @@ class CognitoVerifier:
             raise InvalidTokenError("bad_signature", "token signature does not verify")
         pool = route.pool
         if claims.token_use not in pool.token_uses:
-            raise InvalidTokenError("wrong_token_use", f"{claims.token_use} tokens are not accepted here")
+            raise InvalidTokenError(
+                "wrong_token_use", f"{claims.token_use} tokens are not accepted here"
+            )
         if isinstance(claims, AccessTokenClaims):
             if claims.client_id not in pool.client_ids:
                 raise InvalidTokenError("wrong_client", "token was issued to another app client")
@@ -180,7 +194,7 @@ class CognitoVerifier:
             raise InvalidTokenError("not_yet_valid", "token is not valid yet (nbf)")
         if claims.iat is not None and claims.iat > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token was issued in the future (iat)")
-        claims._user_pool_id = pool.user_pool_id
+        bind_user_pool(claims, pool.user_pool_id)
         if self._results is not None and pool.use_result_cache:
             self._results[token] = _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
         return claims
