@@ -1,4 +1,13 @@
-"""Strict, fast, offline verification of Amazon Cognito tokens for FastAPI."""
+"""Strict, fast, offline verification of Amazon Cognito tokens for FastAPI.
+
+The verifier core imports no web framework, so ``CognitoVerifier`` stays light in
+a Lambda or a worker; the FastAPI and Starlette names load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
@@ -14,12 +23,50 @@ from .jwks import JWKSCache
 from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
+if TYPE_CHECKING:
+    from .fastapi import (
+        CognitoAuth,
+        CognitoHTTPException,
+        current_user,
+        optional_user,
+        require_group,
+        require_pool,
+        require_scope,
+    )
+    from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "CognitoAuth": ".fastapi",
+    "CognitoHTTPException": ".fastapi",
+    "current_user": ".fastapi",
+    "optional_user": ".fastapi",
+    "require_group": ".fastapi",
+    "require_pool": ".fastapi",
+    "require_scope": ".fastapi",
+    "CognitoAuthBackend": ".middleware",
+    "CognitoAuthMiddleware": ".middleware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AccessTokenClaims",
     "AuthorizationError",
+    "CognitoAuth",
+    "CognitoAuthBackend",
+    "CognitoAuthMiddleware",
     "CognitoGuardError",
+    "CognitoHTTPException",
     "CognitoSettings",
     "CognitoUser",
     "CognitoVerifier",
@@ -32,4 +79,9 @@ __all__ = [
     "MissingTokenError",
     "TokenClaims",
     "__version__",
+    "current_user",
+    "optional_user",
+    "require_group",
+    "require_pool",
+    "require_scope",
 ]

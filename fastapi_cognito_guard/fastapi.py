@@ -1,0 +1,395 @@
+"""FastAPI integration: ``CognitoAuth``, the route dependencies and the OpenAPI scheme.
+
+``current_user``, ``optional_user``, ``require_group`` and ``require_scope`` exist
+on every ``CognitoAuth`` and at module level; the module-level ones use the
+app's ``CognitoAuth`` (the one whose ``lifespan`` the app runs, or that
+``init_app`` registered), else one built from the ``COGNITO_*`` environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
+from fastapi.openapi.models import SecurityBase as SecurityBaseModel
+from fastapi.responses import JSONResponse
+from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
+from starlette.requests import HTTPConnection
+
+from .claims import CognitoUser
+from .errors import (
+    CognitoGuardError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    KeysUnavailableError,
+    MissingGroupError,
+    MissingTokenError,
+)
+from .settings import CognitoSettings
+from .verifier import CognitoVerifier
+
+__all__ = [
+    "CognitoAuth",
+    "CognitoHTTPException",
+    "bearer_token",
+    "current_user",
+    "optional_user",
+    "require_group",
+    "require_pool",
+    "require_scope",
+]
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+UserT = TypeVar("UserT", bound=CognitoUser)
+Dependency = Callable[..., Awaitable[Any]]
+
+_DEFAULT_OAUTH_SCOPES = {"openid": "OpenID Connect sign-in", "email": "Email", "profile": "Profile"}
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+class CognitoHTTPException(HTTPException):
+    """An HTTP error from a Cognito check, carrying the stable error ``code``.
+
+    Rendered as ``{"detail": ..., "code": ...}`` once ``CognitoAuth.init_app`` (or
+    its ``lifespan``) has registered the handler; FastAPI's own handler still
+    gives the right status and headers without it.
+    """
+
+    def __init__(self, error: CognitoGuardError, realm: str) -> None:
+        super().__init__(error.status_code, error.message, challenge_headers(error, realm))
+        self.code = error.code
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def challenge_headers(error: CognitoGuardError, realm: str) -> dict[str, str]:
+    """The RFC 6750 ``WWW-Authenticate`` (or ``Retry-After``) headers for an error."""
+    if isinstance(error, KeysUnavailableError):
+        return {"Retry-After": str(error.retry_after)}
+    challenge = f'Bearer realm="{_quote(realm)}"'
+    if isinstance(error, MissingTokenError):
+        return {"WWW-Authenticate": challenge}
+    if isinstance(error, InvalidTokenError):
+        description = _quote(error.message)
+        challenge += f', error="invalid_token", error_description="{description}"'
+        return {"WWW-Authenticate": challenge}
+    if isinstance(error, InsufficientScopeError):
+        scope = _quote(" ".join(error.scopes))
+        return {"WWW-Authenticate": f'{challenge}, error="insufficient_scope", scope="{scope}"'}
+    return {}
+
+
+def error_response(error: CognitoGuardError, realm: str) -> JSONResponse:
+    """The JSON response for a Cognito check that failed."""
+    return JSONResponse(
+        {"detail": error.message, "code": error.code},
+        status_code=error.status_code,
+        headers=challenge_headers(error, realm),
+    )
+
+
+async def _handle_cognito_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CognitoHTTPException)
+    return JSONResponse(
+        {"detail": exc.detail, "code": exc.code}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+class _BearerScheme(SecurityBase):
+    """Reads the bearer token; its OpenAPI model says how Swagger UI obtains one."""
+
+    def __init__(self, model: Callable[[], tuple[str, SecurityBaseModel]]) -> None:
+        self._model = model
+
+    @property
+    def model(self) -> SecurityBaseModel:  # type: ignore[override]
+        return self._model()[1]
+
+    @property
+    def scheme_name(self) -> str:  # type: ignore[override]
+        return self._model()[0]
+
+    async def __call__(self, request: Request) -> str | None:
+        return bearer_token(request.headers.get("authorization"))
+
+
+Resolve = Callable[[HTTPConnection], "CognitoAuth[Any]"]
+
+
+class _Guards:
+    """Builds the route dependencies over a token scheme and a way to find the auth.
+
+    ``CognitoAuth`` instances resolve to themselves; the module-level
+    dependencies resolve to the app's ``CognitoAuth``.
+    """
+
+    def __init__(self, scheme: _BearerScheme, resolve: Resolve) -> None:
+        self.scheme = scheme
+        self.resolve = resolve
+        self.scopes: dict[str, str] = {}
+        self.current_user = self._current_user()
+        self.optional_user = self._optional_user()
+
+    def _current_user(self) -> Dependency:
+        resolve = self.resolve
+
+        async def current_user(
+            security_scopes: SecurityScopes,
+            request: Request,
+            token: str | None = Security(self.scheme),
+        ) -> CognitoUser:
+            """The verified caller (401 without a valid token, 403 without required scopes)."""
+            auth = resolve(request)
+            user: CognitoUser = await auth._user_for(request, token)
+            auth._check_scopes(user, security_scopes.scopes, all=True)
+            return user
+
+        return current_user
+
+    def _optional_user(self) -> Dependency:
+        resolve = self.resolve
+
+        async def optional_user(
+            request: Request, token: str | None = Security(self.scheme)
+        ) -> CognitoUser | None:
+            """The verified caller, or None when no token was sent (a bad token is a 401)."""
+            if token is None:
+                return None
+            user: CognitoUser = await resolve(request)._user_for(request, token)
+            return user
+
+        return optional_user
+
+    def require_group(self, *groups: str, all: bool = False) -> Dependency:
+        if not groups:
+            raise ValueError("require_group needs at least one group")
+        resolve = self.resolve
+
+        async def group_member(
+            request: Request, user: CognitoUser = Security(self.current_user)
+        ) -> CognitoUser:
+            held = set(user.groups)
+            if not (held.issuperset(groups) if all else not held.isdisjoint(groups)):
+                error = MissingGroupError("the user is not in a required group", groups=groups)
+                raise resolve(request)._http_error(error)
+            return user
+
+        return group_member
+
+    def require_scope(self, *scopes: str, all: bool = True) -> Dependency:
+        if not scopes:
+            raise ValueError("require_scope needs at least one scope")
+        self.scopes.update((scope, scope) for scope in scopes)
+        if all:
+
+            async def scoped(
+                user: CognitoUser = Security(self.current_user, scopes=list(scopes)),
+            ) -> CognitoUser:
+                return user
+
+            return scoped
+        resolve = self.resolve
+
+        async def any_scope(
+            request: Request, token: str | None = Security(self.scheme, scopes=list(scopes))
+        ) -> CognitoUser:
+            auth = resolve(request)
+            user: CognitoUser = await auth._user_for(request, token)
+            auth._check_scopes(user, scopes, all=False)
+            return user
+
+        return any_scope
+
+    def require_pool(self, *user_pool_ids: str) -> Dependency:
+        if not user_pool_ids:
+            raise ValueError("require_pool needs at least one user pool id")
+        resolve = self.resolve
+
+        async def pool_member(
+            request: Request, user: CognitoUser = Security(self.current_user)
+        ) -> CognitoUser:
+            if user.user_pool_id not in user_pool_ids:
+                error = InvalidTokenError("wrong_issuer", "token is from another user pool")
+                raise resolve(request)._http_error(error)
+            return user
+
+        return pool_member
+
+
+class CognitoAuth(Generic[UserT]):
+    """Cognito authentication for a FastAPI app: dependencies, OpenAPI and lifespan.
+
+    ``CognitoAuth()`` reads the ``COGNITO_*`` environment; pass settings (or a
+    list of them, one per user pool) to configure it in code, and ``user_model``
+    to receive a ``CognitoUser`` subclass from the dependencies.
+    """
+
+    def __init__(
+        self,
+        settings: CognitoSettings | Sequence[CognitoSettings] | None = None,
+        *,
+        user_model: type[UserT] = CognitoUser,  # type: ignore[assignment]
+        http_client: httpx.AsyncClient | None = None,
+        realm: str = "api",
+    ) -> None:
+        self.verifier = CognitoVerifier(
+            settings if settings is not None else CognitoSettings(),  # type: ignore[call-arg]
+            http_client=http_client,
+        )
+        self.settings = self.verifier.settings
+        self.user_model = user_model
+        self.realm = realm
+        self._domain = next((s.domain for s in self.settings if s.domain), None)
+        self.scheme = _BearerScheme(self._openapi_scheme)
+        self._guards = _Guards(self.scheme, lambda conn: self)
+        self.current_user: Dependency = self._guards.current_user
+        """Dependency: the verified caller (401 without a valid token)."""
+        self.optional_user: Dependency = self._guards.optional_user
+        """Dependency: the verified caller, or None when no token was sent."""
+
+    def require_group(self, *groups: str, all: bool = False) -> Dependency:
+        """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
+        return self._guards.require_group(*groups, all=all)
+
+    def require_scope(self, *scopes: str, all: bool = True) -> Dependency:
+        """A dependency admitting tokens with all of ``scopes`` (any one with ``all=False``)."""
+        return self._guards.require_scope(*scopes, all=all)
+
+    def require_pool(self, *user_pool_ids: str) -> Dependency:
+        """A dependency admitting only tokens signed by the given user pools."""
+        unknown = set(user_pool_ids) - {s.user_pool_id for s in self.settings}
+        if unknown:
+            raise ValueError(f"require_pool names unconfigured user pools: {sorted(unknown)}")
+        return self._guards.require_pool(*user_pool_ids)
+
+    # -- app wiring ------------------------------------------------------------
+
+    def init_app(self, app: FastAPI) -> None:
+        """Make this the app's ``CognitoAuth`` and render its errors as ``{detail, code}``."""
+        global _registered
+        app.state.cognito_auth = self
+        app.add_exception_handler(CognitoHTTPException, _handle_cognito_exception)
+        # Starlette copies exception handlers when it builds its middleware stack,
+        # which happens before the lifespan runs; have it rebuilt before any request.
+        app.middleware_stack = None
+        _registered = self
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Register with the app, prefetch signing keys, and close the HTTP client at exit."""
+        self.init_app(app)
+        try:
+            await self.verifier.hydrate()
+        except KeysUnavailableError as exc:
+            logger.warning("signing keys not prefetched (%s); requests will retry", exc.message)
+        try:
+            yield
+        finally:
+            await self.verifier.aclose()
+
+    @property
+    def swagger_ui_init_oauth(self) -> dict[str, Any] | None:
+        """Swagger UI's OAuth settings (code flow with PKCE) when a hosted-UI ``domain`` is set."""
+        if self._domain is None:
+            return None
+        return {
+            "clientId": self.settings[0].client_ids[0],
+            "usePkceWithAuthorizationCodeGrant": True,
+            "scopes": " ".join(_DEFAULT_OAUTH_SCOPES),
+        }
+
+    def _openapi_scheme(self) -> tuple[str, SecurityBaseModel]:
+        if self._domain is None:
+            return "CognitoBearer", HTTPBearerModel(bearerFormat="JWT")
+        scopes = {**_DEFAULT_OAUTH_SCOPES, **self._guards.scopes, **_module_guards.scopes}
+        flow = OAuthFlowAuthorizationCode(
+            authorizationUrl=f"https://{self._domain}/oauth2/authorize",
+            tokenUrl=f"https://{self._domain}/oauth2/token",
+            scopes=scopes,
+        )
+        return "CognitoOAuth2", OAuth2Model(flows=OAuthFlows(authorizationCode=flow))
+
+    # -- verification ----------------------------------------------------------
+
+    def _http_error(self, error: CognitoGuardError) -> CognitoHTTPException:
+        return CognitoHTTPException(error, self.realm)
+
+    async def authenticate(self, token: str) -> UserT:
+        """Verify a token and build the user; raises ``CognitoGuardError`` on failure."""
+        claims = await self.verifier.verify(token)
+        return self.user_model.from_claims(claims)
+
+    async def _user_for(self, conn: HTTPConnection, token: str | None) -> UserT:
+        """The request's user, verified once per request however many guards ask."""
+        if token is None:
+            raise self._http_error(MissingTokenError("Not authenticated"))
+        state = conn.state
+        cached: tuple[str, UserT] | None = getattr(state, "cognito_user", None)
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        try:
+            user = await self.authenticate(token)
+        except CognitoGuardError as error:
+            raise self._http_error(error) from None
+        state.cognito_user = (token, user)
+        return user
+
+    def _check_scopes(self, user: CognitoUser, required: Sequence[str], *, all: bool) -> None:
+        if not required:
+            return
+        held = set(user.scopes)
+        missing = [scope for scope in required if scope not in held]
+        if missing and (all or len(missing) == len(required)):
+            error = InsufficientScopeError(
+                "the token lacks a required scope", scopes=tuple(required)
+            )
+            raise self._http_error(error)
+
+
+# -- module-level dependencies: the app's CognitoAuth, or one from the environment --
+
+_registered: CognitoAuth[Any] | None = None
+_from_env: CognitoAuth[Any] | None = None
+
+
+def _default_auth() -> CognitoAuth[Any]:
+    global _from_env
+    if _registered is not None:
+        return _registered
+    if _from_env is None:
+        _from_env = CognitoAuth()
+    return _from_env
+
+
+def _auth_of(conn: HTTPConnection) -> CognitoAuth[Any]:
+    auth = getattr(conn.app.state, "cognito_auth", None)
+    return auth if isinstance(auth, CognitoAuth) else _default_auth()
+
+
+_module_guards = _Guards(_BearerScheme(lambda: _default_auth()._openapi_scheme()), _auth_of)
+
+current_user = _module_guards.current_user
+optional_user = _module_guards.optional_user
+require_group = _module_guards.require_group
+require_scope = _module_guards.require_scope
+require_pool = _module_guards.require_pool
