@@ -13,12 +13,17 @@ from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
     AuthorizationError,
     CognitoGuardError,
+    CredentialsDeniedError,
+    CredentialsUnavailableError,
+    IdentityPoolConfigError,
     InsufficientScopeError,
     InvalidTokenError,
     KeysUnavailableError,
     MissingGroupError,
     MissingTokenError,
+    ServiceUnavailableError,
 )
+from .identity import AwsCredentials, IdentityPoolClient
 from .jwks import JWKSCache
 from .settings import CognitoSettings
 from .verifier import CognitoVerifier
@@ -62,6 +67,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AccessTokenClaims",
     "AuthorizationError",
+    "AwsCredentials",
     "CognitoAuth",
     "CognitoAuthBackend",
     "CognitoAuthMiddleware",
@@ -70,13 +76,18 @@ __all__ = [
     "CognitoSettings",
     "CognitoUser",
     "CognitoVerifier",
+    "CredentialsDeniedError",
+    "CredentialsUnavailableError",
     "IdTokenClaims",
+    "IdentityPoolClient",
+    "IdentityPoolConfigError",
     "InsufficientScopeError",
     "InvalidTokenError",
     "JWKSCache",
     "KeysUnavailableError",
     "MissingGroupError",
     "MissingTokenError",
+    "ServiceUnavailableError",
     "TokenClaims",
     "__version__",
     "current_user",

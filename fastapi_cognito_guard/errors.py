@@ -8,11 +8,15 @@ import math
 __all__ = [
     "AuthorizationError",
     "CognitoGuardError",
+    "CredentialsDeniedError",
+    "CredentialsUnavailableError",
+    "IdentityPoolConfigError",
     "InsufficientScopeError",
     "InvalidTokenError",
     "KeysUnavailableError",
     "MissingGroupError",
     "MissingTokenError",
+    "ServiceUnavailableError",
 ]
 
 
@@ -55,16 +59,22 @@ class MissingTokenError(CognitoGuardError):
     status_code = 401
 
 
-class KeysUnavailableError(CognitoGuardError):
-    """No signing keys could be obtained, so the token can be neither accepted nor
-    rejected (HTTP 503 with ``Retry-After``)."""
+class ServiceUnavailableError(CognitoGuardError):
+    """An upstream Cognito service could not answer (HTTP 503 with ``Retry-After``)."""
 
-    code = "keys_unavailable"
+    code = "unavailable"
     status_code = 503
 
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = max(1, math.ceil(retry_after))
+
+
+class KeysUnavailableError(ServiceUnavailableError):
+    """No signing keys could be obtained, so the token can be neither accepted nor
+    rejected (HTTP 503 with ``Retry-After``)."""
+
+    code = "keys_unavailable"
 
 
 class AuthorizationError(CognitoGuardError):
@@ -92,3 +102,22 @@ class MissingGroupError(AuthorizationError):
     def __init__(self, message: str, *, groups: tuple[str, ...]) -> None:
         super().__init__(message)
         self.groups = groups
+
+
+class CredentialsDeniedError(AuthorizationError):
+    """The identity pool refused this user credentials, or the role asked for (HTTP 403)."""
+
+    code = "credentials_denied"
+
+
+class CredentialsUnavailableError(ServiceUnavailableError):
+    """The identity pool is throttling, failing or unreachable (HTTP 503 with ``Retry-After``)."""
+
+    code = "credentials_unavailable"
+
+
+class IdentityPoolConfigError(CognitoGuardError):
+    """The identity pool rejected the request as misconfigured (HTTP 500; logged once)."""
+
+    code = "identity_pool_misconfigured"
+    status_code = 500

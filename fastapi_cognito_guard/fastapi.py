@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import httpx
-from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi import FastAPI, Header, HTTPException, Request, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
@@ -24,15 +24,19 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
-from .claims import CognitoUser
+from .claims import CognitoUser, IdTokenClaims
 from .errors import (
     CognitoGuardError,
+    CredentialsDeniedError,
+    IdentityPoolConfigError,
     InsufficientScopeError,
     InvalidTokenError,
     KeysUnavailableError,
     MissingGroupError,
     MissingTokenError,
+    ServiceUnavailableError,
 )
+from .identity import AwsCredentials, IdentityPoolClient
 from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
@@ -84,7 +88,7 @@ def _quote(value: str) -> str:
 
 def challenge_headers(error: CognitoGuardError, realm: str) -> dict[str, str]:
     """The RFC 6750 ``WWW-Authenticate`` (or ``Retry-After``) headers for an error."""
-    if isinstance(error, KeysUnavailableError):
+    if isinstance(error, ServiceUnavailableError):
         return {"Retry-After": str(error.retry_after)}
     challenge = f'Bearer realm="{_quote(realm)}"'
     if isinstance(error, MissingTokenError):
@@ -266,6 +270,10 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency = self._guards.optional_user
         """Dependency: the verified caller, or None when no token was sent."""
+        self._http_client = http_client
+        self._identity_clients: dict[str, IdentityPoolClient] = {}
+        self.aws_credentials: Dependency = self._make_aws_credentials()
+        """Dependency: identity-pool ``AwsCredentials`` for the caller (see ``identity_client``)."""
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
@@ -281,6 +289,45 @@ class CognitoAuth(Generic[UserT]):
         if unknown:
             raise ValueError(f"require_pool names unconfigured user pools: {sorted(unknown)}")
         return self._guards.require_pool(*user_pool_ids)
+
+    # -- identity pools --------------------------------------------------------
+
+    def identity_client(self, user_pool_id: str) -> IdentityPoolClient:
+        """The identity-pool client for a configured user pool with ``identity_pool_id``."""
+        client = self._identity_clients.get(user_pool_id)
+        if client is None:
+            settings = next(s for s in self.settings if s.user_pool_id == user_pool_id)
+            if not settings.identity_pool_id:
+                logger.error("aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set")
+                raise IdentityPoolConfigError("no identity pool is configured")
+            verifier = (
+                self.verifier if settings.token_use == "id" and len(self.settings) == 1 else None
+            )
+            client = IdentityPoolClient(settings, verifier=verifier, http_client=self._http_client)
+            self._identity_clients[user_pool_id] = client
+        return client
+
+    def _make_aws_credentials(self) -> Dependency:
+        async def aws_credentials(
+            user: CognitoUser = Security(self.current_user),
+            bearer: str | None = Security(self.scheme),
+            id_token_header: str | None = Header(None, alias="X-Cognito-Id-Token"),
+        ) -> AwsCredentials:
+            """Identity-pool credentials for the caller: the bearer when it is an ID
+            token, else the ``X-Cognito-Id-Token`` header (same user, same pool)."""
+            id_token = bearer if user.token_use == "id" else id_token_header
+            try:
+                if id_token is None:
+                    raise MissingTokenError("the X-Cognito-Id-Token header is required")
+                client = self.identity_client(user.user_pool_id)
+                claims = await client.verifier.verify(id_token)
+                if not isinstance(claims, IdTokenClaims) or claims.sub != user.sub:
+                    raise CredentialsDeniedError("the ID token is not the caller's")
+                return await client.credentials_for_claims(id_token, claims)
+            except CognitoGuardError as error:
+                raise self._http_error(error) from None
+
+        return aws_credentials
 
     # -- app wiring ------------------------------------------------------------
 
@@ -305,7 +352,13 @@ class CognitoAuth(Generic[UserT]):
         try:
             yield
         finally:
-            await self.verifier.aclose()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the verifier's and the identity clients' HTTP connections."""
+        for client in self._identity_clients.values():
+            await client.aclose()
+        await self.verifier.aclose()
 
     @property
     def swagger_ui_init_oauth(self) -> dict[str, Any] | None:
