@@ -12,9 +12,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 import httpx
-from fastapi import FastAPI, Header, HTTPException, Request, Security
+from fastapi import FastAPI, Header, HTTPException, Request, Security, WebSocketException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from .claims import CognitoUser, IdTokenClaims
 from .errors import (
@@ -44,6 +46,7 @@ __all__ = [
     "CognitoAuth",
     "CognitoHTTPException",
     "bearer_token",
+    "connection_token",
     "current_user",
     "optional_user",
     "require_group",
@@ -56,7 +59,23 @@ logger = logging.getLogger("fastapi_cognito_guard")
 UserT = TypeVar("UserT", bound=CognitoUser)
 Dependency = Callable[..., Awaitable[Any]]
 
+WS_POLICY_VIOLATION = 1008
+"""The WebSocket close code for a connection refused for its token."""
+
 _DEFAULT_OAUTH_SCOPES = {"openid": "OpenID Connect sign-in", "email": "Email", "profile": "Profile"}
+
+
+def connection_token(scope: Scope) -> str | None:
+    """The bearer token of a request; WebSockets may also pass ``?access_token=``
+    (browsers cannot set headers on a WebSocket)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return bearer_token(value.decode("latin-1"))
+    if scope["type"] == "websocket":
+        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+            if name == "access_token":
+                return value or None
+    return None
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -133,8 +152,8 @@ class _BearerScheme(SecurityBase):
     def scheme_name(self) -> str:  # type: ignore[override]
         return self._model()[0]
 
-    async def __call__(self, request: Request) -> str | None:
-        return bearer_token(request.headers.get("authorization"))
+    async def __call__(self, conn: HTTPConnection) -> str | None:
+        return connection_token(conn.scope)
 
 
 Resolve = Callable[[HTTPConnection], "CognitoAuth[Any]"]
@@ -159,13 +178,13 @@ class _Guards:
 
         async def current_user(
             security_scopes: SecurityScopes,
-            request: Request,
+            conn: HTTPConnection,
             token: str | None = Security(self.scheme),
         ) -> CognitoUser:
             """The verified caller (401 without a valid token, 403 without required scopes)."""
-            auth = resolve(request)
-            user: CognitoUser = await auth._user_for(request, token)
-            auth._check_scopes(user, security_scopes.scopes, all=True)
+            auth = resolve(conn)
+            user: CognitoUser = await auth._user_for(conn, token)
+            auth._check_scopes(conn, user, security_scopes.scopes, all=True)
             return user
 
         return current_user
@@ -174,12 +193,12 @@ class _Guards:
         resolve = self.resolve
 
         async def optional_user(
-            request: Request, token: str | None = Security(self.scheme)
+            conn: HTTPConnection, token: str | None = Security(self.scheme)
         ) -> CognitoUser | None:
             """The verified caller, or None when no token was sent (a bad token is a 401)."""
             if token is None:
                 return None
-            user: CognitoUser = await resolve(request)._user_for(request, token)
+            user: CognitoUser = await resolve(conn)._user_for(conn, token)
             return user
 
         return optional_user
@@ -190,12 +209,12 @@ class _Guards:
         resolve = self.resolve
 
         async def group_member(
-            request: Request, user: CognitoUser = Security(self.current_user)
+            conn: HTTPConnection, user: CognitoUser = Security(self.current_user)
         ) -> CognitoUser:
             held = set(user.groups)
             if not (held.issuperset(groups) if all else not held.isdisjoint(groups)):
                 error = MissingGroupError("the user is not in a required group", groups=groups)
-                raise resolve(request)._http_error(error)
+                raise resolve(conn)._http_error(error, conn)
             return user
 
         return group_member
@@ -215,11 +234,11 @@ class _Guards:
         resolve = self.resolve
 
         async def any_scope(
-            request: Request, token: str | None = Security(self.scheme, scopes=list(scopes))
+            conn: HTTPConnection, token: str | None = Security(self.scheme, scopes=list(scopes))
         ) -> CognitoUser:
-            auth = resolve(request)
-            user: CognitoUser = await auth._user_for(request, token)
-            auth._check_scopes(user, scopes, all=False)
+            auth = resolve(conn)
+            user: CognitoUser = await auth._user_for(conn, token)
+            auth._check_scopes(conn, user, scopes, all=False)
             return user
 
         return any_scope
@@ -230,11 +249,11 @@ class _Guards:
         resolve = self.resolve
 
         async def pool_member(
-            request: Request, user: CognitoUser = Security(self.current_user)
+            conn: HTTPConnection, user: CognitoUser = Security(self.current_user)
         ) -> CognitoUser:
             if user.user_pool_id not in user_pool_ids:
                 error = InvalidTokenError("wrong_issuer", "token is from another user pool")
-                raise resolve(request)._http_error(error)
+                raise resolve(conn)._http_error(error, conn)
             return user
 
         return pool_member
@@ -384,7 +403,11 @@ class CognitoAuth(Generic[UserT]):
 
     # -- verification ----------------------------------------------------------
 
-    def _http_error(self, error: CognitoGuardError) -> CognitoHTTPException:
+    def _http_error(
+        self, error: CognitoGuardError, conn: HTTPConnection | None = None
+    ) -> CognitoHTTPException | WebSocketException:
+        if conn is not None and conn.scope["type"] == "websocket":
+            return WebSocketException(WS_POLICY_VIOLATION, reason=error.code)
         return CognitoHTTPException(error, self.realm)
 
     async def authenticate(self, token: str) -> UserT:
@@ -395,7 +418,7 @@ class CognitoAuth(Generic[UserT]):
     async def _user_for(self, conn: HTTPConnection, token: str | None) -> UserT:
         """The request's user, verified once per request however many guards ask."""
         if token is None:
-            raise self._http_error(MissingTokenError("Not authenticated"))
+            raise self._http_error(MissingTokenError("Not authenticated"), conn)
         state = conn.state
         cached: tuple[str, UserT] | None = getattr(state, "cognito_user", None)
         if cached is not None and cached[0] == token:
@@ -403,11 +426,13 @@ class CognitoAuth(Generic[UserT]):
         try:
             user = await self.authenticate(token)
         except CognitoGuardError as error:
-            raise self._http_error(error) from None
+            raise self._http_error(error, conn) from None
         state.cognito_user = (token, user)
         return user
 
-    def _check_scopes(self, user: CognitoUser, required: Sequence[str], *, all: bool) -> None:
+    def _check_scopes(
+        self, conn: HTTPConnection, user: CognitoUser, required: Sequence[str], *, all: bool
+    ) -> None:
         if not required:
             return
         held = set(user.scopes)

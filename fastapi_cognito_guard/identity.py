@@ -113,7 +113,7 @@ class IdentityPoolClient:
         self.verifier = verifier or CognitoVerifier(
             settings.model_copy(update={"token_use": "id"}), http_client=http_client
         )
-        self._client = http_client or httpx.AsyncClient()
+        self._client = http_client
         self._owns_client = http_client is None
         self._timeout = timeout
         self._identity_ids: LRUCache[str, str] = LRUCache(cache_size)
@@ -179,6 +179,8 @@ class IdentityPoolClient:
             "Content-Type": "application/x-amz-json-1.1",
             "X-Amz-Target": _TARGET_PREFIX + action,
         }
+        if self._client is None or (self._owns_client and self._client.is_closed):
+            self._client = httpx.AsyncClient()
         try:
             response = await self._client.post(
                 self.settings.identity_url,
@@ -224,7 +226,7 @@ class IdentityPoolClient:
 
     async def aclose(self) -> None:
         """Close the HTTP client and verifier this client created."""
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             await self._client.aclose()
         if self._owns_verifier:
             await self.verifier.aclose()

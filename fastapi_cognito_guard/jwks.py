@@ -81,7 +81,7 @@ class JWKSCache:
         on_keys_retired: RetiredKeysCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = http_client or httpx.AsyncClient(follow_redirects=False)
+        self._client = http_client
         self._owns_client = http_client is None
         self._on_keys_retired = on_keys_retired
         self._clock = clock
@@ -225,8 +225,15 @@ class JWKSCache:
             raise self._unavailable(keyset) from None
         self._store(keyset, url, keys)
 
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client; one this cache owns is (re)made on demand, so a closed
+        cache can serve again (an app whose lifespan runs twice, as in tests)."""
+        if self._client is None or (self._owns_client and self._client.is_closed):
+            self._client = httpx.AsyncClient(follow_redirects=False)
+        return self._client
+
     async def _download(self, url: str) -> Any:
-        async with self._client.stream(
+        async with self._http().stream(
             "GET", url, headers={"Accept": "application/json"}
         ) as response:
             if response.status_code != 200:
@@ -269,7 +276,7 @@ class JWKSCache:
         for keyset in self._sets.values():
             if keyset.inflight is not None:
                 keyset.inflight.cancel()
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             await self._client.aclose()
 
 

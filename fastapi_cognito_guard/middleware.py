@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.authentication import (
     AuthCredentials,
@@ -24,25 +23,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .claims import CognitoUser
 from .errors import CognitoGuardError, MissingTokenError
-from .fastapi import CognitoAuth, bearer_token, error_response
+from .fastapi import WS_POLICY_VIOLATION, CognitoAuth, connection_token, error_response
 
 __all__ = ["AuthenticatedCognitoUser", "CognitoAuthBackend", "CognitoAuthMiddleware"]
 
-WS_POLICY_VIOLATION = 1008
 DEFAULT_EXCLUDED = ("/health", "/docs", "/openapi.json")
-
-
-def _connection_token(scope: Scope) -> str | None:
-    """The bearer token of a request; WebSockets may also pass ``?access_token=``."""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            return bearer_token(value.decode("latin-1"))
-    if scope["type"] == "websocket":
-        query = scope.get("query_string", b"").decode("latin-1")
-        for name, value in parse_qsl(query):
-            if name == "access_token":
-                return value or None
-    return None
 
 
 class CognitoAuthMiddleware:
@@ -76,7 +61,7 @@ class CognitoAuthMiddleware:
         if kind == "http" and _is_preflight(scope):
             await self.app(scope, receive, send)
             return
-        token = _connection_token(scope)
+        token = connection_token(scope)
         try:
             if token is None:
                 raise MissingTokenError("Not authenticated")
@@ -142,7 +127,7 @@ class CognitoAuthBackend(AuthenticationBackend):
     async def authenticate(
         self, conn: HTTPConnection
     ) -> tuple[AuthCredentials, AuthenticatedCognitoUser] | None:
-        token = _connection_token(conn.scope)
+        token = connection_token(conn.scope)
         if token is None:
             return None
         try:
