@@ -136,18 +136,19 @@ class ClaimsParser:
         try:
             return self._adapter.validate_json(payload)
         except ValidationError as exc:
-            raise _claims_error(exc) from None
+            raise _claims_error(exc, self._token_uses) from None
 
 
 _TOKEN_USE_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found", "literal_error"})
 
 
-def _claims_error(exc: ValidationError) -> InvalidTokenError:
+def _claims_error(exc: ValidationError, token_uses: frozenset[str]) -> InvalidTokenError:
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
     for error in errors:
         loc = error["loc"]
         if error["type"] in _TOKEN_USE_ERRORS or (loc and loc[-1] == "token_use"):
-            return InvalidTokenError("wrong_token_use", "token_use is not an accepted token type")
+            accepted = " or ".join(sorted(token_uses))
+            return InvalidTokenError("wrong_token_use", f"only {accepted} tokens are accepted")
     first = errors[0]
     where = ".".join(str(part) for part in first["loc"] if part not in ("access", "id"))
     return InvalidTokenError(

@@ -22,7 +22,7 @@ from jose.backends import RSAKey as _JoseRSAKey
 from jose.backends.cryptography_backend import CryptographyRSAKey
 from jose.exceptions import JWKError
 
-__all__ = ["MIN_RSA_BITS", "VerifyingKey", "build_keys"]
+__all__ = ["MIN_RSA_BITS", "VerifyingKey", "build_keys", "load_jwk"]
 
 if _JoseRSAKey is not CryptographyRSAKey:  # pragma: no cover - depends on the install
     raise ImportError(
@@ -82,26 +82,22 @@ def _usable_reason(jwk: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _build_key(kid: str, jwk: Mapping[str, Any]) -> VerifyingKey | None:
+def load_jwk(kid: str, jwk: Mapping[str, Any]) -> VerifyingKey | str:
+    """Build one JWK into a verification key, or return why it must not be used."""
     reason = _usable_reason(jwk)
-    if reason is None:
-        public_members = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
-        try:
-            jose_key = jose_jwk.construct(public_members, algorithm=_ALGORITHM)
-        except (JWKError, ValueError, TypeError) as exc:
-            reason = f"not a valid RSA public key ({type(exc).__name__})"
-        else:
-            prepared = getattr(jose_key, "prepared_key", None)
-            if not isinstance(jose_key, CryptographyRSAKey) or not isinstance(
-                prepared, rsa.RSAPublicKey
-            ):
-                reason = "not an RSA public key"
-            elif prepared.key_size < MIN_RSA_BITS:
-                reason = f"RSA key is shorter than {MIN_RSA_BITS} bits"
-            else:
-                return VerifyingKey(kid, prepared)
-    logger.warning("ignoring JWKS key kid=%r: %s", kid, reason)
-    return None
+    if reason is not None:
+        return reason
+    public_members = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
+    try:
+        jose_key = jose_jwk.construct(public_members, algorithm=_ALGORITHM)
+    except (JWKError, ValueError, TypeError) as exc:
+        return f"not a valid RSA public key ({type(exc).__name__})"
+    prepared = getattr(jose_key, "prepared_key", None)
+    if not isinstance(jose_key, CryptographyRSAKey) or not isinstance(prepared, rsa.RSAPublicKey):
+        return "not an RSA public key"
+    if prepared.key_size < MIN_RSA_BITS:
+        return f"RSA key is shorter than {MIN_RSA_BITS} bits"
+    return VerifyingKey(kid, prepared)
 
 
 def build_keys(jwks: Mapping[str, Any]) -> dict[str, VerifyingKey]:
@@ -126,9 +122,11 @@ def build_keys(jwks: Mapping[str, Any]) -> dict[str, VerifyingKey]:
             keys.pop(kid, None)
             continue
         seen.add(kid)
-        key = _build_key(kid, jwk)
-        if key is not None:
+        key = load_jwk(kid, jwk)
+        if isinstance(key, VerifyingKey):
             keys[kid] = key
+        else:
+            logger.warning("ignoring JWKS key kid=%r: %s", kid, key)
     if ambiguous:
         logger.warning("ignoring JWKS keys with duplicate kids: %s", sorted(ambiguous))
     return keys
