@@ -41,7 +41,9 @@ VerifiedFlag = Annotated[bool, BeforeValidator(_bool_string)]
 class _Claims(BaseModel):
     """Claims both Cognito token types carry."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True, populate_by_name=True)
+    # Fields fill only from Cognito's claim names: no populate_by_name, so a claim
+    # literally called "groups" stays an extra claim and grants nothing.
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     sub: str
     iss: str

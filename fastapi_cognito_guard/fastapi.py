@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
@@ -131,6 +132,19 @@ def error_response(error: CognitoGuardError, realm: str) -> JSONResponse:
     )
 
 
+def _declare_required_scopes(schema: dict[str, Any]) -> None:
+    """Add each scope named in an operation's security requirement to its OAuth2 flow."""
+    schemes = schema.get("components", {}).get("securitySchemes", {})
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for requirement in operation.get("security", ()) if isinstance(operation, dict) else ():
+                for name, scopes in requirement.items():
+                    flow = schemes.get(name, {}).get("flows", {}).get("authorizationCode")
+                    if flow is not None:
+                        for scope in scopes:
+                            flow.setdefault("scopes", {}).setdefault(scope, scope)
+
+
 async def _handle_cognito_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CognitoHTTPException)
     return JSONResponse(
@@ -169,7 +183,6 @@ class _Guards:
     def __init__(self, scheme: _BearerScheme, resolve: Resolve) -> None:
         self.scheme = scheme
         self.resolve = resolve
-        self.scopes: dict[str, str] = {}
         self.current_user = self._current_user()
         self.optional_user = self._optional_user()
 
@@ -222,7 +235,6 @@ class _Guards:
     def require_scope(self, *scopes: str, all: bool = True) -> Dependency:
         if not scopes:
             raise ValueError("require_scope needs at least one scope")
-        self.scopes.update((scope, scope) for scope in scopes)
         if all:
 
             async def scoped(
@@ -351,14 +363,36 @@ class CognitoAuth(Generic[UserT]):
     # -- app wiring ------------------------------------------------------------
 
     def init_app(self, app: FastAPI) -> None:
-        """Make this the app's ``CognitoAuth`` and render its errors as ``{detail, code}``."""
+        """Make this the app's ``CognitoAuth``: module-level dependencies use it, errors
+        render as ``{detail, code}``, and its OpenAPI scheme lists every scope routes need.
+        """
         global _registered
         app.state.cognito_auth = self
         app.add_exception_handler(CognitoHTTPException, _handle_cognito_exception)
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
+        if not getattr(app.openapi, "_cognito_guard", False):
+            app.openapi = self._openapi_for(app, app.openapi)  # type: ignore[method-assign]
         _registered = self
+
+    def _openapi_for(self, app: FastAPI, generate: Callable[[], dict[str, Any]]) -> Any:
+        """Wrap the app's OpenAPI generation: describe this auth, and put every scope a
+        route requires into the OAuth2 flow so Swagger UI can request it."""
+
+        def openapi() -> dict[str, Any]:
+            if app.openapi_schema is not None:
+                return app.openapi_schema
+            describing = _openapi_auth.set(self)
+            try:
+                schema = generate()
+            finally:
+                _openapi_auth.reset(describing)
+            _declare_required_scopes(schema)
+            return schema
+
+        openapi._cognito_guard = True  # type: ignore[attr-defined]
+        return openapi
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
@@ -393,7 +427,7 @@ class CognitoAuth(Generic[UserT]):
     def _openapi_scheme(self) -> tuple[str, SecurityBaseModel]:
         if self._domain is None:
             return "CognitoBearer", HTTPBearerModel(bearerFormat="JWT")
-        scopes = {**_DEFAULT_OAUTH_SCOPES, **self._guards.scopes, **_module_guards.scopes}
+        scopes = dict(_DEFAULT_OAUTH_SCOPES)
         flow = OAuthFlowAuthorizationCode(
             authorizationUrl=f"https://{self._domain}/oauth2/authorize",
             tokenUrl=f"https://{self._domain}/oauth2/token",
@@ -447,6 +481,7 @@ class CognitoAuth(Generic[UserT]):
 # -- module-level dependencies: the app's CognitoAuth, or one from the environment --
 
 _registered: CognitoAuth[Any] | None = None
+_openapi_auth: ContextVar[CognitoAuth[Any] | None] = ContextVar("_openapi_auth", default=None)
 _from_env: CognitoAuth[Any] | None = None
 
 
@@ -464,7 +499,12 @@ def _auth_of(conn: HTTPConnection) -> CognitoAuth[Any]:
     return auth if isinstance(auth, CognitoAuth) else _default_auth()
 
 
-_module_guards = _Guards(_BearerScheme(lambda: _default_auth()._openapi_scheme()), _auth_of)
+def _described_scheme() -> tuple[str, SecurityBaseModel]:
+    """The scheme of the auth whose app is generating OpenAPI, else the default one."""
+    return (_openapi_auth.get() or _default_auth())._openapi_scheme()
+
+
+_module_guards = _Guards(_BearerScheme(_described_scheme), _auth_of)
 
 current_user = _module_guards.current_user
 optional_user = _module_guards.optional_user

@@ -48,7 +48,7 @@ _UNAVAILABLE = frozenset(
         "ServiceUnavailableException",
     }
 )
-_DENIED = frozenset({"NotAuthorizedException", "InvalidIdentityPoolConfigurationException"})
+_DENIED = frozenset({"NotAuthorizedException"})
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -206,7 +206,7 @@ class IdentityPoolClient:
         status = response.status_code
         if kind in _DENIED:
             return CredentialsDeniedError("the identity pool refused credentials for this user")
-        if kind in _UNAVAILABLE or status >= 500 or status == 200:
+        if kind in _UNAVAILABLE or status in (200, 429) or status >= 500:
             retry_after = _retry_after(response)
             logger.warning("identity pool %s unavailable: HTTP %s %s", action, status, kind or "")
             return CredentialsUnavailableError(

@@ -52,6 +52,7 @@ class _KeySet:
         "failed_at",
         "failing",
         "fetched_at",
+        "fresh_until",
         "inflight",
         "keys",
         "miss_refetch_at",
@@ -62,6 +63,7 @@ class _KeySet:
         self.policy = policy
         self.keys: dict[str, VerifyingKey] | None = None
         self.fetched_at = 0.0
+        self.fresh_until = float("-inf")
         self.failed_at: float | None = None
         self.failing = False
         self.miss_refetch_at: float | None = None
@@ -103,9 +105,7 @@ class JWKSCache:
     def fresh_key(self, url: str, kid: str) -> VerifyingKey | None:
         """The key if it is cached and within its TTL; the hot path, no awaiting."""
         keyset = self._sets.get(url)
-        if keyset is None or keyset.keys is None:
-            return None
-        if self._clock() - keyset.fetched_at >= keyset.policy.ttl:
+        if keyset is None or self._clock() >= keyset.fresh_until or keyset.keys is None:
             return None
         return keyset.keys.get(kid)
 
@@ -217,7 +217,13 @@ class JWKSCache:
         try:
             document = await asyncio.wait_for(self._download(url), keyset.policy.timeout)
             keys = build_keys(document)
-        except (httpx.HTTPError, _FetchError, ValueError, asyncio.TimeoutError) as exc:
+        except (
+            httpx.HTTPError,
+            _FetchError,
+            ValueError,
+            RecursionError,  # json.loads on a deeply nested body
+            asyncio.TimeoutError,
+        ) as exc:
             keyset.failed_at = self._clock()
             if not keyset.failing:
                 keyset.failing = True
@@ -255,6 +261,7 @@ class JWKSCache:
         previous = keyset.keys or {}
         keyset.keys = keys
         keyset.fetched_at = self._clock()
+        keyset.fresh_until = keyset.fetched_at + keyset.policy.ttl
         keyset.failed_at = None
         if keyset.failing:
             keyset.failing = False

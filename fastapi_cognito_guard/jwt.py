@@ -107,7 +107,7 @@ def _parse_header(segment: bytes) -> Header:
     if not isinstance(fields, dict):
         raise InvalidTokenError("malformed", "token header is not a JSON object")
     alg = fields.get("alg")
-    if alg not in ALLOWED_ALGORITHMS:
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
         raise InvalidTokenError("unsupported_alg", "token algorithm is not RS256")
     kid = fields.get("kid")
     if not isinstance(kid, str) or not kid:

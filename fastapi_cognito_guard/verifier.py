@@ -142,12 +142,15 @@ class CognitoVerifier:
         if cached is not None:
             return cached
         parsed, claims, route = self._prepare(token)
-        key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
+        kid = parsed.header.kid
+        key = self._jwks.fresh_key(route.jwks_url, kid)
+        if key is None:
+            key = self._jwks.cached_key(route.jwks_url, kid)
         return self._finish(token, parsed, claims, route, key)
 
     def _cached(self, token: str) -> TokenClaims | None:
         results = self._results
-        if results is None:
+        if results is None or not isinstance(token, str):
             return None
         entry = results.get(token)
         if entry is None:
