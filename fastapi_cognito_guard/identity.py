@@ -145,9 +145,14 @@ class IdentityPoolClient:
         cached = self._credentials.get(key)
         if cached is not None and _seconds_left(cached) > REFRESH_MARGIN_SECONDS:
             return cached
-        return await self._credential_flights.run(
-            key, lambda: self._exchange(id_token, claims.sub, role_arn)
-        )
+        try:
+            return await self._credential_flights.run(
+                key, lambda: self._exchange(id_token, claims.sub, role_arn)
+            )
+        except CredentialsUnavailableError:
+            if cached is not None and _seconds_left(cached) > 0:
+                return cached  # an early refresh failed; the old credentials still work
+            raise
 
     async def _exchange(self, id_token: str, sub: str, role_arn: str | None) -> AwsCredentials:
         logins = {self.settings.provider_name: id_token}
@@ -157,8 +162,13 @@ class IdentityPoolClient:
         request: dict[str, Any] = {"IdentityId": identity_id, "Logins": logins}
         if role_arn is not None:
             request["CustomRoleArn"] = role_arn
-        answer = await self._call("GetCredentialsForIdentity", request)
+        try:
+            answer = await self._call("GetCredentialsForIdentity", request)
+        except (CredentialsDeniedError, IdentityPoolConfigError):
+            self._identity_ids.pop(sub, None)  # the identity may be gone: ask GetId again
+            raise
         credentials = _parse_credentials(answer, identity_id)
+        self._misconfigured_logged = False  # a later misconfiguration is a new incident
         self._credentials[(sub, role_arn)] = credentials
         return credentials
 
