@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .errors import InvalidTokenError
+from .errors import AuthorizationError, InvalidTokenError
 
 __all__ = [
     "AccessTokenClaims",
@@ -196,19 +196,25 @@ class CognitoUser(BaseModel):
             client_id, scopes, email = claims.client_id, claims.scopes, None
         else:
             client_id, scopes, email = claims.aud, [], claims.email
-        return cls.model_validate(
-            {
-                **raw,
-                "sub": claims.sub,
-                "username": claims.username,
-                "groups": claims.groups,
-                "scopes": scopes,
-                "token_use": claims.token_use,
-                "client_id": client_id,
-                "user_pool_id": claims.user_pool_id,
-                "email": email,
-                "custom": claims.custom,
-                "claims": raw,
-                "is_machine": claims.is_machine,
-            }
-        )
+        values = {
+            **raw,
+            "sub": claims.sub,
+            "username": claims.username,
+            "groups": claims.groups,
+            "scopes": scopes,
+            "token_use": claims.token_use,
+            "client_id": client_id,
+            "user_pool_id": claims.user_pool_id,
+            "email": email,
+            "custom": claims.custom,
+            "claims": raw,
+            "is_machine": claims.is_machine,
+        }
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
+            raise AuthorizationError(
+                f"the token lacks claims the user model needs: {', '.join(fields)}",
+                code="missing_claims",
+            ) from None

@@ -71,7 +71,10 @@ def connection_token(scope: Scope) -> str | None:
     (browsers cannot set headers on a WebSocket)."""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            return bearer_token(value.decode("latin-1"))
+            token = bearer_token(value.decode("latin-1"))
+            if token is not None or scope["type"] != "websocket":
+                return token
+            break
     if scope["type"] == "websocket":
         for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
             if name == "access_token":
@@ -475,7 +478,7 @@ class CognitoAuth(Generic[UserT]):
             error = InsufficientScopeError(
                 "the token lacks a required scope", scopes=tuple(required)
             )
-            raise self._http_error(error)
+            raise self._http_error(error, conn)
 
 
 # -- module-level dependencies: the app's CognitoAuth, or one from the environment --

@@ -135,7 +135,6 @@ class JWKSCache:
                     self._refresh_in_background(keyset, url)
                 return key
         await self._refresh(keyset, url, reuse_backoff=True)
-        keyset.miss_refetch_at = self._clock()
         return self._known(keyset, kid)
 
     def _known(self, keyset: _KeySet, kid: str) -> VerifyingKey:
@@ -157,6 +156,11 @@ class JWKSCache:
         return self._known(keyset, kid)
 
     def _may_refetch_for_miss(self, keyset: _KeySet) -> bool:
+        """One kid-miss refetch per cooldown, and none within a cooldown of a failure.
+
+        Routine fetches (cold start, TTL, hydrate) do not count: a key that Cognito
+        published just after them is still picked up by the first token using it.
+        """
         now = self._clock()
         cooldown = keyset.policy.cooldown
         if keyset.miss_refetch_at is not None and now - keyset.miss_refetch_at < cooldown:
@@ -217,6 +221,8 @@ class JWKSCache:
         try:
             document = await asyncio.wait_for(self._download(url), keyset.policy.timeout)
             keys = build_keys(document)
+            if not keys:
+                raise _FetchError("the JWKS has no usable RS256 signing key")
         except (
             httpx.HTTPError,
             _FetchError,
@@ -276,7 +282,20 @@ class JWKSCache:
 
     def seed(self, url: str, jwks: Mapping[str, Any]) -> None:
         """Store a JWKS document for ``url`` as if it had just been fetched."""
-        self._store(self._keyset(url), url, build_keys(jwks))
+        keys = build_keys(jwks)
+        if not keys:
+            raise ValueError("the JWKS has no usable RS256 signing key")
+        self._store(self._keyset(url), url, keys)
+
+    def revalidate(self, url: str) -> None:
+        """Start a background refresh if the URL's keys are past their TTL.
+
+        Called on result-cache hits, so a client that only repeats one token
+        still notices when its key leaves the JWKS.
+        """
+        keyset = self._sets.get(url)
+        if keyset is not None and self._clock() >= keyset.fresh_until:
+            self._refresh_in_background(keyset, url)
 
     async def aclose(self) -> None:
         """Cancel fetches in flight and close the HTTP client if this cache made it."""

@@ -73,7 +73,9 @@ class CognitoAuthMiddleware:
                 await error_response(error, self.auth.realm)(scope, receive, send)
             return
         scope["user"] = user
-        scope.setdefault("state", {})["user"] = user
+        state = scope.setdefault("state", {})
+        state["user"] = user
+        state["cognito_user"] = (token, user)  # route dependencies reuse it
         await self.app(scope, receive, send)
 
 

@@ -124,7 +124,8 @@ class CognitoVerifier:
         """
         cached = self._cached(token)
         if cached is not None:
-            return cached
+            self._jwks.revalidate(cached.jwks_url)
+            return cached.claims
         parsed, claims, route = self._prepare(token)
         kid = parsed.header.kid
         key = self._jwks.fresh_key(route.jwks_url, kid)
@@ -140,7 +141,7 @@ class CognitoVerifier:
         """
         cached = self._cached(token)
         if cached is not None:
-            return cached
+            return cached.claims
         parsed, claims, route = self._prepare(token)
         kid = parsed.header.kid
         key = self._jwks.fresh_key(route.jwks_url, kid)
@@ -148,7 +149,7 @@ class CognitoVerifier:
             key = self._jwks.cached_key(route.jwks_url, kid)
         return self._finish(token, parsed, claims, route, key)
 
-    def _cached(self, token: str) -> TokenClaims | None:
+    def _cached(self, token: str) -> _Verified | None:
         results = self._results
         if results is None or not isinstance(token, str):
             return None
@@ -156,7 +157,7 @@ class CognitoVerifier:
         if entry is None:
             return None
         if time.time() < entry.valid_until:
-            return entry.claims
+            return entry
         del results[token]
         raise InvalidTokenError("expired", "token has expired")
 
