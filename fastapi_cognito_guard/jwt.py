@@ -98,7 +98,7 @@ def _reject_constant(name: str) -> None:
 def _parse_header(segment: bytes) -> Header:
     try:
         fields = json.loads(
-            _decode(segment),
+            _decode(segment).decode("utf-8"),  # RFC 7515: UTF-8, no BOM, no UTF-16/32
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
         )
