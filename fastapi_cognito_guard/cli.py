@@ -46,7 +46,10 @@ def _relative(seconds: float) -> str:
 def _human_time(value: Any, now: float) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return repr(value)
-    stamp = datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        stamp = datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):  # NaN, or outside what datetime can show
+        return f"{value!r} (not a representable time)"
     return f"{stamp} ({_relative(value - now)})"
 
 
@@ -61,7 +64,7 @@ def _inspect(token: str, out: TextIO) -> int:
             raise InvalidTokenError("malformed", "token does not have three segments")
         header = json.loads(b64url_decode(parts[0].encode("ascii")))
         claims = json.loads(b64url_decode(parts[1].encode("ascii")))
-    except (InvalidTokenError, ValueError) as exc:
+    except (InvalidTokenError, ValueError, RecursionError) as exc:
         message = exc.message if isinstance(exc, InvalidTokenError) else "segment is not JSON"
         print(f"not a decodable JWT: {message}", file=sys.stderr)
         return EXIT_FAILED

@@ -16,7 +16,15 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 import httpx
-from fastapi import FastAPI, Header, HTTPException, Request, Security, WebSocketException
+from fastapi import (
+    FastAPI,
+    Header,
+    HTTPException,
+    Request,
+    Security,
+    WebSocket,
+    WebSocketException,
+)
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
@@ -26,6 +34,7 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
+from starlette.websockets import WebSocketState
 
 from .claims import CognitoUser, IdTokenClaims
 from .errors import (
@@ -46,6 +55,7 @@ from .verifier import CognitoVerifier
 __all__ = [
     "CognitoAuth",
     "CognitoHTTPException",
+    "CognitoWebSocketException",
     "bearer_token",
     "connection_token",
     "current_user",
@@ -103,6 +113,19 @@ class CognitoHTTPException(HTTPException):
     def __init__(self, error: CognitoGuardError, realm: str) -> None:
         super().__init__(error.status_code, error.message, challenge_headers(error, realm))
         self.code = error.code
+
+
+class CognitoWebSocketException(WebSocketException):
+    """A WebSocket refused for its token: closed with 1008 and the error code as reason."""
+
+
+async def _close_websocket(websocket: WebSocket, exc: Exception) -> None:
+    """Accept, then close with the policy-violation code, so the client sees 1008
+    (closing before the handshake completes would reach it as an HTTP 403)."""
+    assert isinstance(exc, CognitoWebSocketException)
+    if websocket.application_state == WebSocketState.CONNECTING:
+        await websocket.accept()
+    await websocket.close(code=exc.code, reason=exc.reason)
 
 
 def _quote(value: str) -> str:
@@ -372,6 +395,7 @@ class CognitoAuth(Generic[UserT]):
         global _registered
         app.state.cognito_auth = self
         app.add_exception_handler(CognitoHTTPException, _handle_cognito_exception)
+        app.add_exception_handler(CognitoWebSocketException, _close_websocket)
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
@@ -442,9 +466,9 @@ class CognitoAuth(Generic[UserT]):
 
     def _http_error(
         self, error: CognitoGuardError, conn: HTTPConnection | None = None
-    ) -> CognitoHTTPException | WebSocketException:
+    ) -> CognitoHTTPException | CognitoWebSocketException:
         if conn is not None and conn.scope["type"] == "websocket":
-            return WebSocketException(WS_POLICY_VIOLATION, reason=error.code)
+            return CognitoWebSocketException(WS_POLICY_VIOLATION, reason=error.code)
         return CognitoHTTPException(error, self.realm)
 
     async def authenticate(self, token: str) -> UserT:

@@ -37,6 +37,9 @@ logger = logging.getLogger("fastapi_cognito_guard")
 REFRESH_MARGIN_SECONDS = 300
 """Cached credentials are replaced this long before they expire."""
 
+MAX_ANSWER_BYTES = 64 * 1024
+"""An identity-pool answer larger than this is treated as a failure."""
+
 _TARGET_PREFIX = "AWSCognitoIdentityService."
 _UNAVAILABLE = frozenset(
     {
@@ -71,6 +74,10 @@ class AwsCredentials:
             "aws_secret_access_key": self.secret_key,
             "aws_session_token": self.session_token,
         }
+
+
+class _TooLarge(Exception):
+    """The identity pool's answer exceeded ``MAX_ANSWER_BYTES``."""
 
 
 class _SingleFlight:
@@ -185,29 +192,40 @@ class IdentityPoolClient:
         return identity_id
 
     async def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": _TARGET_PREFIX + action,
-        }
-        if self._client is None or (self._owns_client and self._client.is_closed):
-            self._client = httpx.AsyncClient()
         try:
-            response = await self._client.post(
-                self.settings.identity_url,
-                content=json.dumps(body),
-                headers=headers,
-                timeout=self._timeout,
-            )
-        except httpx.HTTPError as exc:
+            response, content = await asyncio.wait_for(self._post(action, body), self._timeout)
+        except (httpx.HTTPError, _TooLarge, asyncio.TimeoutError) as exc:
             logger.warning("identity pool %s failed: %s", action, type(exc).__name__)
             raise CredentialsUnavailableError("the identity pool could not be reached") from None
         try:
-            answer = response.json()  # any content type: the body decides
-        except ValueError:
+            answer = json.loads(content)  # any content type: the body decides
+        except (ValueError, RecursionError):
             answer = None
         if response.status_code == 200 and isinstance(answer, dict):
             return answer
         raise self._error(action, response, answer)
+
+    async def _post(self, action: str, body: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+        """POST one JSON 1.1 call and read at most ``MAX_ANSWER_BYTES`` of the answer."""
+        if self._client is None or (self._owns_client and self._client.is_closed):
+            self._client = httpx.AsyncClient()
+        headers = {
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": _TARGET_PREFIX + action,
+        }
+        request = self._client.build_request(
+            "POST", self.settings.identity_url, content=json.dumps(body), headers=headers
+        )
+        response = await self._client.send(request, stream=True)
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > MAX_ANSWER_BYTES:
+                    raise _TooLarge
+        finally:
+            await response.aclose()
+        return response, bytes(content)
 
     def _error(
         self, action: str, response: httpx.Response, answer: Any

@@ -68,7 +68,17 @@ class CognitoAuthMiddleware:
             user = await self.auth.authenticate(token)
         except CognitoGuardError as error:
             if kind == "websocket":
-                await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
+                # Complete the handshake first so the client sees the 1008 close
+                # code rather than an HTTP 403 handshake rejection.
+                if (await receive())["type"] == "websocket.connect":
+                    await send({"type": "websocket.accept"})
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": WS_POLICY_VIOLATION,
+                            "reason": error.code,
+                        }
+                    )
             else:
                 await error_response(error, self.auth.realm)(scope, receive, send)
             return

@@ -778,8 +778,8 @@ def test_websocket_dependency_accepts_a_valid_token(ws_client: Any, issuer: Loca
 
 
 def test_websocket_dependency_without_a_token_closes_with_1008(ws_client: Any) -> None:
-    with pytest.raises(WebSocketDisconnect) as closed, ws_client.websocket_connect("/ws"):
-        pass
+    with pytest.raises(WebSocketDisconnect) as closed, ws_client.websocket_connect("/ws") as ws:
+        ws.receive_text()
     assert closed.value.code == 1008
 
 
@@ -789,9 +789,9 @@ def test_websocket_dependency_without_the_scope_closes_with_1008(
     token = issuer.access_token(groups=["premium"])
     with (
         pytest.raises(WebSocketDisconnect) as closed,
-        ws_client.websocket_connect("/ws", headers=bearer(token)),
+        ws_client.websocket_connect("/ws", headers=bearer(token)) as ws,
     ):
-        pass
+        ws.receive_text()
     assert closed.value.code == 1008
 
 

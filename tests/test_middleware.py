@@ -252,8 +252,8 @@ def test_websocket_accepts_a_token_in_the_access_token_query(
 
 
 def test_websocket_without_a_token_is_closed_with_1008(ws_client: "TestClient") -> None:
-    with pytest.raises(WebSocketDisconnect) as closed, ws_client.websocket_connect("/ws"):
-        pass
+    with pytest.raises(WebSocketDisconnect) as closed, ws_client.websocket_connect("/ws") as ws:
+        ws.receive_text()
     assert closed.value.code == 1008
 
 
@@ -267,9 +267,9 @@ def test_websocket_with_a_bad_token_is_closed_with_1008(
     )
     with (
         pytest.raises(WebSocketDisconnect) as closed,
-        ws_client.websocket_connect(path, headers=headers),
+        ws_client.websocket_connect(path, headers=headers) as ws,
     ):
-        pass
+        ws.receive_text()
     assert closed.value.code == 1008
 
 

@@ -1,0 +1,428 @@
+"""The command line (DESIGN.md section 12): ``python -m fastapi_cognito_guard``.
+
+Most tests call ``fastapi_cognito_guard.cli.main(argv, out=StringIO())`` in
+process (stderr through ``capsys``); two run the module as a subprocess to prove
+the entry point and its exit status. What they prove, one behaviour each:
+
+* ``inspect`` says UNVERIFIED, prints the header and the claims, shows the time
+  claims as UTC dates with a relative form ("in 60 min", "2 h ago"), reads ``-``
+  from stdin, and exits 1 with a message on garbage (deeply nested JSON included);
+  time claims outside what a date can show are printed as they are.
+* ``verify`` with the ``COGNITO_*`` environment pointing at a ``LocalIssuer``
+  served on 127.0.0.1 prints the verified claims and exits 0; each failed check
+  (``expired``, ``wrong_issuer``, ``wrong_token_use``, ``wrong_client``,
+  ``bad_signature``, ``unknown_kid``, ``malformed``) is printed by its exact code
+  with exit 1, and so are keys that cannot be fetched (closed port); flags
+  (``--client-id``, ``--jwks-url``, ``--token-use``) override the environment;
+  invalid or missing settings exit 2 naming the field.
+* ``jwks`` against a local server (``tests/jwks_server.JWKSServer`` with a custom
+  document) lists every kid with its algorithm and key size, marks a 1024-bit key
+  and a ``use: enc`` key as ignored, takes the URL from the settings when none is
+  given, and exits 1 on an unreachable URL.
+"""
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+from fastapi_cognito_guard.cli import main
+from fastapi_cognito_guard.testing import LocalIssuer
+from tests.example_server import REPO_ROOT, clean_environment
+from tests.jwks_server import JWKSServer, closed_port_url
+
+OTHER_POOL_ISSUER = "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Other"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[LocalIssuer, str]]:
+    """One issuer (RSA key generation is slow) with its JWKS on 127.0.0.1."""
+    issuer = LocalIssuer()
+    with issuer.serve() as url:
+        yield issuer, url
+
+
+@pytest.fixture
+def issuer(served: tuple[LocalIssuer, str]) -> LocalIssuer:
+    return served[0]
+
+
+@pytest.fixture
+def jwks_url(served: tuple[LocalIssuer, str]) -> str:
+    return served[1]
+
+
+@pytest.fixture(autouse=True)
+def no_cognito_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own ``COGNITO_*`` settings."""
+    for name in list(os.environ):
+        if name.startswith("COGNITO_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def cognito_env(monkeypatch: pytest.MonkeyPatch, issuer: LocalIssuer, jwks_url: str) -> None:
+    """``COGNITO_*`` settings that trust ``issuer``."""
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", issuer.user_pool_id)
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", issuer.client_id)
+    monkeypatch.setenv("COGNITO_JWKS_URL", jwks_url)
+
+
+def run(*argv: str) -> tuple[int, str]:
+    """Run the command line in process; return (exit status, stdout)."""
+    out = io.StringIO()
+    status = main(list(argv), out=out)
+    return status, out.getvalue()
+
+
+def b64url(value: object) -> str:
+    raw = value if isinstance(value, str) else json.dumps(value)
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def time_line(output: str, claim: str) -> str:
+    return next(line for line in output.splitlines() if line.strip().startswith(f"{claim} "))
+
+
+# -- inspect ----------------------------------------------------------------------------
+
+
+def test_inspect_says_unverified(issuer: LocalIssuer) -> None:
+    status, output = run("inspect", issuer.access_token())
+
+    assert status == 0
+    assert output.startswith("UNVERIFIED")
+
+
+def test_inspect_prints_the_header_and_the_claims(issuer: LocalIssuer) -> None:
+    status, output = run("inspect", issuer.access_token("alice", groups=["premium"]))
+
+    assert status == 0
+    header = output.split("header:\n", 1)[1].split("claims:\n", 1)[0]
+    assert json.loads(header) == {"alg": "RS256", "kid": issuer.kid}
+    claims = json.loads(output.split("claims:\n", 1)[1].split("times:\n", 1)[0])
+    assert claims["username"] == "alice"
+    assert claims["cognito:groups"] == ["premium"]
+
+
+def test_inspect_shows_expiry_as_a_utc_date_in_60_min(issuer: LocalIssuer) -> None:
+    token = issuer.access_token(expires_in=3600)
+    exp = int(time.time()) + 3600
+
+    _, output = run("inspect", token)
+
+    line = time_line(output, "exp")
+    stamp = datetime.fromtimestamp(exp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    assert stamp in line
+    assert "UTC" in line
+    assert line.endswith("(in 60 min)")
+
+
+def test_inspect_shows_past_times_as_ago(issuer: LocalIssuer) -> None:
+    now = int(time.time())
+    token = issuer.access_token(iat=now - 7200, auth_time=now - 7200, exp=now + 1800)
+
+    _, output = run("inspect", token)
+
+    assert time_line(output, "iat").endswith("(2 h ago)")
+    assert time_line(output, "auth_time").endswith("(2 h ago)")
+    assert time_line(output, "exp").endswith("(in 30 min)")
+
+
+def test_inspect_reads_the_token_from_stdin(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(issuer.access_token("bob") + "\n"))
+
+    status, output = run("inspect", "-")
+
+    assert status == 0
+    assert '"username": "bob"' in output
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "garbage",
+        "only.two",
+        "###.###.###",
+        "é.é.é",
+        f"{b64url('not json')}.{b64url({})}.sig",
+    ],
+    ids=["one-segment", "two-segments", "bad-alphabet", "non-ascii", "not-json"],
+)
+def test_inspect_garbage_exits_1(garbage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, output = run("inspect", garbage)
+
+    assert status == 1
+    assert output == ""
+    assert "not a decodable JWT" in capsys.readouterr().err
+
+
+def test_inspect_deeply_nested_json_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    token = f"{b64url('[' * 5000 + ']' * 5000)}.{b64url({})}.sig"
+
+    status, _ = run("inspect", token)
+
+    assert status == 1
+    assert "not a decodable JWT" in capsys.readouterr().err
+
+
+def test_inspect_prints_an_out_of_range_expiry_as_is(issuer: LocalIssuer) -> None:
+    status, output = run("inspect", issuer.access_token(exp=99_999_999_999_999))
+
+    assert status == 0
+    assert "99999999999999" in time_line(output, "exp")
+
+
+# -- verify -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_prints_the_verified_claims_and_exits_0(issuer: LocalIssuer) -> None:
+    status, output = run("verify", issuer.access_token("alice", groups=["premium"]))
+
+    assert status == 0
+    first, rest = output.split("\n", 1)
+    assert first == f"verified: access token from user pool {issuer.user_pool_id}"
+    claims = json.loads(rest)
+    assert claims["username"] == "alice"
+    assert claims["cognito:groups"] == ["premium"]
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_reads_the_token_from_stdin(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(issuer.access_token() + "\n"))
+
+    status, _ = run("verify", "-")
+
+    assert status == 0
+
+
+def signed_by_another_key(issuer: LocalIssuer) -> str:
+    """A token whose header names ``issuer``'s kid but whose signature is another key's."""
+    impostor = LocalIssuer(user_pool_id=issuer.user_pool_id, client_id=issuer.client_id)
+    claims = json.loads(base64.urlsafe_b64decode(issuer.access_token().split(".")[1] + "=="))
+    return impostor.sign(claims, header={"kid": issuer.kid, "alg": "RS256"})
+
+
+FAILURES: dict[str, Callable[[LocalIssuer], str]] = {
+    "expired": lambda issuer: issuer.access_token(expires_in=-3600),
+    "wrong_issuer": lambda issuer: issuer.access_token(iss=OTHER_POOL_ISSUER),
+    "wrong_token_use": lambda issuer: issuer.id_token(),
+    "wrong_client": lambda issuer: issuer.access_token(client_id="someone-else"),
+    "bad_signature": signed_by_another_key,
+    "unknown_kid": lambda issuer: issuer.sign(
+        json.loads(base64.urlsafe_b64decode(issuer.access_token().split(".")[1] + "==")),
+        header={"kid": "no-such-kid", "alg": "RS256"},
+    ),
+    "malformed": lambda issuer: "not-a-jwt",
+}
+
+
+@pytest.mark.usefixtures("cognito_env")
+@pytest.mark.parametrize("code", FAILURES)
+def test_verify_names_the_failed_check_and_exits_1(
+    code: str, issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, output = run("verify", FAILURES[code](issuer))
+
+    assert status == 1
+    assert output == ""
+    assert f"invalid token: {code}: " in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_with_unreachable_keys_exits_1(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COGNITO_JWKS_URL", closed_port_url())
+
+    status, output = run("verify", issuer.access_token())
+
+    assert status == 1
+    assert output == ""
+    assert "keys unavailable: " in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_client_id_flag_overrides_the_environment(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", "someone-else")
+
+    status, _ = run("verify", issuer.access_token(), "--client-id", issuer.client_id)
+
+    assert status == 0
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_jwks_url_flag_overrides_the_environment(
+    issuer: LocalIssuer, jwks_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_JWKS_URL", closed_port_url())
+
+    status, _ = run("verify", issuer.access_token(), "--jwks-url", jwks_url)
+
+    assert status == 0
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_token_use_flag_overrides_the_environment(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_TOKEN_USE", "access")
+
+    status, output = run("verify", issuer.id_token(), "--token-use", "id")
+
+    assert status == 0
+    assert output.startswith("verified: id token")
+
+
+def test_verify_without_a_user_pool_id_exits_2_naming_it(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("verify", issuer.access_token(), "--client-id", issuer.client_id)
+
+    assert status == 2
+    assert "user_pool_id: Field required" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cognito_env")
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("COGNITO_USER_POOL_ID", "not-a-pool", "user_pool_id"),
+        ("COGNITO_JWKS_URL", "http://example.com/jwks.json", "jwks_url"),
+        ("COGNITO_TOKEN_USE", "refresh", "token_use"),
+        ("COGNITO_LEEWAY_SECONDS", "-1", "leeway_seconds"),
+    ],
+)
+def test_verify_with_an_invalid_setting_exits_2_naming_the_field(
+    variable: str,
+    value: str,
+    field: str,
+    issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    status, output = run("verify", issuer.access_token())
+
+    assert status == 2
+    assert output == ""
+    err = capsys.readouterr().err
+    assert err.startswith("invalid settings")
+    assert f"{field}: " in err
+
+
+# -- jwks -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed_jwks(served: tuple[LocalIssuer, str]) -> Iterator[JWKSServer]:
+    """A JWKS with a usable key, a 1024-bit key and an encryption key."""
+    issuer = served[0]
+    usable = issuer.jwks()["keys"][0]
+    short = {**LocalIssuer(key_bits=1024).jwks()["keys"][0], "kid": "short-key"}
+    encryption = {**usable, "kid": "enc-key", "use": "enc"}
+    with JWKSServer(issuer) as server:
+        server.document = {"keys": [usable, short, encryption]}
+        yield server
+
+
+def key_line(output: str, kid: str) -> str:
+    return next(line for line in output.splitlines() if f"kid={kid} " in line)
+
+
+def test_jwks_lists_each_kid_with_algorithm_and_key_size(
+    mixed_jwks: JWKSServer, issuer: LocalIssuer
+) -> None:
+    status, output = run("jwks", mixed_jwks.url)
+
+    assert status == 0
+    assert output.splitlines()[0] == mixed_jwks.url
+    line = key_line(output, issuer.kid)
+    assert "kty=RSA alg=RS256 use=sig" in line
+    assert line.endswith("RSA 2048 bits, used")
+    assert len([line for line in output.splitlines() if "kid=" in line]) == 3
+
+
+def test_jwks_marks_a_1024_bit_key_ignored(mixed_jwks: JWKSServer) -> None:
+    _, output = run("jwks", mixed_jwks.url)
+
+    line = key_line(output, "short-key")
+    assert "ignored" in line
+    assert "2048 bits" in line
+
+
+def test_jwks_marks_an_encryption_key_ignored(mixed_jwks: JWKSServer) -> None:
+    _, output = run("jwks", mixed_jwks.url)
+
+    line = key_line(output, "enc-key")
+    assert "use=enc" in line
+    assert "ignored" in line
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_jwks_without_a_url_fetches_the_settings_url(jwks_url: str, issuer: LocalIssuer) -> None:
+    status, output = run("jwks")
+
+    assert status == 0
+    assert output.splitlines()[0] == jwks_url
+    assert key_line(output, issuer.kid).endswith("used")
+
+
+def test_jwks_unreachable_url_exits_1() -> None:
+    url = closed_port_url()
+
+    status, output = run("jwks", url)
+
+    assert status == 1
+    assert "fetch failed" in output
+
+
+# -- the module entry point -------------------------------------------------------------
+
+
+def run_module(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fastapi_cognito_guard", *argv],
+        cwd=REPO_ROOT,
+        env=clean_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_module_entry_point_runs_inspect(issuer: LocalIssuer) -> None:
+    result = run_module("inspect", issuer.access_token("carol"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("UNVERIFIED")
+    assert '"username": "carol"' in result.stdout
+
+
+def test_module_entry_point_exits_with_the_failed_check(issuer: LocalIssuer, jwks_url: str) -> None:
+    env = {
+        "COGNITO_USER_POOL_ID": issuer.user_pool_id,
+        "COGNITO_CLIENT_IDS": issuer.client_id,
+        "COGNITO_JWKS_URL": jwks_url,
+    }
+
+    result = run_module("verify", issuer.access_token(expires_in=-3600), env=env)
+
+    assert result.returncode == 1
+    assert "invalid token: expired: " in result.stderr
