@@ -134,7 +134,7 @@ class JWKSCache:
                 if age >= policy.ttl:
                     self._refresh_in_background(keyset, url)
                 return key
-        await self._refresh(keyset, url, reuse_backoff=True)
+        await self._refresh(keyset, url, respect_backoff=True)
         return self._known(keyset, kid)
 
     def _known(self, keyset: _KeySet, kid: str) -> VerifyingKey:
@@ -150,7 +150,7 @@ class JWKSCache:
             await self._await_inflight(keyset)
         elif self._may_refetch_for_miss(keyset):
             keyset.miss_refetch_at = self._clock()
-            await self._refresh(keyset, url, reuse_backoff=False)
+            await self._refresh(keyset, url, respect_backoff=False)
         elif keyset.failing:
             raise self._unavailable(keyset)
         return self._known(keyset, kid)
@@ -161,11 +161,15 @@ class JWKSCache:
         Routine fetches (cold start, TTL, hydrate) do not count: a key that Cognito
         published just after them is still picked up by the first token using it.
         """
-        now = self._clock()
-        cooldown = keyset.policy.cooldown
-        if keyset.miss_refetch_at is not None and now - keyset.miss_refetch_at < cooldown:
+        last_miss = keyset.miss_refetch_at
+        if last_miss is not None and self._clock() - last_miss < keyset.policy.cooldown:
             return False
-        return keyset.failed_at is None or now - keyset.failed_at >= cooldown
+        return not self._in_backoff(keyset)
+
+    def _in_backoff(self, keyset: _KeySet) -> bool:
+        """Within a cooldown of a failed fetch: no new attempt yet."""
+        failed_at = keyset.failed_at
+        return failed_at is not None and self._clock() - failed_at < keyset.policy.cooldown
 
     # -- fetching --------------------------------------------------------------
 
@@ -175,14 +179,10 @@ class JWKSCache:
             wait = keyset.failed_at + keyset.policy.cooldown - self._clock()
         return KeysUnavailableError("the issuer's signing keys cannot be fetched", retry_after=wait)
 
-    async def _refresh(self, keyset: _KeySet, url: str, *, reuse_backoff: bool) -> None:
+    async def _refresh(self, keyset: _KeySet, url: str, *, respect_backoff: bool) -> None:
         """Fetch the URL's JWKS, joining a fetch already in flight."""
         if keyset.inflight is None:
-            in_backoff = (
-                keyset.failed_at is not None
-                and self._clock() - keyset.failed_at < keyset.policy.cooldown
-            )
-            if reuse_backoff and in_backoff:
+            if respect_backoff and self._in_backoff(keyset):
                 raise self._unavailable(keyset)
             self._start_fetch(keyset, url)
         await self._await_inflight(keyset)
@@ -193,14 +193,8 @@ class JWKSCache:
         await asyncio.shield(task)
 
     def _refresh_in_background(self, keyset: _KeySet, url: str) -> None:
-        if keyset.inflight is not None:
-            return
-        if (
-            keyset.failed_at is not None
-            and self._clock() - keyset.failed_at < keyset.policy.cooldown
-        ):
-            return
-        self._start_fetch(keyset, url)
+        if keyset.inflight is None and not self._in_backoff(keyset):
+            self._start_fetch(keyset, url)
 
     def _start_fetch(self, keyset: _KeySet, url: str) -> None:
         task = asyncio.get_running_loop().create_task(self._fetch(keyset, url))
@@ -215,7 +209,7 @@ class JWKSCache:
 
     async def refresh(self, url: str) -> None:
         """Fetch the URL's JWKS now (joining a fetch in flight); used to prefetch."""
-        await self._refresh(self._keyset(url), url, reuse_backoff=False)
+        await self._refresh(self._keyset(url), url, respect_backoff=False)
 
     async def _fetch(self, keyset: _KeySet, url: str) -> None:
         try:
