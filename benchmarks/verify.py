@@ -291,12 +291,16 @@ the peers fetched their keys once from the JWKS on 127.0.0.1 before timing began
 
 What it means: with the result cache off, parsing, key lookup and every claim check
 add the difference between the second row and the floor to the RSA check itself; a
-client that repeats its token pays only the cache-hit row. The peers that are slower
-than this library also make fewer checks (below), and the ones that rebuild the key
-object from the JWK on every call pay for it on every request.
+client that repeats its token pays only the cache-hit row, and the async `verify` costs
+what the sync one does. Where the peers' time goes: fastapi-cognito (joserfc) and
+cognitojwt (python-jose) rebuild the public key from the JWK on every call;
+fastapi-cloudauth parses the token with python-jose four times; PyJWT 2.15 checks the
+base64url alphabet of each segment one character at a time in Python, which costs more
+than the RSA check. The peers that are faster than python-jose also make fewer checks:
 
-Which bad tokens each contender rejects (same pool, same app client; `**accepts**` is
-a token that should have been refused):
+Which bad tokens each contender rejects (same pool, same app client, tokens signed by the
+pool's key unless the row says otherwise; `**accepts**` is a token that should have been
+refused):
 
 {rendered_checks}
 

@@ -101,7 +101,7 @@ async def _verify(settings: CognitoSettings, token: str, out: TextIO) -> int:
         print(f"invalid token: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     except KeysUnavailableError as exc:
-        print(f"keys unavailable: {exc.message}", file=sys.stderr)
+        print(f"keys unavailable: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         await verifier.aclose()

@@ -251,7 +251,7 @@ def test_verify_with_unreachable_keys_exits_1(
 
     assert status == 1
     assert output == ""
-    assert "keys unavailable: " in capsys.readouterr().err
+    assert "keys unavailable: keys_unavailable: " in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("cognito_env")
