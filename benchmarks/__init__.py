@@ -1,0 +1,1 @@
+"""Runnable benchmarks (``python benchmarks/<script>.py [--quick]``) and their helpers."""
