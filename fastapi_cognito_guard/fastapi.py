@@ -178,25 +178,58 @@ async def _handle_cognito_exception(request: Request, exc: Exception) -> JSONRes
     )
 
 
-class _BearerScheme(SecurityBase):
-    """Reads the bearer token; its OpenAPI model says how Swagger UI obtains one."""
+class _DescribedScheme(SecurityBase):
+    """A security scheme whose OpenAPI model is looked up when the schema is built."""
 
-    def __init__(self, model: Callable[[], tuple[str, SecurityBaseModel]]) -> None:
-        self._model = model
+    def __init__(self, describe: Callable[[], tuple[str, SecurityBaseModel]]) -> None:
+        self._describe = describe
 
     @property
     def model(self) -> SecurityBaseModel:  # type: ignore[override]
-        return self._model()[1]
+        return self._describe()[1]
 
     @property
     def scheme_name(self) -> str:  # type: ignore[override]
-        return self._model()[0]
+        return self._describe()[0]
+
+
+class _BearerScheme(_DescribedScheme):
+    """Reads the bearer token; its OpenAPI model says how Swagger UI obtains one."""
 
     async def __call__(self, conn: HTTPConnection) -> str | None:
         return connection_token(conn.scope)
 
 
 Resolve = Callable[[HTTPConnection], "CognitoAuth[Any]"]
+
+
+class _UserDependency(_DescribedScheme):
+    """``current_user`` / ``optional_user``: the dependency is its own security scheme,
+    so a guarded route costs FastAPI one dependency to resolve, not two."""
+
+    def __init__(
+        self,
+        describe: Callable[[], tuple[str, SecurityBaseModel]],
+        resolve: Resolve,
+        *,
+        optional: bool,
+    ) -> None:
+        super().__init__(describe)
+        self._resolve = resolve
+        self._optional = optional
+
+    async def __call__(
+        self, security_scopes: SecurityScopes, conn: HTTPConnection
+    ) -> CognitoUser | None:
+        """The verified caller (401 without a valid token, 403 without required scopes);
+        for ``optional_user``, None when no token was sent (a bad token is still a 401)."""
+        token = connection_token(conn.scope)
+        if token is None and self._optional:
+            return None
+        auth = self._resolve(conn)
+        user: CognitoUser = await auth._user_for(conn, token)
+        auth._check_scopes(conn, user, security_scopes.scopes, all=True)
+        return user
 
 
 class _Guards:
@@ -213,34 +246,10 @@ class _Guards:
         self.optional_user = self._optional_user()
 
     def _current_user(self) -> Dependency:
-        resolve = self.resolve
-
-        async def current_user(
-            security_scopes: SecurityScopes,
-            conn: HTTPConnection,
-            token: str | None = Security(self.scheme),
-        ) -> CognitoUser:
-            """The verified caller (401 without a valid token, 403 without required scopes)."""
-            auth = resolve(conn)
-            user: CognitoUser = await auth._user_for(conn, token)
-            auth._check_scopes(conn, user, security_scopes.scopes, all=True)
-            return user
-
-        return current_user
+        return _UserDependency(self.scheme._describe, self.resolve, optional=False)
 
     def _optional_user(self) -> Dependency:
-        resolve = self.resolve
-
-        async def optional_user(
-            conn: HTTPConnection, token: str | None = Security(self.scheme)
-        ) -> CognitoUser | None:
-            """The verified caller, or None when no token was sent (a bad token is a 401)."""
-            if token is None:
-                return None
-            user: CognitoUser = await resolve(conn)._user_for(conn, token)
-            return user
-
-        return optional_user
+        return _UserDependency(self.scheme._describe, self.resolve, optional=True)
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency:
         if not groups:
