@@ -96,10 +96,10 @@ def bearer_token(authorization: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
     if not authorization:
         return None
-    scheme, _, token = authorization.strip().partition(" ")
+    scheme, _, token = authorization.strip(" \t").partition(" ")
     if scheme.lower() != "bearer":
         return None
-    return token.strip() or None
+    return token.strip(" \t") or None
 
 
 class CognitoHTTPException(HTTPException):
