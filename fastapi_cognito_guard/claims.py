@@ -171,15 +171,17 @@ class CognitoUser(BaseModel):
 
     Subclass it to lift more claims into typed fields, e.g.
     ``tier: str = Field(alias="custom:tier")``, and pass ``user_model=`` to
-    ``CognitoAuth``.
+    ``CognitoAuth``. It is frozen, with ``groups`` and ``scopes`` as tuples,
+    because requests carrying the same token share one user object: treat
+    ``custom`` and ``claims`` as read-only too.
     """
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     sub: str
     username: str | None = None
-    groups: list[str] = Field(default_factory=list)
-    scopes: list[str] = Field(default_factory=list)
+    groups: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
     token_use: Literal["access", "id"]
     client_id: str
     user_pool_id: str

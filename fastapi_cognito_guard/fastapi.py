@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 import httpx
+from cachetools import LRUCache
 from fastapi import (
     FastAPI,
     Header,
@@ -36,7 +37,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 from starlette.websockets import WebSocketState
 
-from .claims import CognitoUser, IdTokenClaims
+from .claims import CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
     CognitoGuardError,
     CredentialsDeniedError,
@@ -69,6 +70,10 @@ logger = logging.getLogger("fastapi_cognito_guard")
 
 UserT = TypeVar("UserT", bound=CognitoUser)
 Dependency = Callable[..., Awaitable[Any]]
+
+USER_CACHE_SIZE = 1024
+"""Users kept for the most recent tokens (a user object is shared by the requests
+that carry the same token, which is why it is immutable)."""
 
 WS_POLICY_VIOLATION = 1008
 """The WebSocket close code for a connection refused for its token."""
@@ -336,6 +341,10 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency = self._guards.optional_user
         """Dependency: the verified caller, or None when no token was sent."""
+        size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in self.settings))
+        self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
+            LRUCache(size) if size else None
+        )
         self._http_client = http_client
         self._identity_clients: dict[str, IdentityPoolClient] = {}
         self.aws_credentials: Dependency = self._make_aws_credentials()
@@ -481,23 +490,35 @@ class CognitoAuth(Generic[UserT]):
         return CognitoHTTPException(error, self.realm)
 
     async def authenticate(self, token: str) -> UserT:
-        """Verify a token and build the user; raises ``CognitoGuardError`` on failure."""
+        """Verify a token and build the user; raises ``CognitoGuardError`` on failure.
+
+        The user built for a token is reused while the verifier keeps answering with
+        the same verified claims (its result cache), so repeat callers skip building it.
+        """
         claims = await self.verifier.verify(token)
-        return self.user_model.from_claims(claims)
+        users = self._users
+        if users is None:
+            return self.user_model.from_claims(claims)
+        entry = users.get(token)
+        if entry is not None and entry[0] is claims:
+            return entry[1]
+        user = self.user_model.from_claims(claims)
+        users[token] = (claims, user)
+        return user
 
     async def _user_for(self, conn: HTTPConnection, token: str | None) -> UserT:
         """The request's user, verified once per request however many guards ask."""
         if token is None:
             raise self._http_error(MissingTokenError("Not authenticated"), conn)
-        state = conn.state
-        cached: tuple[str, UserT] | None = getattr(state, "cognito_user", None)
+        state = conn.scope.setdefault("state", {})  # what request.state reads and writes
+        cached: tuple[str, UserT] | None = state.get("cognito_user")
         if cached is not None and cached[0] == token:
             return cached[1]
         try:
             user = await self.authenticate(token)
         except CognitoGuardError as error:
             raise self._http_error(error, conn) from None
-        state.cognito_user = (token, user)
+        state["cognito_user"] = (token, user)
         return user
 
     def _check_scopes(
