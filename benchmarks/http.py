@@ -410,11 +410,11 @@ The same apps called in-process through ASGI (no server, no sockets, no load gen
 
 What it means: the ratio is the share of an open route's throughput a route keeps when it
 verifies a Cognito token. With the result cache on (the default), a client that repeats its
-token pays a dictionary lookup, and most of what the guarded route adds is FastAPI resolving
-the dependency (`current_user` depends on a security scheme, `SecurityScopes` and the
-connection: compare the bearer-only column) plus building the `CognitoUser`; with the cache
-off every request also pays the RSA check, which is what a flood of distinct valid tokens
-costs. fastapi-cognito has no result cache and rebuilds the key from the JWK on every
+token pays two dictionary lookups (the verified claims, and the `CognitoUser` built from
+them), and almost all the guarded route adds is FastAPI resolving one dependency (compare
+the bearer-only column, FastAPI's own `HTTPBearer` verifying nothing); with the cache off
+every request also pays the RSA check and builds its user, which is what a flood of
+distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the key from the JWK on every
 request. Absolute numbers depend on the machine and the server stack (h11 vs httptools,
 asyncio vs uvloop: a faster stack makes the open route cheaper and every ratio lower); the
 ratios are the point.
