@@ -13,8 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["CognitoSettings"]
 
-_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)_[0-9A-Za-z]+$")
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+_POOL_ID = re.compile(r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)_[0-9A-Za-z]+")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def _split_list(value: Any) -> Any:
@@ -79,7 +81,7 @@ class CognitoSettings(BaseSettings):
     @field_validator("user_pool_id")
     @classmethod
     def _check_pool_id(cls, value: str) -> str:
-        if not _POOL_ID.match(value):
+        if not _POOL_ID.fullmatch(value):
             raise ValueError("user_pool_id must look like 'eu-central-1_AbC123xyz'")
         return value
 
@@ -98,7 +100,7 @@ class CognitoSettings(BaseSettings):
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION.match(value):
+        if value is not None and not _REGION.fullmatch(value):
             raise ValueError("region must look like 'eu-central-1'")
         return value
 
@@ -106,7 +108,7 @@ class CognitoSettings(BaseSettings):
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
         for region in value:
-            if not _REGION.match(region):
+            if not _REGION.fullmatch(region):
                 raise ValueError(f"additional_regions has an invalid region {region!r}")
         return value
 
@@ -120,13 +122,13 @@ class CognitoSettings(BaseSettings):
     def _check_domain(cls, value: str | None) -> str | None:
         if value is not None:
             value = value.removeprefix("https://").rstrip("/")
-            if not value or "/" in value:
+            if not _HOST_NAME.fullmatch(value):
                 raise ValueError("domain must be a bare host name like 'auth.example.com'")
         return value
 
     @model_validator(mode="after")
     def _fill_region(self) -> CognitoSettings:
-        match = _POOL_ID.match(self.user_pool_id)
+        match = _POOL_ID.fullmatch(self.user_pool_id)
         assert match is not None  # checked by the field validator
         if self.region is None:
             self.region = match["region"]

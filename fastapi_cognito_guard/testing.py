@@ -245,7 +245,9 @@ class LocalIssuer:
 
         server = ThreadingHTTPServer((host, port), Handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, name="LocalIssuer", daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="LocalIssuer", daemon=True
+        )
         thread.start()
         bound_port = server.server_address[1]
         self._served_url = f"http://{host}:{bound_port}/{self.user_pool_id}{_JWKS_SUFFIX}"
