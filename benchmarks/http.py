@@ -414,10 +414,10 @@ token pays two dictionary lookups (the verified claims, and the `CognitoUser` bu
 them), and almost all the guarded route adds is FastAPI resolving one dependency (compare
 the bearer-only column, FastAPI's own `HTTPBearer` verifying nothing); with the cache off
 every request also pays the RSA check and builds its user, which is what a flood of
-distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the key from the JWK on every
-request. Absolute numbers depend on the machine and the server stack (h11 vs httptools,
-asyncio vs uvloop: a faster stack makes the open route cheaper and every ratio lower); the
-ratios are the point.
+distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the key from
+the JWK on every request. Absolute numbers depend on the machine and the server stack
+(h11 vs httptools, asyncio vs uvloop: a faster stack makes the open route cheaper and every
+ratio lower); the ratios are the point.
 """
     )
     return 0
