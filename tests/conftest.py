@@ -1,12 +1,15 @@
-"""Shared fixtures: a Cognito-shaped issuer and verifiers that trust it."""
+"""Shared fixtures: a Cognito-shaped issuer, verifiers and a ``CognitoAuth`` that trust it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import httpx
 import pytest
 
-from fastapi_cognito_guard import CognitoVerifier
+from fastapi_cognito_guard import CognitoAuth, CognitoVerifier
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.moto_cognito import (  # noqa: F401 - fixtures shared by every test module
     make_moto_pool,
@@ -38,3 +41,28 @@ async def verifier(issuer: LocalIssuer) -> AsyncIterator[CognitoVerifier]:
     verifier.cache_jwks(issuer.jwks())
     yield verifier
     await verifier.aclose()
+
+
+@pytest.fixture
+async def jwks_http(issuer: LocalIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that answers JWKS requests with ``issuer``'s keys, in-process."""
+    async with httpx.AsyncClient(transport=issuer.transport) as http:
+        yield http
+
+
+@pytest.fixture
+def auth(issuer: LocalIssuer, jwks_http: httpx.AsyncClient) -> CognitoAuth[Any]:
+    """A ``CognitoAuth`` for ``issuer`` that fetches its keys through ``jwks_http``."""
+    return CognitoAuth(issuer.settings(), http_client=jwks_http)
+
+
+@pytest.fixture
+def closed_jwks_url() -> Iterator[str]:
+    """A JWKS URL on a 127.0.0.1 port that is bound but not listening (refused)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    finally:
+        sock.close()

@@ -26,7 +26,8 @@ a broken or hostile endpoint would:
   show up there as a call).
 
 A refused connection needs no fault: ``close()`` the server (``start()`` brings
-it back on the same port).
+it back on the same port). The start/stop/restart machinery is
+``tests.loopback_server.LoopbackServer``.
 
 PYTEST_DONT_REWRITE (no asserts here).
 """
@@ -36,14 +37,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.loopback_server import DISCONNECTS, LoopbackHandler, LoopbackServer
 
 __all__ = [
     "ACCESS_KEY_ID",
@@ -63,7 +62,6 @@ ACCESS_KEY_ID = "ASIALOCALIDENTITY001"
 SECRET_KEY = "local-SECRET-key-never-logged-4d1e"
 SESSION_TOKEN = "local-SESSION-token-never-logged-9a7c"
 HUGE_BYTES = 10 * 1024 * 1024
-_CHUNK = 64 * 1024
 
 FAULTS: frozenset[str | None] = frozenset(
     {
@@ -80,8 +78,6 @@ FAULTS: frozenset[str | None] = frozenset(
     }
 )
 
-_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
-
 
 def _sub_of(token: str) -> str:
     """The ``sub`` of a JWT, unverified (the real service checks it; this one need not)."""
@@ -93,53 +89,22 @@ def _sub_of(token: str) -> str:
         return token
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    owner: IdentityServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if exc is not None and not isinstance(exc, _DISCONNECTS):
-            self.owner.errors.append(exc)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
+class _Handler(LoopbackHandler["IdentityServer"]):
+    content_type = AMZ_JSON
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         target = self.headers.get("X-Amz-Target", "")
-        owner = self.server.owner
+        owner = self.owner
         action = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
         fault = owner._record(action)
-        with contextlib.suppress(*_DISCONNECTS):  # the client gave up (timeout)
+        with contextlib.suppress(*DISCONNECTS):  # the client gave up (timeout)
             owner._respond(self, fault, action, raw)
         self.close_connection = True
 
-    def send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = AMZ_JSON,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: tests read their own output."""
-
-
-class IdentityServer:
+class IdentityServer(LoopbackServer):
     """A loopback Cognito Identity endpoint with switchable faults.
 
     Use as a context manager; ``url`` is the endpoint (``identity_endpoint``),
@@ -148,6 +113,7 @@ class IdentityServer:
     """
 
     FAULTS = FAULTS
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -159,8 +125,7 @@ class IdentityServer:
         huge_bytes: int = HUGE_BYTES,
         redirect_to: str | None = None,
     ) -> None:
-        self.host = host
-        self._port = port
+        super().__init__(host=host, port=port)
         self.slow_seconds = slow_seconds
         self.slow_interval = slow_interval
         self.huge_bytes = huge_bytes
@@ -169,25 +134,8 @@ class IdentityServer:
         self.calls: Counter[str] = Counter()
         #: The JSON body of every request, in arrival order (secrets are the caller's).
         self.bodies: list[tuple[str, dict[str, Any]]] = []
-        #: Unexpected exceptions raised in request handlers (should stay empty).
-        self.errors: list[BaseException] = []
-        self._fault: str | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- state -------------------------------------------------------------------
-
-    @property
-    def fault(self) -> str | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, value: str | None) -> None:
-        if value not in FAULTS:
-            raise ValueError(f"unknown fault {value!r}; known: {sorted(map(str, FAULTS))}")
-        self._fault = value
 
     def counts(self) -> tuple[int, int]:
         """``(GetId calls, GetCredentialsForIdentity calls)`` so far."""
@@ -207,15 +155,9 @@ class IdentityServer:
     # -- addresses ---------------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        if self._port == 0:
-            raise RuntimeError("IdentityServer was never started (use it as a context manager)")
-        return self._port
-
-    @property
     def url(self) -> str:
         """The endpoint, as ``identity_endpoint`` expects it."""
-        return f"http://{self.host}:{self.port}/"
+        return f"{self.base_url}/"
 
     # -- answering ---------------------------------------------------------------
 
@@ -256,7 +198,9 @@ class IdentityServer:
             elif fault == "truncated_json":
                 handler.send(status, body[: len(body) // 2])
             else:
-                self._trickle(handler, status, body)
+                handler.send_trickled(
+                    status, body, seconds=self.slow_seconds, interval=self.slow_interval
+                )
         elif fault == "status_500":
             handler.send(500, b"<html><body>Internal Server Error</body></html>", "text/html")
         elif fault == "status_429":
@@ -266,93 +210,13 @@ class IdentityServer:
             answer = {"__type": "NotAuthorizedException", "message": "Invalid login token."}
             handler.send(400, json.dumps(answer).encode())
         elif fault == "huge":
-            self._send_huge(handler, action, raw)
+            status, answer = self._answer(action, raw)
+            handler.send_padded(status, json.dumps(answer).encode(), self.huge_bytes)
         elif fault == "redirect":
-            location = self.redirect_to or f"http://{self.host}:{self.port}/elsewhere"
+            location = self.redirect_to or f"{self.base_url}/elsewhere"
             handler.send(307, b"", "text/plain", headers={"Location": location})
         else:  # pragma: no cover - the setter validates
             raise AssertionError(fault)
-
-    def _trickle(self, handler: _Handler, status: int, body: bytes) -> None:
-        """Send the headers now and the body a byte at a time over ``slow_seconds``
-        (the rest at once when that time is up)."""
-        handler.send_response(status)
-        handler.send_header("Content-Type", AMZ_JSON)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        handler.wfile.flush()
-        deadline = time.monotonic() + self.slow_seconds
-        sent = 0
-        while sent < len(body) - 1 and time.monotonic() < deadline:
-            handler.wfile.write(body[sent : sent + 1])
-            handler.wfile.flush()
-            sent += 1
-            if self._stop.wait(self.slow_interval):
-                return
-        handler.wfile.write(body[sent:])
-
-    def _send_huge(self, handler: _Handler, action: str, raw: bytes) -> None:
-        status, answer = self._answer(action, raw)
-        body = json.dumps(answer).encode()
-        padding = max(0, self.huge_bytes - len(body))
-        handler.send_response(status)
-        handler.send_header("Content-Type", AMZ_JSON)
-        handler.send_header("Content-Length", str(padding + len(body)))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        piece = b" " * _CHUNK
-        while padding > 0 and not self._stop.is_set():
-            handler.wfile.write(piece[: min(padding, _CHUNK)])
-            padding -= _CHUNK
-        handler.wfile.write(body)
-
-    # -- lifecycle ---------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def start(self) -> IdentityServer:
-        """Listen (again): after ``close()`` on the same port, so ``url`` still works."""
-        if self._server is not None:
-            return self
-        self._stop.clear()
-        server = _Server((self.host, self._port), _Handler)
-        server.owner = self
-        self._server = server
-        self._port = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="IdentityServer",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop listening: connections are refused until ``start()``."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stop.set()
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> IdentityServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "closed"

@@ -33,6 +33,8 @@ it back on the same port and URL), or use ``closed_port_url()``.
 kid). Every test module can use the ``jwks_server`` fixture (a fresh
 ``LocalIssuer`` per test) by listing this module in ``pytest_plugins``.
 
+The start/stop/restart machinery is ``tests.loopback_server.LoopbackServer``.
+
 PYTEST_DONT_REWRITE (no asserts here): test modules import this module and also
 register it as a plugin.
 """
@@ -42,11 +44,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import sys
-import threading
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,12 +52,12 @@ import pytest
 
 from fastapi_cognito_guard.settings import CognitoSettings
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.loopback_server import DISCONNECTS, LoopbackHandler, LoopbackServer
 
 __all__ = ["FAULTS", "JWKS_SUFFIX", "JWKSServer", "closed_port_url", "jwks_server"]
 
 JWKS_SUFFIX = "/.well-known/jwks.json"
 HUGE_BYTES = 10 * 1024 * 1024
-_CHUNK = 64 * 1024
 _REDIRECTED = "/redirected"
 
 FAULTS: frozenset[str | None] = frozenset(
@@ -81,59 +79,23 @@ FAULTS: frozenset[str | None] = frozenset(
     }
 )
 
-_DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a burst of clients must not be refused by the backlog
-    owner: JWKSServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Record unexpected handler errors instead of printing tracebacks."""
-        exc = sys.exc_info()[1]
-        if exc is not None and not isinstance(exc, _DISCONNECTS):
-            self.owner.errors.append(exc)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # needed for chunked bodies
-    server: _Server
-
+class _Handler(LoopbackHandler["JWKSServer"]):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if not path.endswith(JWKS_SUFFIX):
-            self._send(404, b"not found", "text/plain")
+            self.send(404, b"not found", "text/plain")
             return
-        owner = self.server.owner
+        owner = self.owner
         fault = owner._record(path)
         if path.startswith(_REDIRECTED + "/"):
             fault = None  # the redirect target always answers
-        with contextlib.suppress(*_DISCONNECTS):  # the client gave up (timeout, size limit)
+        with contextlib.suppress(*DISCONNECTS):  # the client gave up (timeout, size limit)
             owner._respond(self, fault, path)
         self.close_connection = True
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: tests read their own output."""
-
-
-class JWKSServer:
+class JWKSServer(LoopbackServer):
     """A loopback JWKS endpoint for ``issuer`` with switchable faults.
 
     Use as a context manager; ``url`` is a JWKS URL on it, ``requests`` counts
@@ -142,6 +104,7 @@ class JWKSServer:
     """
 
     FAULTS = FAULTS
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -152,36 +115,17 @@ class JWKSServer:
         hang_seconds: float = 30.0,
         huge_bytes: int = HUGE_BYTES,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.issuer = issuer
-        self.host = host
-        self._port = port
         self.hang_seconds = hang_seconds
         self.huge_bytes = huge_bytes
         #: When set, served instead of ``issuer.jwks()``.
         self.document: Mapping[str, Any] | None = None
         #: Paths of every JWKS request, in arrival order.
         self.paths: list[str] = []
-        #: Unexpected exceptions raised in request handlers (should stay empty).
-        self.errors: list[BaseException] = []
-        self._fault: str | None = None
         self._requests = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- state -------------------------------------------------------------------
-
-    @property
-    def fault(self) -> str | None:
-        """The current misbehaviour (``None``: answer normally)."""
-        return self._fault
-
-    @fault.setter
-    def fault(self, value: str | None) -> None:
-        if value not in FAULTS:
-            raise ValueError(f"unknown fault {value!r}; known: {sorted(map(str, FAULTS))}")
-        self._fault = value
 
     @property
     def requests(self) -> int:
@@ -204,17 +148,6 @@ class JWKSServer:
     # -- addresses ---------------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        """The bound port; it stays the same across ``close()`` and ``start()``."""
-        if self._port == 0:
-            raise RuntimeError("JWKSServer was never started (use it as a context manager)")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
     def url(self) -> str:
         """The issuer's JWKS URL on this server."""
         return self.url_for(self.issuer.user_pool_id)
@@ -235,114 +168,41 @@ class JWKSServer:
         document = self.document if self.document is not None else self.issuer.jwks()
         return json.dumps(document).encode()
 
-    def _padded_body(self) -> bytes:
-        body = self._jwks_body()
-        return b" " * max(0, self.huge_bytes - len(body)) + body
-
     def _respond(self, handler: _Handler, fault: str | None, path: str) -> None:
         if fault == "hang":
             if self._stop.wait(self.hang_seconds):
                 return  # shutting down: drop the connection unanswered
             fault = None
         if fault is None:
-            handler._send(200, self._jwks_body())
+            handler.send(200, self._jwks_body())
         elif fault == "wrong_content_type":
-            handler._send(200, self._jwks_body(), "text/html; charset=utf-8")
+            handler.send(200, self._jwks_body(), "text/html; charset=utf-8")
         elif fault == "status_500":
-            handler._send(500, b'{"message": "internal error"}')
+            handler.send(500, b'{"message": "internal error"}')
         elif fault == "status_429":
-            handler._send(429, b'{"message": "slow down"}', headers={"Retry-After": "5"})
+            handler.send(429, b'{"message": "slow down"}', headers={"Retry-After": "5"})
         elif fault == "redirect":
             location = f"{self.base_url}{_REDIRECTED}{path}"
-            handler._send(302, b"", "text/plain", headers={"Location": location})
+            handler.send(302, b"", "text/plain", headers={"Location": location})
         elif fault == "not_json":
-            handler._send(200, b"<html><body>Service Unavailable</body></html>")
+            handler.send(200, b"<html><body>Service Unavailable</body></html>")
         elif fault == "truncated_json":
             body = self._jwks_body()
-            handler._send(200, body[: len(body) // 2])
+            handler.send(200, body[: len(body) // 2])
         elif fault == "no_keys":
-            handler._send(200, b'{"foo": []}')
+            handler.send(200, b'{"foo": []}')
         elif fault == "keys_not_list":
-            handler._send(200, json.dumps({"keys": {"0": self.issuer.jwks()["keys"][0]}}).encode())
+            handler.send(200, json.dumps({"keys": {"0": self.issuer.jwks()["keys"][0]}}).encode())
         elif fault == "empty_keys":
-            handler._send(200, b'{"keys": []}')
+            handler.send(200, b'{"keys": []}')
         elif fault == "deep_json":
-            handler._send(200, b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+            handler.send(200, b'{"keys": ' + b"[" * 5000 + b"]" * 5000 + b"}")
         elif fault == "huge":
-            self._send_huge(handler, chunked=False)
+            handler.send_padded(200, self._jwks_body(), self.huge_bytes)
         elif fault == "huge_chunked":
-            self._send_huge(handler, chunked=True)
+            handler.send_padded(200, self._jwks_body(), self.huge_bytes, chunked=True)
         else:  # pragma: no cover - the setter validates
             raise AssertionError(fault)
-
-    def _send_huge(self, handler: _Handler, *, chunked: bool) -> None:
-        body = self._padded_body()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        if chunked:
-            handler.send_header("Transfer-Encoding", "chunked")
-        else:
-            handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        view = memoryview(body)
-        for start in range(0, len(body), _CHUNK):
-            if self._stop.is_set():
-                return
-            piece = view[start : start + _CHUNK]
-            if chunked:
-                handler.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-            else:
-                handler.wfile.write(piece)
-        if chunked:
-            handler.wfile.write(b"0\r\n\r\n")
-
-    # -- lifecycle ---------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def start(self) -> JWKSServer:
-        """Listen (again): after ``close()`` on the same port, so ``url`` still works."""
-        if self._server is not None:
-            return self
-        self._stop.clear()
-        server = _Server((self.host, self._port), _Handler)
-        server.owner = self
-        self._server = server
-        self._port = int(server.server_address[1])  # a restart keeps the port (and URL)
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="JWKSServer",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop listening: connections to ``url`` are refused until ``start()``."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stop.set()  # ends hangs and huge bodies at once
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> JWKSServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self.base_url if self._server is not None else "closed"

@@ -38,6 +38,7 @@ import fastapi_cognito_guard.fastapi as fastapi_module
 from example_app import create_app, dev_mode_requested
 from fastapi_cognito_guard import CognitoSettings
 from tests.example_server import ExampleServer
+from tests.helpers import bearer
 from tests.moto_cognito import CognitoPool, boto_client, create_identity_pool
 
 # -- dev mode under a real uvicorn --------------------------------------------------
@@ -64,10 +65,6 @@ async def mint(http: httpx.AsyncClient, **params: str) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["token"]
     return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_start_up_log_shows_the_dev_mode_banner(dev_server: ExampleServer) -> None:

@@ -34,12 +34,11 @@ What the tests here prove, one behaviour each:
 * End to end over real HTTP: uvicorn on 127.0.0.1 trusting a moto user pool.
 """
 
-import socket
 import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -61,6 +60,7 @@ from fastapi_cognito_guard import (
     require_scope,
 )
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import bearer, running
 from tests.moto_cognito import CognitoPool
 
 THIRD_POOL_ID = "eu-central-1_Third"
@@ -87,10 +87,6 @@ TOKEN_REQUIRED = tuple(name for name in ALL_DEPENDENCIES if name != "optional_us
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def full_token(issuer: LocalIssuer, username: str = "alice") -> str:
@@ -155,16 +151,6 @@ def cases(names: tuple[str, ...]) -> list[Any]:
     ]
 
 
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and give an in-process HTTP client for it."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
-    ):
-        yield c
-
-
 def pools_transport(*issuers: LocalIssuer) -> httpx.MockTransport:
     """Serves each issuer's JWKS at ``/{user_pool_id}/.well-known/jwks.json``."""
     by_pool = {issuer.user_pool_id: issuer for issuer in issuers}
@@ -195,32 +181,9 @@ def third_issuer() -> LocalIssuer:
 
 
 @pytest.fixture
-async def jwks_http(issuer: LocalIssuer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=issuer.transport) as http:
-        yield http
-
-
-@pytest.fixture
-def auth(issuer: LocalIssuer, jwks_http: httpx.AsyncClient) -> CognitoAuth[Any]:
-    return CognitoAuth(issuer.settings(), http_client=jwks_http)
-
-
-@pytest.fixture
 async def client(auth: CognitoAuth[Any]) -> AsyncIterator[httpx.AsyncClient]:
     async with running(matrix_app(auth)) as c:
         yield c
-
-
-@pytest.fixture
-def closed_jwks_url() -> Iterator[str]:
-    """A JWKS URL on a 127.0.0.1 port that is bound but not listening (refused)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
-    finally:
-        sock.close()
 
 
 @pytest.fixture

@@ -46,8 +46,8 @@ import functools
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
@@ -70,6 +70,7 @@ from fastapi_cognito_guard import (
 )
 from fastapi_cognito_guard import verifier as verifier_module
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import FakeClock, bearer, running
 from tests.identity_server import IdentityServer
 from tests.jwks_server import FAULTS as BASE_FAULTS
 from tests.jwks_server import JWKSServer
@@ -93,7 +94,7 @@ class FaultyJWKSServer(JWKSServer):
     points at ``redirect_to`` (another server) instead of this one.
     """
 
-    EXTRA_FAULTS = frozenset({"slow_body"})
+    FAULTS = BASE_FAULTS | {"slow_body"}
 
     def __init__(
         self,
@@ -106,59 +107,20 @@ class FaultyJWKSServer(JWKSServer):
         self.redirect_to = redirect_to
         self.slow_seconds = slow_seconds
 
-    @property
-    def fault(self) -> str | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, value: str | None) -> None:
-        if value not in BASE_FAULTS and value not in self.EXTRA_FAULTS:
-            raise ValueError(f"unknown fault {value!r}")
-        self._fault = value
-
     def _respond(self, handler: Any, fault: str | None, path: str) -> None:
         if fault == "status_429":
-            handler._send(429, b'{"message": "slow down"}', headers={"Retry-After": "7"})
+            handler.send(429, b'{"message": "slow down"}', headers={"Retry-After": "7"})
         elif fault == "redirect" and self.redirect_to is not None:
-            handler._send(302, b"", "text/plain", headers={"Location": self.redirect_to})
+            handler.send(302, b"", "text/plain", headers={"Location": self.redirect_to})
         elif fault == "slow_body":
-            self._trickle(handler)
+            handler.send_trickled(
+                200, self._jwks_body(), seconds=self.slow_seconds, interval=0.05, step=8
+            )
         else:
             super()._respond(handler, fault, path)
 
-    def _trickle(self, handler: Any) -> None:
-        body = self._jwks_body()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        handler.wfile.flush()
-        deadline = time.monotonic() + self.slow_seconds
-        sent = 0
-        while sent < len(body) and time.monotonic() < deadline:
-            handler.wfile.write(body[sent : sent + 8])
-            handler.wfile.flush()
-            sent += 8
-            if self._stop.wait(0.05):
-                return
-        handler.wfile.write(body[sent:])
-
 
 # -- helpers ----------------------------------------------------------------------
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self, start: float = 10_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @contextmanager
@@ -190,19 +152,6 @@ def guarded_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
         return {"identity_id": creds.identity_id, "access_key_id": creds.access_key_id}
 
     return app
-
-
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
-    ):
-        yield c
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def verdict(verifier: CognitoVerifier, token: str) -> str:

@@ -41,6 +41,7 @@ from fastapi_cognito_guard import jwks as jwks_module
 from fastapi_cognito_guard import verifier as verifier_module
 from fastapi_cognito_guard.jwks import MAX_JWKS_BYTES, JWKSPolicy
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import FakeClock
 from tests.jwks_server import JWKS_SUFFIX, JWKSServer
 
 pytest_plugins = ["tests.jwks_server"]
@@ -70,19 +71,6 @@ OUTAGES = [
     "deep_json",  # json.loads raises RecursionError, not ValueError (fixed in 08e6af7)
     "closed_port",
 ]
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self, start: float = 10_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

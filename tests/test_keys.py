@@ -13,7 +13,6 @@ other module of the package imports python-jose.
 from __future__ import annotations
 
 import ast
-import base64
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,29 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 import fastapi_cognito_guard
 from fastapi_cognito_guard.keys import MIN_RSA_BITS, VerifyingKey, build_keys, load_jwk
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import b64url_uint, public_jwk
 
 LOGGER = "fastapi_cognito_guard"
 MESSAGE = b"eyJraWQiOiJrIiwiYWxnIjoiUlMyNTYifQ.eyJzdWIiOiJ4In0"
-
-
-def b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def public_jwk(key: rsa.RSAPrivateKey, kid: str = "k1", **overrides: Any) -> dict[str, Any]:
-    """The JWK Cognito would publish for ``key`` (fields set to None are removed)."""
-    numbers = key.public_key().public_numbers()
-    jwk: dict[str, Any] = {
-        "alg": "RS256",
-        "e": b64url_uint(numbers.e),
-        "kid": kid,
-        "kty": "RSA",
-        "n": b64url_uint(numbers.n),
-        "use": "sig",
-        **overrides,
-    }
-    return {name: value for name, value in jwk.items() if value is not None}
 
 
 def sign(key: rsa.RSAPrivateKey, data: bytes = MESSAGE) -> bytes:

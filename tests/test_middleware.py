@@ -22,9 +22,8 @@ What the tests here prove, one behaviour each:
   unobtainable keys a 503, through ``CognitoAuthBackend.on_error``.
 """
 
-import socket
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -46,16 +45,13 @@ from fastapi_cognito_guard import (
     CognitoUser,
 )
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import bearer
 
 if TYPE_CHECKING:
     from starlette.testclient import TestClient
 
 ORIGIN = "https://app.example.com"
 EXCLUDED = ["/health", "/docs", "/openapi.json"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def forged_token(issuer: LocalIssuer) -> str:
@@ -99,29 +95,6 @@ def protected_app(auth: CognitoAuth[Any]) -> FastAPI:
     )
     app.add_middleware(CognitoAuthMiddleware, auth=auth, exclude_paths=EXCLUDED)
     return app
-
-
-@pytest.fixture
-async def jwks_http(issuer: LocalIssuer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=issuer.transport) as http:
-        yield http
-
-
-@pytest.fixture
-def auth(issuer: LocalIssuer, jwks_http: httpx.AsyncClient) -> CognitoAuth[Any]:
-    return CognitoAuth(issuer.settings(), http_client=jwks_http)
-
-
-@pytest.fixture
-def closed_jwks_url() -> Iterator[str]:
-    """A JWKS URL on a 127.0.0.1 port that is bound but not listening (refused)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
-    finally:
-        sock.close()
 
 
 @pytest.fixture

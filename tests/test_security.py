@@ -19,11 +19,10 @@ import datetime
 import hashlib
 import hmac
 import json
-import threading
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -42,6 +41,8 @@ from fastapi_cognito_guard import (
     InvalidTokenError,
 )
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import b64url, public_jwk
+from tests.loopback_server import LoopbackHandler, LoopbackServer
 
 NOW = 1_800_000_000
 """The frozen wall clock of the time tests (2027-01-15)."""
@@ -57,14 +58,6 @@ Signer = Callable[[bytes], bytes]
 
 
 # -- encoding and signing helpers ---------------------------------------------------
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_uint(value: int) -> str:
-    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
 
 def encode_part(part: dict[str, Any] | list[Any] | bytes) -> str:
@@ -151,21 +144,6 @@ def live_id_claims(issuer: LocalIssuer, **overrides: Any) -> dict[str, Any]:
 
 def without(claims: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: value for name, value in claims.items() if name not in names}
-
-
-def rsa_jwk(key: rsa.RSAPrivateKey, kid: str, **overrides: Any) -> dict[str, Any]:
-    """A public JWK for ``key``; an override of None removes that member."""
-    numbers = key.public_key().public_numbers()
-    jwk = {
-        "alg": "RS256",
-        "e": b64url_uint(numbers.e),
-        "kid": kid,
-        "kty": "RSA",
-        "n": b64url_uint(numbers.n),
-        "use": "sig",
-        **overrides,
-    }
-    return {name: value for name, value in jwk.items() if value is not None}
 
 
 def segments(token: str) -> list[str]:
@@ -271,6 +249,27 @@ async def make_verifier(issuer: LocalIssuer) -> AsyncIterator[Callable[..., Cogn
         await verifier.aclose()
 
 
+@asynccontextmanager
+async def verifier_recording_fetches(
+    issuer: LocalIssuer,
+) -> AsyncIterator[tuple[CognitoVerifier, list[str]]]:
+    """A verifier for ``issuer`` (keys seeded, result cache off) whose JWKS fetches are
+    answered in-process with the issuer's JWKS; yields it and the URLs it fetched."""
+    requested: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requested.append(str(request.url))
+        return httpx.Response(200, json=issuer.jwks())
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        verifier = CognitoVerifier(issuer.settings(result_cache_size=0), http_client=client)
+        verifier.cache_jwks(issuer.jwks())
+        try:
+            yield verifier, requested
+        finally:
+            await verifier.aclose()
+
+
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """Freezes the verifier's wall clock at ``NOW``; call the result to move it."""
@@ -300,35 +299,26 @@ def third_issuer() -> LocalIssuer:
     return LocalIssuer(user_pool_id="us-east-1_Third", client_id="third-client")
 
 
-class CountingServer:
-    """A JWKS server on 127.0.0.1 that publishes the attacker's key and counts requests."""
+class _CountingHandler(LoopbackHandler["CountingServer"]):
+    def do_GET(self) -> None:
+        self.owner.requests.append(self.path)
+        self.send(200, self.owner.body)
+
+
+class CountingServer(LoopbackServer):
+    """A JWKS server on 127.0.0.1 that publishes ``body`` (the attacker's key) and records
+    the path of every request."""
+
+    handler_class = _CountingHandler
 
     def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
         self.requests: list[str] = []
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/.well-known/jwks.json"
 
 
 @pytest.fixture(scope="module")
@@ -336,10 +326,9 @@ def attacker_server(
     issuer: LocalIssuer, attacker_key: rsa.RSAPrivateKey
 ) -> Iterator[CountingServer]:
     """Publishes the attacker's key under the issuer's kid: following it would verify."""
-    body = json.dumps({"keys": [rsa_jwk(attacker_key, issuer.kid)]}).encode()
-    server = CountingServer(body)
-    yield server
-    server.close()
+    body = json.dumps({"keys": [public_jwk(attacker_key, issuer.kid)]}).encode()
+    with CountingServer(body) as server:
+        yield server
 
 
 def self_signed_certificate(key: rsa.RSAPrivateKey) -> str:
@@ -601,7 +590,7 @@ def test_jwks_key_not_meant_for_rs256_signatures_is_never_used(
 ) -> None:
     """The only key under the token's kid is unfit, so the kid is unknown (the issuer's
     own key stays in the JWKS: a JWKS with no usable key at all is refused outright)."""
-    jwks = {"keys": [*issuer.jwks()["keys"], rsa_jwk(attacker_key, "k1", **jwk_overrides)]}
+    jwks = {"keys": [*issuer.jwks()["keys"], public_jwk(attacker_key, "k1", **jwk_overrides)]}
     verifier = make_verifier(issuer.settings(result_cache_size=0), jwks=jwks)
     token = signed(
         issuer, header_for(issuer, kid="k1"), live_access_claims(issuer), key=attacker_key
@@ -612,7 +601,7 @@ def test_jwks_key_not_meant_for_rs256_signatures_is_never_used(
 def test_jwks_rsa_key_shorter_than_2048_bits_is_never_used(
     issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier], weak_key: rsa.RSAPrivateKey
 ) -> None:
-    jwks = {"keys": [*issuer.jwks()["keys"], rsa_jwk(weak_key, "k1")]}
+    jwks = {"keys": [*issuer.jwks()["keys"], public_jwk(weak_key, "k1")]}
     verifier = make_verifier(issuer.settings(result_cache_size=0), jwks=jwks)
     token = signed(issuer, header_for(issuer, kid="k1"), live_access_claims(issuer), key=weak_key)
     reject(verifier, token, "unknown_kid")
@@ -626,7 +615,7 @@ def test_jwks_kid_listed_twice_is_never_used(
 ) -> None:
     """Which of two keys under one kid is meant is unknowable, so neither is used."""
     real = issuer.jwks()["keys"][0]
-    jwks = {"keys": [real, rsa_jwk(attacker_key, issuer.kid), *other_issuer.jwks()["keys"]]}
+    jwks = {"keys": [real, public_jwk(attacker_key, issuer.kid), *other_issuer.jwks()["keys"]]}
     verifier = make_verifier(issuer.settings(result_cache_size=0), jwks=jwks)
     reject(verifier, signed(issuer, header_for(issuer), live_access_claims(issuer)), "unknown_kid")
 
@@ -637,7 +626,7 @@ def test_a_fit_jwk_for_a_generated_key_verifies(
     attacker_key: rsa.RSAPrivateKey,
 ) -> None:
     """Control for the unfit-key tests: the same construction with a fit JWK is accepted."""
-    jwks = {"keys": [*issuer.jwks()["keys"], rsa_jwk(attacker_key, "k1")]}
+    jwks = {"keys": [*issuer.jwks()["keys"], public_jwk(attacker_key, "k1")]}
     verifier = make_verifier(issuer.settings(result_cache_size=0), jwks=jwks)
     token = signed(
         issuer, header_for(issuer, kid="k1"), live_access_claims(issuer), key=attacker_key
@@ -648,15 +637,7 @@ def test_a_fit_jwk_for_a_generated_key_verifies(
 async def test_unknown_kid_refetches_the_configured_jwks_once_then_waits_for_the_cooldown(
     issuer: LocalIssuer, attacker_key: rsa.RSAPrivateKey
 ) -> None:
-    requested: list[str] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        requested.append(str(request.url))
-        return httpx.Response(200, json=issuer.jwks())
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
-        verifier = CognitoVerifier(issuer.settings(result_cache_size=0), http_client=client)
-        verifier.cache_jwks(issuer.jwks())
+    async with verifier_recording_fetches(issuer) as (verifier, requested):
         token = signed(
             issuer,
             header_for(issuer, kid="made-up-kid"),
@@ -668,7 +649,6 @@ async def test_unknown_kid_refetches_the_configured_jwks_once_then_waits_for_the
         for _ in range(5):
             await areject(verifier, token, "unknown_kid")
         assert requested == [issuer.jwks_url], "a kid miss within the cooldown must not refetch"
-        await verifier.aclose()
 
 
 # == header: key URLs, embedded keys, crit ===========================================
@@ -687,7 +667,7 @@ async def test_key_url_and_embedded_key_headers_are_never_followed(
     offered = {
         "jku": attacker_server.url,
         "x5u": attacker_server.url,
-        "jwk": rsa_jwk(attacker_key, issuer.kid),
+        "jwk": public_jwk(attacker_key, issuer.kid),
         "x5c": [self_signed_certificate(attacker_key)],
     }
     chosen = offered if fields == "all_four" else {fields: offered[fields]}
@@ -703,21 +683,13 @@ async def test_key_url_and_embedded_key_headers_are_never_followed(
 async def test_unknown_kid_with_jku_fetches_only_the_configured_jwks_url(
     issuer: LocalIssuer, attacker_key: rsa.RSAPrivateKey, attacker_server: CountingServer
 ) -> None:
-    requested: list[str] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        requested.append(str(request.url))
-        return httpx.Response(200, json=issuer.jwks())
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
-        verifier = CognitoVerifier(issuer.settings(result_cache_size=0), http_client=client)
-        verifier.cache_jwks(issuer.jwks())
+    async with verifier_recording_fetches(issuer) as (verifier, requested):
         header = header_for(
             issuer,
             kid="attacker-kid",
             jku=attacker_server.url,
             x5u=attacker_server.url,
-            jwk=rsa_jwk(attacker_key, "attacker-kid"),
+            jwk=public_jwk(attacker_key, "attacker-kid"),
         )
         before = len(attacker_server.requests)
         await areject(
@@ -725,7 +697,6 @@ async def test_unknown_kid_with_jku_fetches_only_the_configured_jwks_url(
             signed(issuer, header, live_access_claims(issuer), key=attacker_key),
             "unknown_kid",
         )
-        await verifier.aclose()
     assert requested == [issuer.jwks_url]
     assert len(attacker_server.requests) == before
 
@@ -1675,5 +1646,5 @@ def test_cached_result_is_dropped_when_its_kid_is_republished_with_another_key(
     verifier = make_verifier(result_cache_size=100)
     token = issuer.access_token()
     verifier.verify_sync(token)
-    verifier.cache_jwks({"keys": [rsa_jwk(attacker_key, issuer.kid)]})
+    verifier.cache_jwks({"keys": [public_jwk(attacker_key, issuer.kid)]})
     reject(verifier, token, "bad_signature")
