@@ -124,10 +124,10 @@ def machine_section(peers: str) -> str:
 
 Machine: {machine()}. Libraries: {versions}.
 
-These numbers come from a **shared 2-core machine** on which other test suites
-were running at the same time; they will be re-run on a quiet machine before a
-release. Absolute numbers are machine-dependent: the ratios (to the RSA floor,
-guarded to open route, between contenders) are the point. Each table reports
+These numbers come from a 2-core virtual machine with nothing else running, the
+load generator (where there is one) sharing the cores with the server. Absolute
+numbers are machine-dependent: the ratios (to the RSA floor, guarded to open route,
+between contenders) are the point. Each table reports
 medians over several alternating rounds and the spread (min–max of the round
 results), so noise that hits one round hits every contender alike.
 

@@ -625,7 +625,7 @@ def write_results(report: SoakReport, command: str) -> None:
     write_section(
         f"""{SECTION}
 
-`{command}` on {machine()} (a shared machine: other suites were running).
+`{command}` on {machine()}.
 One uvicorn process serving `GET /me` behind `current_user`, {report.concurrency}
 requests in flight from an httpx client; JWKS TTL {report.ttl:g} s, cooldown
 {report.cooldown:g} s and fetch timeout {report.timeout:g} s, so the run sees many
