@@ -442,13 +442,12 @@ async def test_background_refresh_does_not_delay_verify(
     jwks_server.fault = "hang"
     clock.advance(TTL + 1)
 
-    started = time.perf_counter()
     assert (await verifier.verify(token)).username == "alice"
     await wait_until(lambda: jwks_server.requests == 2)
     assert (await verifier.verify(token)).username == "alice"  # joins nothing, no wait
-    elapsed = time.perf_counter() - started
 
-    assert elapsed < 3  # the refresh hangs for 10 s; verify never waited for it
+    # The refresh is still hanging (10 s timeout), so neither verify waited for it.
+    assert verifier._jwks._sets[jwks_server.url].inflight is not None
     assert jwks_server.requests == 2
 
 
@@ -531,12 +530,9 @@ async def test_cold_verifier_raises_keys_unavailable_during_outage_then_recovers
     token = issuer.access_token()
     break_server(jwks_server, fault)
 
-    started = time.perf_counter()
     with pytest.raises(KeysUnavailableError) as caught:
-        await verifier.verify(token)
-    elapsed = time.perf_counter() - started
-
-    assert elapsed < TIMEOUT + 2.5  # bounded by the fetch timeout: it never hangs
+        # A liveness guard, not a measurement: the fetch deadline must end the wait.
+        await asyncio.wait_for(verifier.verify(token), TIMEOUT + 5)
     assert caught.value.retry_after >= 1
     assert caught.value.status_code == 503
     assert jwks_server.requests == requests_per_attempt(fault)  # a redirect is not followed
