@@ -247,14 +247,8 @@ class _Guards:
     def __init__(self, scheme: _BearerScheme, resolve: Resolve) -> None:
         self.scheme = scheme
         self.resolve = resolve
-        self.current_user = self._current_user()
-        self.optional_user = self._optional_user()
-
-    def _current_user(self) -> Dependency:
-        return _UserDependency(self.scheme._describe, self.resolve, optional=False)
-
-    def _optional_user(self) -> Dependency:
-        return _UserDependency(self.scheme._describe, self.resolve, optional=True)
+        self.current_user: Dependency = _UserDependency(scheme._describe, resolve, optional=False)
+        self.optional_user: Dependency = _UserDependency(scheme._describe, resolve, optional=True)
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency:
         if not groups:

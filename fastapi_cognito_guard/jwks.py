@@ -52,7 +52,6 @@ class _KeySet:
         "failed_at",
         "failing",
         "fetched_at",
-        "fresh_until",
         "inflight",
         "keys",
         "miss_refetch_at",
@@ -63,7 +62,6 @@ class _KeySet:
         self.policy = policy
         self.keys: dict[str, VerifyingKey] | None = None
         self.fetched_at = 0.0
-        self.fresh_until = float("-inf")
         self.failed_at: float | None = None
         self.failing = False
         self.miss_refetch_at: float | None = None
@@ -105,7 +103,9 @@ class JWKSCache:
     def fresh_key(self, url: str, kid: str) -> VerifyingKey | None:
         """The key if it is cached and within its TTL; the hot path, no awaiting."""
         keyset = self._sets.get(url)
-        if keyset is None or self._clock() >= keyset.fresh_until or keyset.keys is None:
+        if keyset is None or keyset.keys is None:
+            return None
+        if self._clock() - keyset.fetched_at >= keyset.policy.ttl:
             return None
         return keyset.keys.get(kid)
 
@@ -261,7 +261,6 @@ class JWKSCache:
         previous = keyset.keys or {}
         keyset.keys = keys
         keyset.fetched_at = self._clock()
-        keyset.fresh_until = keyset.fetched_at + keyset.policy.ttl
         keyset.failed_at = None
         if keyset.failing:
             keyset.failing = False
@@ -288,7 +287,7 @@ class JWKSCache:
         still notices when its key leaves the JWKS.
         """
         keyset = self._sets.get(url)
-        if keyset is not None and self._clock() >= keyset.fresh_until:
+        if keyset is not None and self._clock() - keyset.fetched_at >= keyset.policy.ttl:
             self._refresh_in_background(keyset, url)
 
     async def aclose(self) -> None:
