@@ -41,7 +41,8 @@ class InvalidTokenError(CognitoGuardError):
 
     ``code`` names the failed check: ``malformed``, ``unsupported_alg``,
     ``unknown_kid``, ``bad_signature``, ``wrong_issuer``, ``wrong_token_use``,
-    ``wrong_client``, ``wrong_audience``, ``expired`` or ``not_yet_valid``.
+    ``wrong_client``, ``wrong_audience``, ``expired``, ``not_yet_valid`` or
+    ``revoked``.
     The message never contains the token.
     """
 

@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["CognitoSettings"]
@@ -41,15 +41,39 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _require_safe_url(value: str | None, field: str) -> str | None:
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"COGNITO_{field.upper()}"
+
+
+def _require_safe_url(value: str | None, field: str, *, allow_http: bool) -> str | None:
+    """An https URL, or plain http to a loopback host (any host with ``allow_http``)."""
     if value is None:
         return None
     parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+    if parts.hostname and (
+        parts.scheme == "https"
+        or (parts.scheme == "http" and (allow_http or is_loopback_host(parts.hostname)))
+    ):
         return value
-    if parts.scheme == "http" and is_loopback_host(parts.hostname):
-        return value
-    raise ValueError(f"{field} must be an https URL (plain http only for loopback hosts)")
+    raise ValueError(
+        f"{field} ({env_name(field)}) must be an https URL (plain http only for loopback "
+        "hosts, or with COGNITO_ALLOW_INSECURE_HTTP=true)"
+    )
+
+
+_URL_FIELDS = (
+    "jwks_url",
+    "identity_endpoint",
+    "issuer",
+    "sts_endpoint",
+    "oauth_url",
+    "redirect_uri",
+    "logout_uri",
+    "idp_endpoint",
+)
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+_MIN_SESSION_SECRET = 32
 
 
 class CognitoSettings(BaseSettings):
@@ -59,9 +83,14 @@ class CognitoSettings(BaseSettings):
     invalid values fail here, naming the field, rather than on the first request.
     """
 
-    model_config = SettingsConfigDict(env_prefix="COGNITO_", extra="ignore")
+    # Inputs stay out of error messages: they may hold client or session secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="COGNITO_", extra="ignore", hide_input_in_errors=True
+    )
 
     user_pool_id: str
+    # Declared before the URL fields: their validators read it.
+    allow_insecure_http: bool = False
     region: str | None = None
     client_ids: Annotated[list[str], NoDecode]
     token_use: Literal["access", "id", "any"] = "access"
@@ -76,7 +105,25 @@ class CognitoSettings(BaseSettings):
     result_cache_size: int = Field(10000, ge=0)
     identity_pool_id: str | None = None
     identity_endpoint: str | None = None
+    identity_flow: Literal["enhanced", "basic"] = "enhanced"
+    sts_endpoint: str | None = None
     domain: str | None = None
+    oauth_url: str | None = None
+    client_secret: SecretStr | None = None
+    session_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    login_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["openid", "email", "profile"]
+    )
+    redirect_uri: str | None = None
+    logout_uri: str | None = None
+    trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    session_max_age_seconds: int = Field(2592000, gt=0)
+    idp_endpoint: str | None = None
+    revocation_check_seconds: float = Field(60, ge=0)
+    redis_url: str | None = Field(None, repr=False)  # may carry a password
+    redis_prefix: str = Field("fcg:", min_length=1, max_length=64)
+    refresh_token_validity_seconds: int = Field(2592000, gt=0)
+    session_store: Literal["cookie", "redis"] = "cookie"
 
     @field_validator("user_pool_id")
     @classmethod
@@ -85,7 +132,14 @@ class CognitoSettings(BaseSettings):
             raise ValueError("user_pool_id must look like 'eu-central-1_AbC123xyz'")
         return value
 
-    @field_validator("client_ids", "additional_regions", mode="before")
+    @field_validator(
+        "client_ids",
+        "additional_regions",
+        "session_secret",
+        "login_scopes",
+        "trusted_origins",
+        mode="before",
+    )
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         return _split_list(value)
@@ -112,10 +166,42 @@ class CognitoSettings(BaseSettings):
                 raise ValueError(f"additional_regions has an invalid region {region!r}")
         return value
 
-    @field_validator("jwks_url", "identity_endpoint", "issuer")
+    @field_validator("login_scopes")
     @classmethod
-    def _check_url(cls, value: str | None, info: Any) -> str | None:
-        return _require_safe_url(value, info.field_name)
+    def _check_scopes(cls, value: list[str]) -> list[str]:
+        if not value or any(not scope or " " in scope for scope in value):
+            raise ValueError("login_scopes (COGNITO_LOGIN_SCOPES) needs non-empty scope names")
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _check_session_secret(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(secret.get_secret_value()) < _MIN_SESSION_SECRET for secret in value):
+            raise ValueError(
+                f"session_secret (COGNITO_SESSION_SECRET) needs at least {_MIN_SESSION_SECRET} "
+                "characters per key"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that does not parse
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in _REDIS_SCHEMES
+            or not (parts.hostname or parts.scheme == "unix")
+        ):
+            raise ValueError(
+                "redis_url (COGNITO_REDIS_URL) must be a redis://, rediss:// or unix:// URL"
+            )
+        return value
 
     @field_validator("domain")
     @classmethod
@@ -132,6 +218,36 @@ class CognitoSettings(BaseSettings):
         assert match is not None  # checked by the field validator
         if self.region is None:
             self.region = match["region"]
+        return self
+
+    @field_validator(*_URL_FIELDS)
+    @classmethod
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allow_http = bool(info.data.get("allow_insecure_http"))
+        return _require_safe_url(value, str(info.field_name), allow_http=allow_http)
+
+    @field_validator("trusted_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        allow_http = bool(info.data.get("allow_insecure_http"))
+        origins = []
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.path.strip("/") or parts.query or parts.fragment:
+                raise ValueError(
+                    "trusted_origins (COGNITO_TRUSTED_ORIGINS) takes origins like "
+                    "'https://app.example.com' (no path)"
+                )
+            _require_safe_url(origin, "trusted_origins", allow_http=allow_http)
+            origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return origins
+
+    @model_validator(mode="after")
+    def _check_session_store(self) -> CognitoSettings:
+        if self.session_store == "redis" and self.redis_url is None:
+            raise ValueError(
+                "session_store (COGNITO_SESSION_STORE) 'redis' needs redis_url (COGNITO_REDIS_URL)"
+            )
         return self
 
     @property
@@ -151,6 +267,23 @@ class CognitoSettings(BaseSettings):
         ]
         found += [f"https://cognito-idp.{r}.amazonaws.com/{pool}" for r in self.additional_regions]
         return tuple(dict.fromkeys(found))
+
+    @property
+    def oauth_base_url(self) -> str | None:
+        """Base URL of the OAuth2 endpoints (``oauth_url``, else ``https://{domain}``)."""
+        if self.oauth_url is not None:
+            return self.oauth_url.rstrip("/")
+        return f"https://{self.domain}" if self.domain else None
+
+    @property
+    def sts_url(self) -> str:
+        """The STS endpoint used by the identity pool's basic flow."""
+        return self.sts_endpoint or f"https://sts.{self.pool_region}.amazonaws.com/"
+
+    @property
+    def idp_url(self) -> str:
+        """The Cognito user-pool API endpoint (``GetUser``, ``GlobalSignOut``)."""
+        return self.idp_endpoint or f"https://cognito-idp.{self.pool_region}.amazonaws.com/"
 
     def jwks_url_for(self, issuer: str) -> str:
         """Where the keys of tokens from ``issuer`` are fetched."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 from cachetools import LRUCache
@@ -21,7 +21,19 @@ from .jwt import ParsedToken, parse
 from .keys import VerifyingKey
 from .settings import CognitoSettings
 
-__all__ = ["CognitoVerifier"]
+__all__ = ["CognitoVerifier", "RevocationCheck"]
+
+
+class RevocationCheck(Protocol):
+    """What the verifier asks after every successful verification (cache hits too):
+    an in-memory lookup, never a network call."""
+
+    def is_revoked(self, claims: TokenClaims) -> bool:
+        """True when the session or user behind ``claims`` was revoked."""
+        ...
+
+
+_REVOKED = "token has been revoked"
 
 
 class _Pool:
@@ -108,6 +120,8 @@ class CognitoVerifier:
         )
         size = max(s.result_cache_size for s in all_settings)
         self._results: LRUCache[str, _Verified] | None = LRUCache(size) if size else None
+        self.revocation: RevocationCheck | None = None
+        """Consulted after every verification; a revoked token fails with ``revoked``."""
 
     @property
     def settings(self) -> list[CognitoSettings]:
@@ -125,7 +139,7 @@ class CognitoVerifier:
         cached = self._cached(token)
         if cached is not None:
             self._jwks.revalidate(cached.jwks_url)
-            return cached.claims
+            return self._not_revoked(cached.claims)
         parsed, claims, route = self._prepare(token)
         kid = parsed.header.kid
         key = self._jwks.fresh_key(route.jwks_url, kid)
@@ -141,7 +155,7 @@ class CognitoVerifier:
         """
         cached = self._cached(token)
         if cached is not None:
-            return cached.claims
+            return self._not_revoked(cached.claims)
         parsed, claims, route = self._prepare(token)
         kid = parsed.header.kid
         key = self._jwks.fresh_key(route.jwks_url, kid)
@@ -201,6 +215,12 @@ class CognitoVerifier:
         bind_user_pool(claims, pool.user_pool_id)
         if self._results is not None and pool.use_result_cache:
             self._results[token] = _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
+        return self._not_revoked(claims)
+
+    def _not_revoked(self, claims: TokenClaims) -> TokenClaims:
+        revocation = self.revocation
+        if revocation is not None and revocation.is_revoked(claims):
+            raise InvalidTokenError("revoked", _REVOKED)
         return claims
 
     def _forget_tokens_signed_by(self, jwks_url: str, kids: frozenset[str]) -> None:
