@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,16 +23,18 @@ import httpx
 from cachetools import TTLCache
 
 from .awsjson import AwsAnswer, CallFailed, call
-from .claims import AccessTokenClaims, TokenClaims
+from .claims import CognitoUser, TokenClaims
 from .errors import CognitoUnavailableError, InvalidTokenError
 from .settings import CognitoSettings
-from .stores import valid_id
+from .stores import RedisLink, RedisMirror, valid_id
 
 __all__ = [
     "ADMIN_SCOPE",
+    "MIRROR_NAME",
     "RevocationList",
     "Revoker",
     "SignOutResult",
+    "shared_revocations",
 ]
 
 logger = logging.getLogger("fastapi_cognito_guard")
@@ -42,6 +44,8 @@ ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 
 SESSION, USER = "session", "user"
 KINDS = (SESSION, USER)
+MIRROR_NAME = "revoked"
+"""Redis keys ``{prefix}revoked:session`` / ``:user`` and the channel ``{prefix}revoked``."""
 
 _TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 _DEAD_SESSION = frozenset({"NotAuthorizedException", "UserNotFoundException"})
@@ -155,25 +159,26 @@ Publish = Callable[[str, str, int], Awaitable[bool]]
 
 
 class Revoker:
-    """Revokes sessions and users (locally, then on the shared list) and asks Cognito.
+    """Revokes sessions and users (locally, then on the shared list) and asks Cognito
+    (each pool's ``idp_url``) about the sessions of verified users.
 
     ``publish`` writes an entry to the shared list (the ``RedisMirror``), if any.
     """
 
     def __init__(
         self,
-        settings: CognitoSettings,
+        settings: Sequence[CognitoSettings],
         revocations: RevocationList,
         *,
         http_client: httpx.AsyncClient | None = None,
         publish: Publish | None = None,
     ) -> None:
-        self.settings = settings
+        self._idp_urls = {s.user_pool_id: s.idp_url for s in settings}
         self.revocations = revocations
         self.publish = publish
         self._client = http_client
         self._owns_client = http_client is None
-        ttl = settings.revocation_check_seconds
+        ttl = min(s.revocation_check_seconds for s in settings)
         self._checked: TTLCache[str, bool] | None = (
             TTLCache(CHECK_CACHE_SIZE, ttl) if ttl > 0 else None
         )
@@ -194,24 +199,26 @@ class Revoker:
             await self.publish(kind, member, at)
 
     async def sign_out(
-        self, token: str, claims: TokenClaims, *, everywhere: bool = False
+        self, token: str, user: CognitoUser, *, everywhere: bool = False
     ) -> SignOutResult:
-        """Revoke the token's session (and with ``everywhere`` its user, telling
-        Cognito with ``GlobalSignOut``). Cognito failures are logged and reported
-        in the result, never raised."""
-        if claims.origin_jti is not None:
-            await self.revoke_session(claims.origin_jti)
+        """Revoke the session of ``user``'s verified ``token`` (and with ``everywhere``
+        the user, telling Cognito with ``GlobalSignOut``). Cognito failures are logged
+        and reported in the result, never raised."""
+        origin_jti = _origin_jti(user)
+        if origin_jti is not None:
+            await self.revoke_session(origin_jti)
         if not everywhere:
-            return SignOutResult(claims.sub, claims.origin_jti, False, "not_asked")
-        await self.revoke_user(claims.sub)
+            return SignOutResult(user.sub, origin_jti, False, "not_asked")
+        await self.revoke_user(user.sub)
         cognito: Literal["signed_out", "no_admin_scope", "failed"] = "no_admin_scope"
-        if _has_admin_scope(claims):
-            cognito = "signed_out" if await self._global_sign_out(token) else "failed"
-        return SignOutResult(claims.sub, claims.origin_jti, True, cognito)
+        if _has_admin_scope(user):
+            signed_out = await self._global_sign_out(token, user.user_pool_id)
+            cognito = "signed_out" if signed_out else "failed"
+        return SignOutResult(user.sub, origin_jti, True, cognito)
 
-    async def _global_sign_out(self, token: str) -> bool:
+    async def _global_sign_out(self, token: str, user_pool_id: str) -> bool:
         try:
-            answer = await self._call("GlobalSignOut", token)
+            answer = await self._call("GlobalSignOut", token, user_pool_id)
         except CallFailed as exc:
             logger.warning("Cognito GlobalSignOut failed (%s); revoked locally only", exc)
             return False
@@ -224,26 +231,26 @@ class Revoker:
         )
         return False
 
-    async def check_session(self, token: str, claims: TokenClaims) -> None:
+    async def check_session(self, token: str, user: CognitoUser) -> None:
         """Ask Cognito (``GetUser``) whether the token's session is alive, at most once
         per token per ``revocation_check_seconds``. A dead one is revoked and raises
         ``revoked``; an unreachable Cognito raises ``CognitoUnavailableError``.
         Tokens without the admin scope rely on the revocation list alone."""
-        if not _has_admin_scope(claims):
+        if not _has_admin_scope(user):
             return
         checked = self._checked
         if checked is not None and token in checked:
             return
         flight = self._checks.get(token)
         if flight is None:
-            flight = asyncio.ensure_future(self._check(token, claims))
+            flight = asyncio.ensure_future(self._check(token, user))
             self._checks[token] = flight
             flight.add_done_callback(lambda _: self._checks.pop(token, None))
         await asyncio.shield(flight)
 
-    async def _check(self, token: str, claims: TokenClaims) -> None:
+    async def _check(self, token: str, user: CognitoUser) -> None:
         try:
-            answer = await self._call("GetUser", token)
+            answer = await self._call("GetUser", token, user.user_pool_id)
         except CallFailed as exc:
             logger.warning("Cognito GetUser failed (%s): session check unavailable", exc)
             raise CognitoUnavailableError("Cognito could not confirm the session") from None
@@ -252,10 +259,11 @@ class Revoker:
                 self._checked[token] = True
             return
         if answer.error_type in _DEAD_SESSION:
-            if claims.origin_jti is not None:
-                await self.revoke_session(claims.origin_jti)
+            origin_jti = _origin_jti(user)
+            if origin_jti is not None:
+                await self.revoke_session(origin_jti)
             else:
-                await self.revoke_user(claims.sub)
+                await self.revoke_user(user.sub)
             raise InvalidTokenError("revoked", "the session was signed out at Cognito")
         unavailable = answer.error_type in _UNAVAILABLE or answer.status in (200, 429)
         logger.warning(
@@ -268,12 +276,12 @@ class Revoker:
             "Cognito could not confirm the session", retry_after=answer.retry_after
         )
 
-    async def _call(self, action: str, token: str) -> AwsAnswer:
+    async def _call(self, action: str, token: str, user_pool_id: str) -> AwsAnswer:
         if self._client is None or (self._owns_client and self._client.is_closed):
             self._client = httpx.AsyncClient(follow_redirects=False)
         return await call(
             self._client,
-            self.settings.idp_url,
+            self._idp_urls[user_pool_id],
             _TARGET_PREFIX + action,
             {"AccessToken": token},
             CALL_TIMEOUT_SECONDS,
@@ -285,5 +293,17 @@ class Revoker:
             await self._client.aclose()
 
 
-def _has_admin_scope(claims: TokenClaims) -> bool:
-    return isinstance(claims, AccessTokenClaims) and ADMIN_SCOPE in claims.scopes
+def _has_admin_scope(user: CognitoUser) -> bool:
+    return user.token_use == "access" and ADMIN_SCOPE in user.scopes
+
+
+def _origin_jti(user: CognitoUser) -> str | None:
+    value = user.claims.get("origin_jti")
+    return value if isinstance(value, str) else None
+
+
+def shared_revocations(link: RedisLink, revocations: RevocationList) -> RedisMirror:
+    """The Redis mirror of a revocation list (entries live as long as the list's)."""
+    return RedisMirror(
+        link, revocations, name=MIRROR_NAME, kinds=KINDS, ttl_seconds=revocations.ttl_seconds
+    )
