@@ -85,7 +85,7 @@ REDIS_TIMEOUT_SECONDS = 1.0
 RESYNC_SECONDS = 30.0
 """The mirror merges with Redis at least this often (bounds staleness if a message is lost)."""
 
-_RECONNECT_SECONDS = (0.2, 5.0)
+_RECONNECT_SECONDS = (0.2, 2.0)
 """First and longest pause between attempts to reach Redis again."""
 
 
@@ -221,6 +221,10 @@ class MirroredMaps(Protocol):
         ...
 
 
+_RESYNC = b"resync"
+"""The message a mirror publishes after writing entries back: the others merge at once."""
+
+
 class RedisMirror:
     """Keeps ``MirroredMaps`` in step with Redis without ever making a reader wait.
 
@@ -229,8 +233,8 @@ class RedisMirror:
     Changes travel on the channel ``{prefix}{name}``; a full merge runs at start,
     on every reconnection and at least every ``resync_seconds``: Redis's entries
     join the maps, and entries Redis lacks (a restart without persistence, writes
-    made while it was down) are written back, so nothing is lost while any
-    process remembers it.
+    made while it was down) are written back and announced, so nothing is lost
+    while any process remembers it.
     """
 
     def __init__(
@@ -312,8 +316,8 @@ class RedisMirror:
             while True:
                 wait = min(max(due - time.monotonic(), 0.0), REDIS_TIMEOUT_SECONDS)
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                if message is not None:
-                    self._apply(message.get("data"))
+                if message is not None and self._apply(message.get("data")):
+                    due = time.monotonic()  # another process wrote entries back: merge now
                 if time.monotonic() >= due:
                     await self._sync()
                     due = time.monotonic() + self._resync
@@ -321,14 +325,18 @@ class RedisMirror:
             with contextlib.suppress(*self._link.failures):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    def _apply(self, data: Any) -> None:
+    def _apply(self, data: Any) -> bool:
+        """Merge one announced entry; True when the message asks for a full merge."""
+        if data == _RESYNC:
+            return True
         parts = data.split(b" ", 2) if isinstance(data, bytes) else []
         entry = _entry(parts[2], parts[1]) if len(parts) == 3 else None
         kind = parts[0].decode("ascii", "replace") if parts else ""
         if entry is None or kind not in self._keys:
             logger.warning("ignored a malformed message on Redis channel %s", self._channel)
-            return
+            return False
         self._maps.merge(kind, *entry)
+        return False
 
     async def _sync(self) -> None:
         """Merge Redis into the maps and write back what Redis lacks."""
@@ -346,6 +354,7 @@ class RedisMirror:
             pipe = client.pipeline(transaction=False)
             if missing:
                 pipe.zadd(key, missing, gt=True)
+                pipe.publish(self._channel, _RESYNC)
             pipe.zremrangebyscore(key, "-inf", oldest)
             pipe.expire(key, self._ttl)
             await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT_SECONDS * 5)
