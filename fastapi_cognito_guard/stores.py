@@ -100,6 +100,8 @@ class RedisLink:
     def __init__(self, url: str, prefix: str) -> None:
         try:
             from redis import asyncio as redis_asyncio
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
             from redis.exceptions import RedisError
         except ImportError:
             raise ImportError(
@@ -111,6 +113,9 @@ class RedisLink:
                 url,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                # one immediate retry replaces a connection Redis dropped (a restart);
+                # backing off would outlast the deadline of the operation
+                retry=Retry(NoBackoff(), retries=1),
             )
         except (ValueError, TypeError):
             raise ValueError("redis_url (COGNITO_REDIS_URL) is not a usable Redis URL") from None
@@ -375,12 +380,16 @@ class RedisMirror:
             await asyncio.wait_for(client.delete(key), REDIS_TIMEOUT_SECONDS)
             return {}
         found: dict[str, int] = {}
+        malformed = []
         for pair in raw:
             entry = _entry(*pair) if isinstance(pair, (tuple, list)) and len(pair) == 2 else None
             if entry is None:
-                logger.warning("ignored a malformed entry in Redis key %s", key)
-                continue
-            found[entry[0]] = entry[1]
+                malformed.append(pair[0] if isinstance(pair, (tuple, list)) and pair else pair)
+            else:
+                found[entry[0]] = entry[1]
+        if malformed:
+            logger.warning("removed %d malformed entries from Redis key %s", len(malformed), key)
+            await asyncio.wait_for(client.zrem(key, *malformed), REDIS_TIMEOUT_SECONDS)
         return found
 
 
