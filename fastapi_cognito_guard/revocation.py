@@ -73,6 +73,8 @@ class RevocationList:
     (a refresh token's validity); expired ones are pruned on writes and merges.
     """
 
+    __slots__ = ("_clock", "_maps", "_pruned_at", "_sessions", "_users", "listeners", "ttl_seconds")
+
     def __init__(self, ttl_seconds: int, *, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
@@ -81,21 +83,20 @@ class RevocationList:
         self._users = self._maps[USER]
         self._pruned_at = 0.0
         self.listeners: list[Callable[[str, str], None]] = []
-        """Called with (kind, id) when an entry is new or later (e.g. to drop caches)."""
+        # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
 
     def __len__(self) -> int:
         return len(self._sessions) + len(self._users)
 
     def is_revoked(self, claims: TokenClaims) -> bool:
-        """True when the token's session or user was revoked (no I/O)."""
-        if self._sessions and claims.origin_jti in self._sessions:
+        """True when the token's session or user was revoked: two dict probes, no I/O."""
+        if claims.origin_jti in self._sessions:
             return True
-        if self._users:
-            revoked_at = self._users.get(claims.sub)
-            if revoked_at is not None:
-                issued = claims.auth_time if claims.auth_time is not None else claims.iat
-                return issued is None or issued <= revoked_at
-        return False
+        revoked_at = self._users.get(claims.sub)
+        if revoked_at is None:
+            return False
+        issued = claims.auth_time if claims.auth_time is not None else claims.iat
+        return issued is None or issued <= revoked_at
 
     def revoke_session(self, origin_jti: str) -> int:
         """Revoke every token of one sign-in; returns the revocation time."""
