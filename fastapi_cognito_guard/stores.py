@@ -286,18 +286,24 @@ class RedisMirror:
         """Write one entry and announce it; False (and logged) when Redis is down:
         the first merge after it is back writes the entry."""
         link, key = self._link, self._keys[kind]
+        announcement = f"{kind} {at} {member}".encode("ascii")
         pipe = link.client.pipeline(transaction=False)
         pipe.zadd(key, {member: at}, gt=True)
         pipe.expire(key, self._ttl)
-        pipe.publish(self._channel, f"{kind} {at} {member}".encode("ascii"))
+        pipe.publish(self._channel, announcement)
         try:
-            await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT_SECONDS)
+            try:
+                await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT_SECONDS)
+            except link.failures as exc:
+                if not _wrong_type(exc):
+                    raise
+                await self._sync()  # replaces the foreign value with the merged list
+                await asyncio.wait_for(
+                    link.client.publish(self._channel, announcement), REDIS_TIMEOUT_SECONDS
+                )
         except link.failures as exc:
-            if not _wrong_type(exc):
-                link.failed(exc)
-                return False
-            await self._sync()  # replaces the foreign value with the merged list
-            await link.client.publish(self._channel, f"{kind} {at} {member}".encode("ascii"))
+            link.failed(exc)
+            return False
         link.succeeded()
         return True
 

@@ -221,3 +221,13 @@ async def test_a_lost_message_is_repaired_by_the_periodic_resync(
     finally:
         await mirror.stop()
         await link.aclose()
+
+
+async def test_a_revocation_written_over_a_foreign_value_replaces_it(
+    workers: Callable[[], Awaitable[Worker]],
+) -> None:
+    a, b = await workers(), await workers()
+    await a.link.client.set(SESSIONS_KEY, b"foreign")
+    assert await a.revoke_session("sign-in-1")
+    assert await a.link.client.zrange(SESSIONS_KEY, 0, -1) == [b"sign-in-1"]
+    await eventually(lambda: "sign-in-1" in b.revocations.snapshot("session"), 1.0)
