@@ -25,6 +25,7 @@ if __name__ == "__main__" and Path(sys.path[0]).resolve() == Path(__file__).reso
 
 import argparse
 import asyncio
+import os
 import shutil
 import socket
 import statistics
@@ -199,7 +200,9 @@ def main() -> int:
     write_section(
         f"""{SECTION}
 
-`python benchmarks/revocation.py` ({rounds} alternating rounds; {machine()}).
+`python benchmarks/revocation.py` ({rounds} alternating rounds; {machine()};
+load average {os.getloadavg()[0]:.1f} when it finished: on a busy machine only the
+differences between rows of one run mean something).
 Verification of one access token (2048-bit RS256) through `verify_sync`, with no
 revocation list, an empty one and one of {entries:,} entries (half sessions, half
 users; none of them the token's), the result cache off (every call pays the RSA
