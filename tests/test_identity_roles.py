@@ -25,10 +25,18 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from fastapi import Depends, FastAPI, WebSocket
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
 
+import fastapi_cognito_guard.fastapi as fastapi_module
 from fastapi_cognito_guard import (
+    AwsCredentials,
+    CognitoAuth,
     CognitoSettings,
+    CognitoUser,
     CognitoVerifier,
     CredentialsDeniedError,
     CredentialsUnavailableError,
@@ -40,6 +48,7 @@ from fastapi_cognito_guard.sealing import Sealer
 from fastapi_cognito_guard.stores import MemoryStore
 from fastapi_cognito_guard.sts import StsWebIdentity
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import bearer, running
 from tests.identity_server import (
     GET_CREDENTIALS,
     GET_ID,
@@ -660,3 +669,265 @@ async def test_moto_basic_flow_is_counted_and_cached(
     assert (open_id["Action"], call["Action"]) == ("GetOpenIdToken", "AssumeRoleWithWebIdentity")
     assert call["RoleSessionName"] == first.identity_id.replace(":", "_")
     assert moto_roles.caller_arn(first).endswith("/" + call["RoleSessionName"])
+
+
+# -- the FastAPI dependencies -----------------------------------------------------------
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lifespan registers the app's CognitoAuth module-wide; put the old one back after.
+    monkeypatch.setattr(fastapi_module, "_registered", fastapi_module._registered)
+
+
+def aws_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
+    app = FastAPI(lifespan=auth.lifespan)
+
+    def described(creds: AwsCredentials) -> dict[str, str | None]:
+        return {"identity_id": creds.identity_id, "role_arn": creds.role_arn}
+
+    @app.get("/aws")
+    async def aws(creds: AwsCredentials = Depends(auth.aws_credentials)) -> Any:
+        return described(creds)
+
+    for_writer = auth.aws_credentials_for(WRITER)
+
+    @app.get("/writer")
+    async def writer(creds: AwsCredentials = Depends(for_writer)) -> Any:
+        return described(creds)
+
+    mapped = auth.aws_credentials_for(groups_to_roles={"writers": WRITER, "readers": READER})
+
+    @app.get("/mapped")
+    async def by_group(creds: AwsCredentials = Depends(mapped)) -> Any:
+        return described(creds)
+
+    @app.get("/guest")
+    async def guest(creds: AwsCredentials = Depends(auth.guest_credentials)) -> Any:
+        return described(creds)
+
+    @app.websocket("/ws")
+    async def ws(
+        websocket: WebSocket, creds: AwsCredentials = Depends(auth.aws_credentials)
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_text(creds.identity_id)
+        await websocket.close()
+
+    return app
+
+
+@pytest.fixture
+def loopback_auth(loopback: Loopback, registered: None) -> CognitoAuth[CognitoUser]:
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(loopback.settings)
+    auth.verifier.cache_jwks(loopback.issuer.jwks())
+    return auth
+
+
+async def test_aws_credentials_for_a_role_in_cognito_roles_is_200_with_the_role(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER, WRITER]})
+
+    async with running(aws_app(loopback_auth)) as client:
+        response = await client.get("/writer", headers=bearer(token))
+
+    assert response.status_code == 200
+    assert response.json()["role_arn"] == WRITER
+    assert sent_roles(loopback.idp) == [WRITER]
+
+
+async def test_aws_credentials_for_a_role_outside_cognito_roles_is_403_before_any_call(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "fastapi_cognito_guard")
+    token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER]})
+
+    async with running(aws_app(loopback_auth)) as client:
+        response = await client.get("/writer", headers=bearer(token))
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "credentials_denied"
+    assert WRITER not in response.text
+    assert WRITER in caplog.text
+    assert loopback.idp.requests == 0
+
+
+async def test_aws_credentials_for_groups_to_roles_picks_by_group(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    roles = {"cognito:roles": [READER, WRITER]}
+    reader = loopback.issuer.id_token(new_user(), groups=["readers"], **roles)
+    both = loopback.issuer.id_token(new_user(), groups=["readers", "writers"], **roles)
+
+    async with running(aws_app(loopback_auth)) as client:
+        as_reader = await client.get("/mapped", headers=bearer(reader))
+        as_both = await client.get("/mapped", headers=bearer(both))
+
+    assert (as_reader.json()["role_arn"], as_both.json()["role_arn"]) == (READER, WRITER)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        (("reader",), {}, "role_arn"),
+        (("arn:aws:iam::1:role/x",), {}, "role_arn"),
+        ((), {"groups_to_roles": {}}, "groups_to_roles"),
+        ((), {"groups_to_roles": {"admins": "admin"}}, "groups_to_roles"),
+        ((READER,), {"groups_to_roles": {"admins": ADMIN}}, "role_arn or groups_to_roles"),
+    ],
+)
+def test_aws_credentials_for_bad_arguments_fail_at_construction(
+    loopback_auth: CognitoAuth[CognitoUser], args: tuple[Any, ...], kwargs: Any, named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        loopback_auth.aws_credentials_for(*args, **kwargs)
+
+
+async def test_guest_credentials_need_no_token_and_keep_one_identity_per_process(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    async with running(aws_app(loopback_auth)) as client:
+        responses = [await client.get("/guest") for _ in range(3)]
+
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    assert len({response.json()["identity_id"] for response in responses}) == 1
+    assert loopback.idp.counts() == (1, 1)
+
+
+async def test_guest_credentials_ignore_a_token_sent(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    token = loopback.issuer.id_token(new_user())
+
+    async with running(aws_app(loopback_auth)) as client:
+        with_token = await client.get("/guest", headers=bearer(token))
+        with_garbage = await client.get("/guest", headers=bearer("not-a-token"))
+
+    assert with_token.status_code == with_garbage.status_code == 200
+    assert all("Logins" not in body for _, body in loopback.idp.bodies)
+
+
+async def test_guest_credentials_of_a_pool_without_guest_access_are_403(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    loopback.idp.allow_guests = False
+
+    async with running(aws_app(loopback_auth)) as client:
+        response = await client.get("/guest")
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "credentials_denied"
+
+
+class CookieGuestIds:
+    """What browser sessions supply: the guest identity id kept per visitor (a cookie
+    names the visitor here; the session code keeps it in the encrypted session)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, str] = {}
+
+    async def get(self, conn: HTTPConnection) -> str | None:
+        return self.kept.get(conn.cookies.get("visitor", ""))
+
+    async def set(self, conn: HTTPConnection, identity_id: str) -> None:
+        self.kept[conn.cookies["visitor"]] = identity_id
+
+
+async def test_guest_identity_kept_by_the_session_hook_gives_each_visitor_one_identity(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    loopback_auth.guest_identities = CookieGuestIds()
+
+    async with running(aws_app(loopback_auth)) as client:
+        ids = {
+            visitor: {
+                (await client.get("/guest", headers={"Cookie": f"visitor={visitor}"})).json()[
+                    "identity_id"
+                ]
+                for _ in range(3)
+            }
+            for visitor in ("ann", "bob")
+        }
+
+    assert all(len(kept) == 1 for kept in ids.values())
+    assert ids["ann"] != ids["bob"]
+    assert loopback.idp.counts() == (2, 2)
+
+
+async def test_a_session_can_supply_the_id_token_through_caller_id_token(
+    loopback: Loopback, registered: None
+) -> None:
+    username = new_user()
+    session_id_token = loopback.issuer.id_token(username)
+
+    class SessionAuth(CognitoAuth[CognitoUser]):
+        def caller_id_token(self, conn: HTTPConnection, user: CognitoUser) -> str:
+            return session_id_token
+
+    auth = SessionAuth(loopback.settings.model_copy(update={"token_use": "any"}))
+    auth.verifier.cache_jwks(loopback.issuer.jwks())
+
+    async with running(aws_app(auth)) as client:
+        response = await client.get("/aws", headers=bearer(loopback.issuer.access_token(username)))
+
+    assert response.status_code == 200
+    assert loopback.idp.bodies[0][1]["Logins"] == {
+        loopback.settings.provider_name: session_id_token
+    }
+
+
+def test_aws_credentials_on_a_websocket_without_an_id_token_closes_1008(
+    loopback: Loopback, registered: None
+) -> None:
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(
+        loopback.settings.model_copy(update={"token_use": "access"})
+    )
+    auth.verifier.cache_jwks(loopback.issuer.jwks())
+    token = loopback.issuer.access_token(new_user())
+
+    with (
+        TestClient(aws_app(auth)) as client,
+        pytest.raises(WebSocketDisconnect) as caught,
+        client.websocket_connect("/ws", headers=bearer(token)) as ws,
+    ):
+        ws.receive_text()
+
+    assert caught.value.code == 1008
+    assert loopback.idp.requests == 0
+
+
+def test_aws_credentials_on_a_websocket_with_an_id_token_bearer_is_served(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+) -> None:
+    token = loopback.issuer.id_token(new_user())
+
+    with (
+        TestClient(aws_app(loopback_auth)) as client,
+        client.websocket_connect("/ws", headers=bearer(token)) as ws,
+    ):
+        identity_id = ws.receive_text()
+
+    assert identity_id == loopback.idp.bodies[1][1]["IdentityId"]
+
+
+async def test_no_response_log_or_repr_contains_the_secret_or_session_token(
+    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER, WRITER]})
+    texts = []
+    async with running(aws_app(loopback_auth)) as client:
+        for fault in (None, "status_500", "not_authorized"):
+            loopback.idp.fault = fault
+            for path in ("/aws", "/writer", "/guest"):
+                texts.append((await client.get(path, headers=bearer(token))).text)
+        loopback.idp.fault = None
+        client_repr = repr(loopback_auth.identity_client(loopback.settings.user_pool_id))
+        creds = await loopback_auth.identity_client(
+            loopback.settings.user_pool_id
+        ).guest_credentials()
+
+    for text in [*texts, caplog.text, client_repr, repr(creds), str(creds)]:
+        assert SECRET_KEY not in text
+        assert SESSION_TOKEN not in text
