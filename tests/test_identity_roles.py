@@ -409,14 +409,17 @@ async def test_sts_errors_map_to_denied_or_unavailable(
     assert token not in caplog.text
 
 
-async def test_sts_answer_with_an_entity_declaration_is_not_expanded(
+async def test_sts_answer_with_a_document_type_declaration_is_refused(
     loopback: Loopback,
 ) -> None:
-    laughs = (
-        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
-        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><r><Code>&b;</Code></r>'
+    # Otherwise well-formed credentials, but their secret comes from an entity.
+    answer = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY k "from-an-entity">]>'
+        b"<r><Credentials><AccessKeyId>ASIA1</AccessKeyId><SecretAccessKey>&k;"
+        b"</SecretAccessKey><SessionToken>t</SessionToken>"
+        b"<Expiration>2999-01-01T00:00:00Z</Expiration></Credentials></r>"
     )
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=laughs))
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=answer))
     sts = StsWebIdentity(loopback.settings.sts_url, timeout=1)
 
     async with httpx.AsyncClient(transport=transport) as http:
