@@ -99,13 +99,17 @@ def check_groups_to_roles(groups_to_roles: Mapping[str, str]) -> dict[str, str]:
     return dict(groups_to_roles)
 
 
+Key = tuple[Any, ...]
+"""An in-process cache key: a kind, then the values that decide the entry (hashable)."""
+
+
 class _SingleFlight:
     """At most one computation in flight per key; concurrent callers share its result."""
 
     def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._inflight: dict[Key, asyncio.Future[Any]] = {}
 
-    async def run(self, key: str, compute: Callable[[], Awaitable[V]]) -> V:
+    async def run(self, key: Key, compute: Callable[[], Awaitable[V]]) -> V:
         future = self._inflight.get(key)
         if future is None:
             future = asyncio.ensure_future(compute())
@@ -165,7 +169,7 @@ class IdentityPoolClient:
                 "identity-pool credentials stay in each process: a shared store needs "
                 "COGNITO_SESSION_SECRET to encrypt them (identity ids are shared)"
             )
-        self._credentials: LRUCache[str, AwsCredentials] = LRUCache(cache_size)
+        self._credentials: LRUCache[Key, AwsCredentials] = LRUCache(cache_size)
         self._flights = _SingleFlight()
         self._guest_identity_id: str | None = None
         self._misconfigured_logged = False
@@ -203,15 +207,15 @@ class IdentityPoolClient:
     ) -> AwsCredentials:
         """Like ``credentials_for`` for a token whose ``claims`` the caller already verified."""
         role = self._choose_role(claims, role_arn, groups_to_roles)
-        key = self._key(
+        key = (
             "credentials",
             self.flow,
             claims.sub,
             claims.aud,
             role,
-            list(claims.roles),
+            tuple(claims.roles),
             claims.preferred_role,
-            list(claims.groups),
+            tuple(claims.groups),
         )
         return await self._cached(key, lambda: self._exchange(id_token, claims.sub, role))
 
@@ -242,7 +246,7 @@ class IdentityPoolClient:
 
     async def _exchange(self, id_token: str, sub: str, role: str | None) -> AwsCredentials:
         logins = {self.settings.provider_name: id_token}
-        id_key = self._key("identity-id", self.settings.provider_name, sub)
+        id_key = self._store_key(("identity-id", self.settings.provider_name, sub))
         identity_id = await self._identity_id(id_key, {"Logins": logins})
         request: dict[str, Any] = {"IdentityId": identity_id, "Logins": logins}
         try:
@@ -275,9 +279,9 @@ class IdentityPoolClient:
         if identity_id is None:
             identity_id = self._guest_identity_id
             if identity_id is None:
-                identity_id = await self._flights.run("guest-id", self._new_guest_identity)
+                identity_id = await self._flights.run(("guest-id",), self._new_guest_identity)
         guest = identity_id
-        key = self._key("guest-credentials", guest)
+        key = ("guest-credentials", guest)
         return await self._cached(key, lambda: self._guest_exchange(guest))
 
     async def new_guest_identity(self) -> str:
@@ -296,14 +300,16 @@ class IdentityPoolClient:
 
     # -- caches --------------------------------------------------------------------------
 
-    def _key(self, kind: str, *parts: Any) -> str:
-        return f"identity:{kind}:{_digest(self.identity_pool_id, *parts)}"
+    def _store_key(self, key: Key) -> str:
+        """The name of ``key`` in the store: its kind and a digest of its values and
+        this identity pool (computed only when the store is consulted)."""
+        return f"identity:{key[0]}:{_digest(self.identity_pool_id, *key[1:])}"
 
     async def _identity_id(self, key: str, logins: dict[str, Any]) -> str:
         stored = await self._store.get(key)
         if stored is not None:
             return stored.decode()
-        return await self._flights.run(key, lambda: self._get_id(key, logins))
+        return await self._flights.run((key,), lambda: self._get_id(key, logins))
 
     async def _get_id(self, key: str, logins: dict[str, Any]) -> str:
         answer = await self._call("GetId", {"IdentityPoolId": self.identity_pool_id, **logins})
@@ -312,7 +318,7 @@ class IdentityPoolClient:
         return identity_id
 
     async def _cached(
-        self, key: str, exchange: Callable[[], Awaitable[AwsCredentials]]
+        self, key: Key, exchange: Callable[[], Awaitable[AwsCredentials]]
     ) -> AwsCredentials:
         """Fresh cached credentials for ``key``, else the result of one shared ``exchange``;
         credentials that failed to refresh early are served while they still work."""
@@ -327,24 +333,26 @@ class IdentityPoolClient:
             raise
 
     async def _exchange_and_keep(
-        self, key: str, exchange: Callable[[], Awaitable[AwsCredentials]]
+        self, key: Key, exchange: Callable[[], Awaitable[AwsCredentials]]
     ) -> AwsCredentials:
         credentials = await exchange()
         self._misconfigured_logged = False  # a later misconfiguration is a new incident
         self._credentials[key] = credentials
         ttl = _seconds_left(credentials) - REFRESH_MARGIN_SECONDS
         if self._sealer is not None and ttl > 0:
-            sealed = self._sealer.seal(credentials.to_bytes(), key.encode())
-            await self._store.set(key, sealed.encode(), ttl)
+            name = self._store_key(key)
+            sealed = self._sealer.seal(credentials.to_bytes(), name.encode())
+            await self._store.set(name, sealed.encode(), ttl)
         return credentials
 
-    async def _load(self, key: str) -> AwsCredentials | None:
+    async def _load(self, key: Key) -> AwsCredentials | None:
         """Credentials another process sealed into the shared store, if any."""
         if self._sealer is None:
             return None
-        stored = await self._store.get(key)
+        name = self._store_key(key)
+        stored = await self._store.get(name)
         opened = (
-            self._sealer.open(stored.decode("ascii", "replace"), key.encode()) if stored else None
+            self._sealer.open(stored.decode("ascii", "replace"), name.encode()) if stored else None
         )
         credentials = AwsCredentials.from_bytes(opened) if opened is not None else None
         if credentials is not None:
