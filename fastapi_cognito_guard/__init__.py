@@ -1,8 +1,8 @@
 """Strict, fast, offline verification of Amazon Cognito tokens for FastAPI.
 
 The verifier core imports no web framework, so ``CognitoVerifier`` stays light in
-a Lambda or a worker; the FastAPI and Starlette names load on first use (FastAPI and
-Starlette add roughly three quarters to the import time of the core).
+a Lambda or a worker; the FastAPI and Starlette names load on first use (importing
+them would add another half or more to the core's import time).
 
 Type checkers see every name as a plain import (the ``TYPE_CHECKING`` block) and never
 the module ``__getattr__``, so a misspelled import from this package is an error there.

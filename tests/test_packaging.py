@@ -13,6 +13,8 @@ wheel provides ``fastapi_cognito_guard``.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import re
 import subprocess
@@ -191,3 +193,21 @@ def test_consumer_app_passes_mypy_strict_against_the_editable_install(consumer: 
 
     assert package.is_relative_to(ROOT)
     assert [error.split(":")[0] for error in errors] == ["misspelled.py"]
+
+
+def test_every_lazily_loaded_name_is_imported_for_type_checkers() -> None:
+    root = importlib.import_module(PACKAGE)
+    tree = ast.parse(Path(root.__file__ or "").read_text())
+    (block,) = [
+        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
+    ]
+    imports = [node for node in block.body if isinstance(node, ast.ImportFrom)]
+    typed = {alias.asname or alias.name for node in imports for alias in node.names}
+
+    assert typed == set(root._LAZY)
+
+
+def test_every_exported_name_resolves_at_run_time() -> None:
+    root = importlib.import_module(PACKAGE)
+
+    assert [name for name in root.__all__ if getattr(root, name, None) is None] == []
