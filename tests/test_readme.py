@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from fastapi_cognito_guard import CognitoAuth
 from fastapi_cognito_guard.testing import LocalIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,6 +266,41 @@ def standalone_blocks() -> Iterator[Any]:
     for block in readme_blocks():
         if block.scenario == "standalone":
             yield pytest.param(block, id=f"line{block.line}")
+
+
+def example_modules() -> dict[str, str]:
+    """Every example whose features exist, as the module files a user would write."""
+    modules: dict[str, str] = {}
+    for block in readme_blocks():
+        if missing_features([block]):
+            continue
+        if block.file is not None:
+            name = block.file
+        elif block.scenario == "standalone":
+            name = f"readme_line{block.line}.py"
+        else:
+            name = f"readme_{block.scenario.replace('-', '_')}.py"
+        modules[name] = modules.get(name, "") + block.code
+    return modules
+
+
+def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    (user_type,) = CognitoAuth.__parameters__
+    if not getattr(user_type, "has_default", lambda: False)():
+        pytest.skip("`auth = CognitoAuth()` needs a default for CognitoAuth's user type")
+    for name, code in example_modules().items():
+        (tmp_path / name).write_text(code)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.stdout.splitlines() == [], result.stdout
 
 
 @pytest.mark.parametrize("block", list(standalone_blocks()))
