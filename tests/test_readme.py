@@ -151,6 +151,21 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert readme_commands()[1] in ci_lines
 
 
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_links_to_sections_point_at_existing_headings() -> None:
+    security = (ROOT / "SECURITY.md").read_text()
+    links = re.findall(r"\]\((SECURITY\.md)?#([\w-]+)\)", README)
+
+    assert [
+        anchor for page, anchor in links if anchor not in anchors(security if page else README)
+    ] == []
+
+
 # -- the examples ---------------------------------------------------------------------
 
 
