@@ -323,7 +323,7 @@ def test_verify_with_an_invalid_setting_exits_2_naming_the_field(
     assert output == ""
     err = capsys.readouterr().err
     assert err.startswith("invalid settings")
-    assert f"{field}: " in err
+    assert f"{field} ({variable})" in err
 
 
 # -- jwks -------------------------------------------------------------------------------
