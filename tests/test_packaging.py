@@ -65,7 +65,11 @@ async def premium(user: Annotated[CognitoUser, Depends(require_group("premium"))
 
 
 def code_of(error: InvalidTokenError) -> str:
-    return error.code
+    return error.code  # so does every name below, eager or lazily loaded
+
+
+def realm_of(guard: CognitoAuth[CognitoUser]) -> str:
+    return guard.realm
 
 
 def issuer_pool(issuer: LocalIssuer) -> str:
