@@ -96,7 +96,7 @@ def create_app(
     @app.get("/ready")
     async def ready() -> JSONResponse:
         """Readiness (every pool's signing keys usable): 200, else 503."""
-        is_ready = await auth.ready()
+        is_ready = auth.ready()
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     @app.post("/auth/logout", status_code=204)

@@ -714,11 +714,15 @@ class CognitoAuth(Generic[UserT]):
 
         return active_session
 
-    async def ready(self) -> bool:
-        """True when every user pool's signing keys are usable (a pool without keys is
-        fetched first): for ``/ready`` routes and Kubernetes readiness probes. Redis is
-        not a condition: verification works without it."""
-        return all((await self.verifier.keys_ready()).values())
+    def ready(self) -> bool:
+        """True when every user pool's signing keys are usable: for ``/ready`` routes and
+        Kubernetes readiness probes. A pool without keys gets a background fetch, so a
+        probe that found it unready finds it ready once the keys arrive. Redis is not a
+        condition: verification works without it."""
+        usable = self.verifier.keys_usable()
+        if not all(usable.values()):
+            self.verifier.prefetch_missing()
+        return all(usable.values())
 
     def health(self) -> dict[str, Any]:
         """Each part's state, for operators: keys per pool, Redis, identity pools and
