@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Annotated, Any, Generic, Literal
+from typing import Annotated, Any, Generic
 from urllib.parse import unquote_plus
 
 import httpx
@@ -101,10 +101,8 @@ BEARER_SUBPROTOCOL = "cognito-bearer"
 """Browsers cannot set headers on a WebSocket: they offer ``Sec-WebSocket-Protocol:
 cognito-bearer, <token>`` instead, and the accept must name ``cognito-bearer``."""
 
-_DEFAULT_OAUTH_SCOPES = ("openid", "email", "profile")
 _SCOPE_KEY = "fastapi_cognito_guard"
 _ERROR_SCHEMA = "CognitoError"
-_TokenSource = Literal["header", "subprotocol", "query"]
 
 
 # -- the request's token: read once, in one place -----------------------------------
@@ -118,24 +116,23 @@ class _RequestAuth:
     verified for this token, so every auth decides for itself and only once.
     """
 
-    __slots__ = ("source", "token", "users")
+    __slots__ = ("token", "users")
 
-    def __init__(self, token: str | None, source: _TokenSource | None) -> None:
+    def __init__(self, token: str | None) -> None:
         self.token = token
-        self.source = source
         self.users: dict[CognitoAuth[Any], tuple[str, CognitoUser]] = {}
 
 
 def _request_auth(scope: Scope) -> _RequestAuth:
     found: _RequestAuth | None = scope.get(_SCOPE_KEY)
     if found is None:
-        found = _RequestAuth(*_read_token(scope))
+        found = _RequestAuth(_read_token(scope))
         scope[_SCOPE_KEY] = found
     return found
 
 
-def _read_token(scope: Scope) -> tuple[str | None, _TokenSource | None]:
-    """The bearer token and where it came from. HTTP: the ``Authorization`` header only.
+def _read_token(scope: Scope) -> str | None:
+    """The bearer token. HTTP: the ``Authorization`` header only.
     WebSocket: that header, else the ``cognito-bearer`` subprotocol pair, else
     ``?access_token=`` (which is always removed from the scope's query string)."""
     header = None
@@ -144,18 +141,16 @@ def _read_token(scope: Scope) -> tuple[str | None, _TokenSource | None]:
             header = bearer_token(value.decode("latin-1"))
             break
     if scope["type"] != "websocket":
-        return header, "header" if header is not None else None
+        return header
     query = _take_query_token(scope)
     if header is not None:
-        return header, "header"
+        return header
     offered = list(scope.get("subprotocols", ()))
     if BEARER_SUBPROTOCOL in offered:
         position = offered.index(BEARER_SUBPROTOCOL) + 1
         if position < len(offered) and offered[position]:
-            return offered[position], "subprotocol"
-    if query:
-        return query, "query"
-    return None, None
+            return str(offered[position])
+    return query
 
 
 def _take_query_token(scope: Scope) -> str | None:
@@ -290,19 +285,23 @@ def _document_guarded_operations(schema: dict[str, Any]) -> None:
                     responses.setdefault(status, _error_response_doc(description))
     if guarded:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(_ERROR_SCHEMA, _ERROR_BODY)
+        components.setdefault(_ERROR_SCHEMA, _error_body())
 
 
 _GUARD_RESPONSES = {
     "401": "Missing or invalid token",
     "403": "The token lacks a required group or scope",
 }
-_ERROR_BODY: dict[str, Any] = {
-    "title": _ERROR_SCHEMA,
-    "type": "object",
-    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
-    "required": ["detail", "code"],
-}
+
+
+def _error_body() -> dict[str, Any]:
+    """The JSON schema of the ``{detail, code}`` error body."""
+    return {
+        "title": _ERROR_SCHEMA,
+        "type": "object",
+        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+        "required": ["detail", "code"],
+    }
 
 
 def _error_response_doc(description: str) -> dict[str, Any]:
@@ -664,21 +663,18 @@ class CognitoAuth(Generic[UserT]):
         return {
             "clientId": self._oauth.client_ids[0],
             "usePkceWithAuthorizationCodeGrant": True,
-            "scopes": " ".join(self._oauth_scopes()),
+            "scopes": " ".join(self._oauth.login_scopes),
         }
 
-    def _oauth_scopes(self) -> Sequence[str]:
-        settings = self._oauth
-        return _DEFAULT_OAUTH_SCOPES if settings is None else settings.login_scopes
-
     def _openapi_scheme(self) -> tuple[str, SecurityBaseModel]:
-        base = self._oauth.oauth_base_url if self._oauth is not None else None
-        if base is None:
+        settings = self._oauth
+        base = None if settings is None else settings.oauth_base_url
+        if settings is None or base is None:
             return "CognitoBearer", HTTPBearerModel(bearerFormat="JWT")
         flow = OAuthFlowAuthorizationCode(
             authorizationUrl=f"{base}/oauth2/authorize",
             tokenUrl=f"{base}/oauth2/token",
-            scopes={scope: scope for scope in self._oauth_scopes()},
+            scopes={scope: scope for scope in settings.login_scopes},
         )
         return "CognitoOAuth2", OAuth2Model(flows=OAuthFlows(authorizationCode=flow))
 
