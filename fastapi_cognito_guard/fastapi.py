@@ -803,10 +803,11 @@ def _log_unregistered(app: Any, error: ValidationError) -> None:
     )
     logger.error(
         "module-level Cognito dependency on %s: %s and the COGNITO_* environment is "
-        "unusable (%s); call auth.init_app(app) on this app, or set the COGNITO_* variables",
+        "unusable (missing or invalid: %s); call auth.init_app(app) on this app, or set "
+        "the COGNITO_* variables",
         type(app).__name__,
         hint,
-        unset or "invalid",
+        unset or "COGNITO_*",
     )
 
 
