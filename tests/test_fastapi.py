@@ -17,6 +17,13 @@ What the tests here prove, one behaviour each:
   a token and a 401 with a bad one.
 * Module-level dependencies use each app's own ``CognitoAuth``.
 * ``Bearer`` is case-insensitive; ``Basic`` credentials count as no token.
+* A 403 for a missing group names the group. ``require_any(groups=, scopes=)``
+  admits a user in a listed group or a client with a listed scope, and refuses
+  the rest as ``missing_group`` (users) or ``insufficient_scope`` (machine
+  clients). Guard arguments that would widen or break access (none, one bare
+  string, a list as a name, an empty name) are a ``ValueError``.
+* ``CurrentUser`` / ``OptionalUser`` annotate routes; a consumer app with
+  ``auth = CognitoAuth()`` passes ``mypy --strict`` with typed dependencies.
 * ``require_group`` is any-of (``all=True``: all-of); ``require_scope`` is all-of
   (``all=False``: any-of).
 * A ``user_model`` subclass receives ``custom:*`` claims from an ID token; a
@@ -26,9 +33,14 @@ What the tests here prove, one behaviour each:
 * Sync and async handlers both receive the user; a request with several guards is
   verified once.
 * OpenAPI 3.1: HTTP bearer without a hosted-UI ``domain``; OAuth2 authorization
-  code (with PKCE in Swagger UI) with one; requirements on guarded routes only.
-* On a WebSocket route the dependencies accept a valid token and close with 1008
-  without one or without a required scope.
+  code (with PKCE in Swagger UI) with one; requirements, and the 401/403 answers
+  with the ``{detail, code}`` body, on guarded routes only. ``init_app`` wires
+  Swagger UI's OAuth settings itself when ``domain`` or ``oauth_url`` is set.
+* On a WebSocket route the dependencies accept a valid token (header,
+  ``cognito-bearer`` subprotocol -- named in the accept though the route calls a
+  plain ``accept()`` -- or ``?access_token=``, removed from the query string) and
+  close with 1008 without one or without a required scope; over uvicorn neither
+  way puts the token into its log.
 * The ``{"detail", "code"}`` error body with the auth's lifespan and with
   ``init_app``; the lifespan can run more than once.
 * End to end over real HTTP: uvicorn on 127.0.0.1 trusting a moto user pool.
