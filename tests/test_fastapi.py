@@ -53,10 +53,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Security, WebSocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import Field
 from starlette.websockets import WebSocketDisconnect
@@ -75,7 +78,7 @@ from fastapi_cognito_guard import (
     require_group,
     require_scope,
 )
-from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL
+from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL, connection_token
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running, websocket_refusal
 from tests.moto_cognito import CognitoPool
@@ -999,6 +1002,25 @@ def test_websocket_dependency_without_the_scope_closes_with_1008(
     ):
         ws.receive_text()
     assert closed.value.code == 1008
+
+
+QUERY_NAME = st.one_of(
+    st.sampled_from(["access_token", "access%5Ftoken", "access_tok%65n", "room", "a+b", ""]),
+    st.text(alphabet="abc_%=+5F", max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(QUERY_NAME, st.text(alphabet="xyz%=+", max_size=4)), max_size=5))
+def test_no_access_token_parameter_survives_in_a_websocket_query_string(
+    pairs: list[tuple[str, str]],
+) -> None:
+    query = "&".join(f"{name}={value}" for name, value in pairs)
+    scope = {"type": "websocket", "headers": [], "query_string": query.encode()}
+    sent = [v for n, v in parse_qsl(query, keep_blank_values=True) if n == "access_token"]
+    assert connection_token(scope) == (sent[0] if sent and sent[0] else None)
+    remaining = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+    assert "access_token" not in {name for name, _ in remaining}
 
 
 def ws_dependency_app(auth: CognitoAuth[Any]) -> FastAPI:
