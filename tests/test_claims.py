@@ -28,7 +28,7 @@ from fastapi_cognito_guard import (
     IdTokenClaims,
     InvalidTokenError,
 )
-from fastapi_cognito_guard.claims import ClaimsParser
+from fastapi_cognito_guard.claims import ClaimsParser, bind_user_pool
 from fastapi_cognito_guard.testing import LocalIssuer
 
 POOL = "eu-central-1_Test"
@@ -191,8 +191,8 @@ def test_no_custom_attributes_give_an_empty_custom_dict() -> None:
 def test_extra_claims_are_kept() -> None:
     claims = parse(ACCESS, access_payload(tenant="acme", **{"https://example.com/x": [1]}))
 
-    assert claims.model_extra["tenant"] == "acme"
-    assert claims.model_extra["https://example.com/x"] == [1]
+    assert claims.extra["tenant"] == "acme"
+    assert claims.extra["https://example.com/x"] == [1]
 
 
 def test_extra_claims_appear_in_to_dict_under_their_original_names() -> None:
@@ -259,7 +259,7 @@ def test_claims_parsed_outside_a_verifier_name_no_user_pool() -> None:
 def test_claims_are_frozen() -> None:
     claims = parse(ACCESS, access_payload())
 
-    with pytest.raises(ValueError, match="frozen"):
+    with pytest.raises(AttributeError, match="frozen"):
         claims.sub = "someone-else"
 
 
@@ -302,7 +302,6 @@ def test_verified_claims_carry_the_verifying_pools_id(
     claims = verifier.verify_sync(issuer.access_token())
 
     assert claims.user_pool_id == issuer.user_pool_id
-    assert AccessTokenClaims.user_pool_id == ""  # set on the instance, not the class
     assert "user_pool_id" not in claims.to_dict()  # and not a claim
 
 
@@ -348,7 +347,7 @@ async def test_verified_id_token_maps_names_like_the_parser(issuer: LocalIssuer)
 
 def claims_from(parser: ClaimsParser, payload: dict[str, Any], pool: str = POOL) -> Any:
     claims = parse(parser, payload)
-    claims.__dict__["user_pool_id"] = pool  # what the verifier does
+    bind_user_pool(claims, pool)  # what the verifier does
     return claims
 
 

@@ -345,7 +345,7 @@ async def test_result_cache_size_zero_verifies_every_time(
     assert second == first
 
 
-async def test_result_cache_is_bounded_and_evicts_the_least_recently_used(
+async def test_result_cache_is_bounded_and_evicts_the_oldest_entry(
     issuer: LocalIssuer, make_verifier: MakeVerifier
 ) -> None:
     verifier = make_verifier(issuer.settings(result_cache_size=3))
