@@ -457,3 +457,60 @@ def test_subclass_field_the_token_lacks_is_missing_claims_naming_it(
     assert caught.value.code == "missing_claims"
     assert caught.value.status_code == 403
     assert field in caught.value.message
+
+
+# -- claim types (DESIGN §4), whatever the token type ---------------------------------
+
+WRONG_TYPES = [
+    ("exp", None),
+    ("exp", 10**400),
+    ("exp", -1),
+    ("exp", 1.7e9),
+    ("exp", True),
+    ("iat", None),
+    ("nbf", None),
+    ("auth_time", 253402300800),
+    ("aud", 12345),
+    ("aud", None),
+    ("scope", 12345),
+    ("scope", None),
+    ("cognito:username", None),
+    ("cognito:username", 7),
+    ("username", None),
+    ("cognito:groups", [1]),
+    ("cognito:groups", None),
+    ("jti", None),
+]
+
+
+@pytest.mark.parametrize(("claim", "value"), WRONG_TYPES, ids=repr)
+@pytest.mark.parametrize("kind", ["access", "id"])
+def test_named_claim_of_the_wrong_type_is_malformed_naming_the_claim(
+    kind: str, claim: str, value: Any
+) -> None:
+    parser, payload = (ACCESS, access_payload) if kind == "access" else (ID, id_payload)
+
+    err = parse_error(parser, payload(**{claim: value}))
+
+    assert err.code == "malformed"
+    assert claim in err.message
+    assert repr(value) not in err.message or value is None
+
+
+def test_malformed_message_never_quotes_the_claim_value() -> None:
+    err = parse_error(ID, id_payload(email_verified="s3cr3t-value"))
+
+    assert "s3cr3t-value" not in err.message
+
+
+def test_id_token_aud_list_gives_its_first_client_outside_a_verifier() -> None:
+    claims = parse(ID, id_payload(aud=["web", "mobile"]))
+
+    assert claims.aud == "web"
+    assert claims.to_dict()["aud"] == ["web", "mobile"]
+
+
+def test_extra_claims_keep_values_the_named_claims_would_refuse() -> None:
+    claims = parse(ACCESS, access_payload(big=10**400, nothing=None, ratio=1.5))
+
+    assert claims.extra == {"big": 10**400, "nothing": None, "ratio": 1.5}

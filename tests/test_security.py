@@ -1187,6 +1187,46 @@ def test_id_token_with_an_aud_list_naming_no_allowed_client_is_rejected_as_wrong
     reject(make_verifier(token_use="id"), token, "wrong_audience")
 
 
+# -- cost bound (DESIGN §4): the signature is checked before the claims ----------------
+
+FORGED_PAYLOADS = {
+    "5000_bad_list_items": {"cognito:groups": [7] * 5000},
+    "1000_extra_claims": {f"c{i}": i for i in range(1000)},
+    "null_and_huge_dates": {"exp": 10**400, "iat": None, "nbf": -1},
+}
+
+
+@pytest.mark.parametrize("extra", FORGED_PAYLOADS.values(), ids=FORGED_PAYLOADS.keys())
+def test_forged_token_with_an_expensive_payload_fails_on_its_signature_first(
+    issuer: LocalIssuer,
+    make_verifier: Callable[..., CognitoVerifier],
+    attacker_key: rsa.RSAPrivateKey,
+    extra: dict[str, Any],
+) -> None:
+    payload = json.dumps(live_access_claims(issuer, **extra), separators=(",", ":"))
+    forged = signed(issuer, header_for(issuer), payload.encode(), key=attacker_key)
+    assert len(forged) <= 16 * 1024
+    reject(make_verifier(), forged, "bad_signature")
+
+
+def test_issuer_spelled_with_escaped_slashes_is_routed_by_its_decoded_value(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    payload = json.dumps(live_access_claims(issuer)).replace("/", "\\/").encode()
+    assert b'"iss": "https:\\/\\/' in payload
+    verified = make_verifier().verify_sync(signed(issuer, header_for(issuer), payload))
+    assert verified.iss == issuer.issuer
+
+
+def test_payload_naming_a_trusted_issuer_then_another_is_rejected_as_wrong_issuer(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    """The quick route finds the trusted ``iss``; the decode keeps the last one."""
+    body = json.dumps(live_access_claims(issuer))[1:]
+    payload = f'{{"iss":"{issuer.issuer}",{body[:-1]}, "iss": "https://evil.example"}}'
+    reject(make_verifier(), signed(issuer, header_for(issuer), payload.encode()), "wrong_issuer")
+
+
 def test_access_token_with_a_string_aud_is_accepted(
     issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
 ) -> None:
