@@ -6,6 +6,13 @@ alike; the table reports each one's median over the rounds, the spread
 (min-max of the round medians) and the ratio to the floor (a bare
 ``cryptography`` RSA verify with pre-built padding and hash objects).
 
+Further rows: distinct tokens (a cycle of tokens longer than the result cache,
+so every call is a miss that inserts and evicts), and forged tokens within the
+16 KiB limit (5,000 list items, 1,000 extra claims, deep nesting; signed by a
+key nobody trusts) that must cost no more than about two RSA checks to reject.
+A last table times one result-cache miss (insert plus eviction) for the cache
+the verifier uses and for ``cachetools.LRUCache``.
+
 The peers (fastapi-cognito, fastapi-cloudauth, cognitojwt, PyJWT; the
 ``bench`` extra) fetch their keys from the same JWKS, served on 127.0.0.1, and
 are skipped when they do not import. Async verify paths are timed inside one
@@ -29,31 +36,111 @@ import argparse
 import asyncio
 import base64
 import inspect
+import itertools
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from cachetools import LRUCache
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jwt as jose_jwt
 from pydantic import ValidationError
 
 from benchmarks import _peers
 from benchmarks._results import machine, machine_section, write_section
-from fastapi_cognito_guard import CognitoVerifier
+from fastapi_cognito_guard import CognitoVerifier, InvalidTokenError
 from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.verifier import _ResultCache, _Verified
 
 SECTION = "## Verify path"
 FLOOR = "raw cryptography RSA verify (floor)"
+DISTINCT_FLOOR = "raw cryptography RSA verify, distinct tokens (floor for the rows below)"
+DISTINCT_TOKENS = 2000
+OURS = "CognitoVerifier.verify_sync, result cache off"
+JOSE = "python-jose jwt.decode with the JWK dict"
+PEERS = (
+    "fastapi-cognito (decode + CognitoToken)",
+    "fastapi-cloudauth Cognito dependency",
+    "cognitojwt.decode (sync)",
+    "PyJWT jwt.decode, pre-loaded key + Cognito checks",
+)
+CHECKED = frozenset({OURS, JOSE, *PEERS})
+"""The contenders whose checks the bad-token matrix compares."""
 
 Contender = Callable[[str], Any]  # sync, or returning an awaitable
 
 
+MAX_TOKEN = 16 * 1024
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def forged_tokens(issuer: LocalIssuer) -> dict[str, str]:
+    """Tokens anyone can make (signed by a key no JWKS holds), each within 16 KiB, whose
+    payloads would be expensive to validate; they must fail on the signature."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    base = {
+        "sub": "5a0b6c1e-0000-4000-8000-000000000001",
+        "iss": issuer.issuer,
+        "client_id": issuer.client_id,
+        "token_use": "access",
+        "exp": now + 3600,
+        "iat": now,
+    }
+    header = b64url(json.dumps({"kid": issuer.kid, "alg": "RS256"}).encode())
+    # The first three spell "iss" as Cognito does (the quick route finds it); the last
+    # spells it otherwise, so the verifier decodes "iss" alone before the signature.
+    payloads = {
+        "5,000 list items": json.dumps({**base, "cognito:groups": [7] * 5000}),
+        "1,000 extra claims": json.dumps({**base, **{f"c{i}": i for i in range(1000)}}),
+        "deep nesting (3,000 levels)": json.dumps(base)[:-1]
+        + ',"x":'
+        + "[" * 3000
+        + "]" * 3000
+        + "}",
+        "5,000 list items, iss spelled with escaped slashes": json.dumps(
+            {**base, "x": [7] * 5000}
+        ).replace("/", "\\/"),
+    }
+    tokens = {}
+    for name, payload in payloads.items():
+        signing_input = f"{header}.{b64url(payload.replace(', ', ',').replace(': ', ':').encode())}"
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        token = f"{signing_input}.{b64url(signature)}"
+        assert len(token) <= MAX_TOKEN, (name, len(token))
+        tokens[name] = token
+    return tokens
+
+
+def rejecting(verify: Callable[[str], Any], token: str) -> Contender:
+    """A contender that verifies ``token`` (whatever it is given) and expects a rejection."""
+
+    def reject(_: str) -> None:
+        try:
+            verify(token)
+        except InvalidTokenError:
+            return
+        raise AssertionError("a forged token was accepted")
+
+    return reject
+
+
+def cycling(verify: Callable[[str], Any], tokens: list[str]) -> Contender:
+    """A contender that verifies the next of ``tokens`` on each call (whatever it is given)."""
+    following = itertools.cycle(tokens).__next__
+    return lambda _: verify(following())
+
+
 @contextmanager
 def contenders(
-    issuer: LocalIssuer, jwks_url: str
+    issuer: LocalIssuer, jwks_url: str, distinct: list[str]
 ) -> Iterator[tuple[dict[str, Contender], list[str]]]:
     """Every contender as ``verify(token)``, and the peers skipped (with why)."""
     jwk = issuer.jwks()["keys"][0]
@@ -62,6 +149,8 @@ def contenders(
     uncached.cache_jwks(issuer.jwks())
     cached = CognitoVerifier(issuer.settings())
     cached.cache_jwks(issuer.jwks())
+    missing = CognitoVerifier(issuer.settings(result_cache_size=len(distinct) // 2))
+    missing.cache_jwks(issuer.jwks())
     async_uncached = CognitoVerifier(issuer.settings(result_cache_size=0, jwks_url=jwks_url))
 
     public_key = issuer._keys[-1].private_key.public_key()
@@ -76,6 +165,9 @@ def contenders(
             parts = floor_cache[token] = (signature, signing_input.encode())
         public_key.verify(parts[0], parts[1], pkcs1, sha256)
 
+    for token in distinct:
+        floor(token)  # the floor's parts are prepared before timing, for every token
+
     def naive_jose(token: str) -> object:
         return jose_jwt.decode(
             token, jwk, algorithms=["RS256"], issuer=issuer.issuer, options={"verify_aud": False}
@@ -83,10 +175,19 @@ def contenders(
 
     cases: dict[str, Contender] = {
         FLOOR: floor,
-        "CognitoVerifier.verify_sync, result cache off": uncached.verify_sync,
+        OURS: uncached.verify_sync,
         "CognitoVerifier.verify_sync, result cache hit": cached.verify_sync,
         "CognitoVerifier.verify (async), result cache off": async_uncached.verify,
-        "python-jose jwt.decode with the JWK dict": naive_jose,
+        DISTINCT_FLOOR: cycling(floor, distinct),
+        "verify_sync, distinct tokens, result cache off": cycling(uncached.verify_sync, distinct),
+        "verify_sync, distinct tokens, result cache on (every call a miss)": cycling(
+            missing.verify_sync, distinct
+        ),
+        **{
+            f"forged token, {name}: verify_sync rejects": rejecting(uncached.verify_sync, forged)
+            for name, forged in forged_tokens(issuer).items()
+        },
+        JOSE: naive_jose,
     }
     pool = {
         "region": issuer.region,
@@ -95,21 +196,13 @@ def contenders(
         "jwks_url": jwks_url,
     }
     skipped: list[str] = []
-    peers: list[tuple[str, Callable[[], Contender]]] = [
-        (
-            "fastapi-cognito (decode + CognitoToken)",
-            lambda: _peers.fastapi_cognito_verify(_peers.fastapi_cognito_auth(**pool)),
-        ),
-        (
-            "fastapi-cloudauth Cognito dependency",
-            lambda: _peers.cloudauth_verify(_peers.cloudauth_dependency(**pool)),
-        ),
-        ("cognitojwt.decode (sync)", lambda: _peers.cognitojwt_decoder(**pool)),
-        (
-            "PyJWT jwt.decode, pre-loaded key + Cognito checks",
-            lambda: _peers.pyjwt_decoder(issuer=issuer.issuer, client_id=issuer.client_id, jwk=jwk),
-        ),
+    builders: list[Callable[[], Contender]] = [
+        lambda: _peers.fastapi_cognito_verify(_peers.fastapi_cognito_auth(**pool)),
+        lambda: _peers.cloudauth_verify(_peers.cloudauth_dependency(**pool)),
+        lambda: _peers.cognitojwt_decoder(**pool),
+        lambda: _peers.pyjwt_decoder(issuer=issuer.issuer, client_id=issuer.client_id, jwk=jwk),
     ]
+    peers = list(zip(PEERS, builders, strict=True))
     for name, build in peers:
         try:
             cases[name] = build()
@@ -118,7 +211,7 @@ def contenders(
     try:
         yield cases, skipped
     finally:
-        for verifier in (uncached, cached, async_uncached):
+        for verifier in (uncached, cached, missing, async_uncached):
             asyncio.run(verifier.aclose())
 
 
@@ -159,13 +252,22 @@ def measure(
 Row = tuple[str, float, float, float, float]
 
 
-def run(rounds: int, calls: int) -> tuple[list[Row], list[str], dict[str, dict[str, str]]]:
+def run(
+    rounds: int, calls: int, distinct_tokens: int
+) -> tuple[list[Row], list[str], dict[str, dict[str, str]]]:
     """Time every contender; returns the rows, the skipped peers and the checks matrix."""
     issuer = LocalIssuer()
     token = issuer.access_token(groups=["premium", "staff"], scopes=["orders/read", "orders/write"])
+    distinct = [
+        issuer.access_token(f"user{i}", groups=["premium"], scopes=["orders/read"])
+        for i in range(distinct_tokens)
+    ]
     loop = asyncio.new_event_loop()
     try:
-        with issuer.serve() as jwks_url, contenders(issuer, jwks_url) as (cases, skipped):
+        with (
+            issuer.serve() as jwks_url,
+            contenders(issuer, jwks_url, distinct) as (cases, skipped),
+        ):
             kinds = {name: _is_async(fn, token, loop) for name, fn in cases.items()}
             for name, fn in cases.items():  # warm up
                 measure(fn, token, max(10, calls // 10), loop, kinds[name])
@@ -177,17 +279,51 @@ def run(rounds: int, calls: int) -> tuple[list[Row], list[str], dict[str, dict[s
     finally:
         loop.close()
     floor = statistics.median(samples[FLOOR])
-    rows = [
-        (
-            name,
-            statistics.median(values),
-            min(values),
-            max(values),
-            statistics.median(values) / floor,
-        )
+    distinct_floor = statistics.median(samples[DISTINCT_FLOOR])
+    rows = []
+    for name, values in samples.items():
+        unit = distinct_floor if "distinct tokens" in name else floor
+        median = statistics.median(values)
+        rows.append((name, median, min(values), max(values), median / unit))
+    return rows, skipped, checks
+
+
+def cache_miss_costs(rounds: int, size: int = 1000) -> list[tuple[str, float, float, float]]:
+    """Microseconds per result-cache miss that inserts a new token and evicts the oldest."""
+    keys = [f"token-{i:06d}" + "x" * 900 for i in range(size * 4)]
+    caches: dict[str, Callable[[str], None]] = {}
+    lru: LRUCache[str, object] = LRUCache(size)
+    ours = _ResultCache(size)
+    entry = _Verified(None, 0.0, "", "")  # type: ignore[arg-type]
+
+    def lru_miss(key: str) -> None:
+        if lru.get(key) is None:
+            lru[key] = entry
+
+    def our_miss(key: str) -> None:
+        if ours.get(key) is None:
+            ours.put(key, entry)
+
+    caches["cachetools.LRUCache: get (miss) + insert + evict"] = lru_miss
+    caches["the verifier's dict cache: get (miss) + insert + evict"] = our_miss
+    samples: dict[str, list[float]] = {name: [] for name in caches}
+    for _ in range(rounds):
+        for name, miss in caches.items():
+            start = time.perf_counter()
+            for key in keys:
+                miss(key)
+            samples[name].append((time.perf_counter() - start) / len(keys) * 1e6)
+    return [
+        (name, statistics.median(values), min(values), max(values))
         for name, values in samples.items()
     ]
-    return rows, skipped, checks
+
+
+def cache_table(rows: list[tuple[str, float, float, float]]) -> str:
+    lines = ["| result cache | µs per miss (median) | spread |", "|---|---:|---:|"]
+    for name, median, low, high in rows:
+        lines.append(f"| {name} | {median:.2f} | {low:.2f}–{high:.2f} |")
+    return "\n".join(lines)
 
 
 def bad_tokens(issuer: LocalIssuer) -> dict[str, str]:
@@ -215,11 +351,7 @@ def check_matrix(
     loop: asyncio.AbstractEventLoop,
 ) -> dict[str, dict[str, str]]:
     """``{check: {contender: "rejects" | "**accepts**"}}`` for the real verifiers."""
-    verifiers = {
-        name: fn
-        for name, fn in cases.items()
-        if name != FLOOR and "cache hit" not in name and "(async)" not in name
-    }
+    verifiers = {name: fn for name, fn in cases.items() if name in CHECKED}
     matrix: dict[str, dict[str, str]] = {}
     for check, token in bad_tokens(issuer).items():
         row = matrix[check] = {}
@@ -267,11 +399,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few rounds, for CI")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--distinct", type=int, default=DISTINCT_TOKENS)
     args = parser.parse_args()
-    rounds, calls = (3, 100) if args.quick else (args.rounds, args.calls)
-    rows, skipped, matrix = run(rounds, calls)
+    rounds, calls, distinct = (
+        (3, 100, 20) if args.quick else (args.rounds, args.calls, args.distinct)
+    )
+    rows, skipped, matrix = run(rounds, calls, distinct)
+    misses = cache_table(cache_miss_costs(rounds))
     rendered, rendered_checks = table(rows), checks_table(matrix)
     print(rendered)
+    print()
+    print(misses)
     print()
     print(rendered_checks)
     for line in skipped:
