@@ -168,10 +168,12 @@ class _Claims:
     _pool: str
     _audience: str
 
-    def __init__(self, claims: ClaimSet, payload: bytes, audience: str = "") -> None:
+    def __init__(
+        self, claims: ClaimSet, payload: bytes, audience: str = "", user_pool_id: str = ""
+    ) -> None:
         _SET(self, claims)
         _PAYLOAD(self, payload)
-        _POOL(self, "")
+        _POOL(self, user_pool_id)
         _AUDIENCE(self, audience)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:

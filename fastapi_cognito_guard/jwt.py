@@ -154,7 +154,7 @@ def parse(token: object) -> ParsedToken:
         raise InvalidTokenError("malformed", "token does not have three non-empty segments")
     return ParsedToken(
         _header(raw[:first]),
-        b64url_decode(raw[first + 1 : second]),
+        _decode(raw[first + 1 : second].translate(_TO_STANDARD)),
         raw[:second],
-        b64url_decode(raw[second + 1 :]),
+        _decode(raw[second + 1 :].translate(_TO_STANDARD)),
     )

@@ -29,7 +29,6 @@ from .claims import (
     IdTokenClaims,
     TokenClaims,
     audience,
-    bind_user_pool,
     check_token_use,
     decode_claims,
     decode_issuer,
@@ -290,14 +289,14 @@ class CognitoVerifier:
         if claim_set.token_use == "access":
             if require_client_id(claim_set) not in pool.client_ids:
                 raise InvalidTokenError("wrong_client", "token was issued to another app client")
-            claims = AccessTokenClaims(claim_set, payload)
+            claims = AccessTokenClaims(claim_set, payload, "", pool.user_pool_id)
         else:
             client = audience(claim_set, pool.client_ids)
             if client is None:
                 raise InvalidTokenError(
                     "wrong_audience", "token audience is not an allowed app client"
                 )
-            claims = IdTokenClaims(claim_set, payload, client)
+            claims = IdTokenClaims(claim_set, payload, client, pool.user_pool_id)
         now = time.time()
         leeway = pool.leeway
         valid_until = claim_set.exp + leeway
@@ -309,7 +308,6 @@ class CognitoVerifier:
         iat = claim_set.iat
         if iat is not UNSET and iat > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token was issued in the future (iat)")
-        bind_user_pool(claims, pool.user_pool_id)
         if self._results is not None and pool.use_result_cache:
             self._results.put(
                 token, _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
