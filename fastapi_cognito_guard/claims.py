@@ -200,11 +200,6 @@ class _Claims:
         return hash(self._payload)
 
     @property
-    def claim_set(self) -> ClaimSet:
-        """The type-checked named claims, as decoded."""
-        return self._set
-
-    @property
     def user_pool_id(self) -> str:
         """The id of the user pool whose keys verified this token (set by the verifier)."""
         return self._pool

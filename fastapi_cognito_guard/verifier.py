@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -99,21 +100,22 @@ class _Verified(NamedTuple):
 
 
 class _ResultCache:
-    """Verified tokens by token: bounded, oldest entry evicted first, thread-safe.
+    """Verified tokens by token: bounded, oldest insertion evicted first, thread-safe.
 
-    A plain dict rather than ``cachetools.LRUCache``: a miss that inserts and evicts
-    costs about a tenth (measured in benchmarks/verify.py), a hit is one
-    ``dict.get`` with no reordering, and ``cachetools`` caches are not safe across
-    threads (``verify_sync`` from a thread pool raised ``KeyError`` or
+    A plain dict plus a deque of insertion order rather than ``cachetools.LRUCache``:
+    a miss that inserts and evicts costs about half (benchmarks/verify.py), a hit is
+    one ``dict.get`` with no reordering, and ``cachetools`` caches are not safe
+    across threads (``verify_sync`` from a thread pool raised ``KeyError`` or
     ``RuntimeError``). Reads are single dict operations, atomic in CPython; every
     write holds a lock. Evicting the oldest insertion instead of the least recently
     used entry costs a hot token one more RSA check per ``size`` new tokens.
     """
 
-    __slots__ = ("_entries", "_lock", "_size")
+    __slots__ = ("_entries", "_lock", "_order", "_size")
 
     def __init__(self, size: int) -> None:
         self._entries: dict[str, _Verified] = {}
+        self._order: deque[str] = deque()  # may hold tokens already dropped
         self._lock = threading.Lock()
         self._size = size
 
@@ -122,10 +124,13 @@ class _ResultCache:
 
     def put(self, token: str, entry: _Verified) -> None:
         with self._lock:
-            entries = self._entries
-            if len(entries) >= self._size and token not in entries:
-                del entries[next(iter(entries))]
+            entries, order = self._entries, self._order
+            while len(entries) >= self._size and order:
+                entries.pop(order.popleft(), None)
             entries[token] = entry
+            order.append(token)
+            if len(order) > 2 * self._size:  # many tokens dropped before their turn
+                self._order = deque(entries)
 
     def discard(self, token: str) -> None:
         with self._lock:
@@ -141,9 +146,6 @@ class _ResultCache:
             ]
             for token in stale:
                 del entries[token]
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class CognitoVerifier:
