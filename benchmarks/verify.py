@@ -416,6 +416,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--distinct", type=int, default=DISTINCT_TOKENS)
+    parser.add_argument(
+        "--shared", action="store_true", help="say in RESULTS.md that the machine was busy"
+    )
     args = parser.parse_args()
     rounds, calls, distinct = (
         (3, 100, 20) if args.quick else (args.rounds, args.calls, args.distinct)
@@ -433,16 +436,21 @@ def main() -> int:
     if args.quick:
         return 0
     skipped_note = "".join(f"\nSkipped: {line}." for line in skipped)
+    shared_note = (
+        " **The machine was shared with other work while this ran** (builds and test suites"
+        " on the same cores: their contention for caches and memory is in these numbers)."
+        if args.shared
+        else ""
+    )
     write_section(machine_section(_peers.peers_markdown()), first=True)
     write_section(
         f"""{SECTION}
 
 `python benchmarks/verify.py` ({rounds} alternating rounds of {calls} calls; {machine()};
-msgspec {package_version("msgspec")}). **The machine was shared with other work while this
-ran** (other builds and test suites on the same 2 cores), so the table reports CPU time of
-the benchmark process (`time.process_time`: time given to other processes is not counted,
-their contention for caches and memory is) and medians over many alternating rounds; the
-spread column shows how noisy the rounds were. Ratios are the point.
+msgspec {package_version("msgspec")}).{shared_note} The table reports CPU time of the
+benchmark process (`time.process_time`: time the scheduler gives to other processes is not
+counted) and medians over alternating rounds; the spread column shows how noisy the rounds
+were. Ratios are the point.
 The same Cognito-shaped access token (2048-bit RS256, two groups, two scopes) for the
 first rows; the distinct-token rows cycle through {distinct:,} tokens (the "cache on" one
 with a result cache of half that size, so every call misses, inserts and evicts) and are
