@@ -147,6 +147,9 @@ class _ResultCache:
             for token in stale:
                 del entries[token]
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 class CognitoVerifier:
     """Verifies Cognito access and ID tokens for one or more user pools.
