@@ -97,8 +97,13 @@ def test_settings_name_the_pool_and_the_client(issuer: LocalIssuer) -> None:
     assert COGNITO_ISS in settings.issuers
 
 
-def test_settings_point_the_jwks_url_at_the_issuer_on_loopback(issuer: LocalIssuer) -> None:
-    assert issuer.settings().jwks_url == f"http://127.0.0.1/{POOL}{JWKS_SUFFIX}"
+def test_settings_outside_serve_point_at_a_name_only_the_transport_answers(
+    issuer: LocalIssuer,
+) -> None:
+    settings = issuer.settings()
+
+    assert settings.jwks_url == f"https://local-issuer.invalid/{POOL}{JWKS_SUFFIX}"
+    assert settings.oauth_url is None
 
 
 def test_settings_overrides_win(issuer: LocalIssuer) -> None:
