@@ -416,19 +416,25 @@ class LocalIssuer:
 
     @contextmanager
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, mint_endpoint: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        mint_endpoint: bool = False,
+        public_url: str | None = None,
     ) -> Iterator[str]:
         """Run the JWKS and the hosted UI over real HTTP; yields the JWKS URL.
 
         ``issuer.url`` is the base URL meanwhile (``oauth_url`` of
-        ``settings()``). ``mint_endpoint`` adds ``GET /dev/token`` (for the
-        ``dev-issuer`` command).
+        ``settings()``): ``http://{host}:{port}``, or ``public_url`` for a
+        server reached under another name. ``mint_endpoint`` adds
+        ``GET /dev/token`` (for the ``dev-issuer`` command).
         """
 
         def handle(request: Request) -> Any:
             return self.hosted_ui.handle(request, mint_endpoint=mint_endpoint)
 
-        with serve_http(handle, host, port) as base_url:
+        with serve_http(handle, host, port, public_url) as base_url:
             self._base_url = base_url
             try:
                 yield self.jwks_url
