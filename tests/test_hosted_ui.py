@@ -34,6 +34,7 @@ from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
 CALLBACK = "http://127.0.0.1:9999/auth/callback"
 SIGNED_OUT = "http://127.0.0.1:9999/"
 SECRET = "s3cret-of-the-confidential-client"
+OTHER_APP = "other-app"
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -50,6 +51,7 @@ def pkce_pair() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def served_issuer() -> Iterator[LocalIssuer]:
     issuer = LocalIssuer(callback_urls=[CALLBACK], logout_urls=[SIGNED_OUT])
+    issuer.add_client(OTHER_APP)  # a second, public app client of the same pool
     with issuer.serve():
         yield issuer
 
@@ -372,6 +374,12 @@ def test_unknown_client_is_invalid_client(http: httpx.Client, issuer: LocalIssue
     assert_oauth_error(exchange(http, sign_in(http, issuer), client_id="other"), "invalid_client")
 
 
+def test_code_of_another_app_client_is_invalid_grant(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    assert_oauth_error(exchange(http, sign_in(http, issuer), client_id=OTHER_APP), "invalid_grant")
+
+
 def test_reused_code_is_invalid_grant(http: httpx.Client, issuer: LocalIssuer) -> None:
     code = sign_in(http, issuer)
 
@@ -429,6 +437,26 @@ def test_repeated_parameter_is_invalid_request(http: httpx.Client, issuer: Local
     )
 
     assert_oauth_error(response, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xfe\x00garbage",
+        b"grant_type=%zz&code=%",
+        b"&".join(b"f%d=x" % number for number in range(100)),
+        b"grant_type=refresh_token&refresh_token=" + b"A" * 60_000,
+        b"=&&==&grant_type",
+    ],
+)
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/revoke"])
+def test_garbage_forms_get_a_4xx_json_error(http: httpx.Client, path: str, body: bytes) -> None:
+    response = http.post(
+        path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+    assert 400 <= response.status_code < 500
+    assert set(response.json()) == {"error"}
 
 
 def test_oversized_body_is_refused(http: httpx.Client) -> None:
@@ -559,6 +587,15 @@ def test_refresh_by_another_client_is_invalid_client(
     assert_oauth_error(refresh(http, refresh_token, client_id="other"), "invalid_client")
 
 
+def test_refresh_token_of_another_app_client_is_invalid_grant(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    refresh_token = signed_in_tokens(http, issuer)["refresh_token"]
+
+    assert_oauth_error(refresh(http, refresh_token, client_id=OTHER_APP), "invalid_grant")
+    assert refresh(http, refresh_token).status_code == 200
+
+
 def test_unknown_refresh_token_is_invalid_grant(http: httpx.Client) -> None:
     assert_oauth_error(refresh(http, "not-a-refresh-token"), "invalid_grant")
 
@@ -609,6 +646,17 @@ def test_revoking_an_access_token_is_unsupported_token_type(
     response = http.post("/oauth2/revoke", data={"token": access, "client_id": "test-client"})
 
     assert_oauth_error(response, "unsupported_token_type")
+
+
+def test_revoking_another_app_clients_token_is_refused(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    refresh_token = signed_in_tokens(http, issuer)["refresh_token"]
+
+    response = http.post("/oauth2/revoke", data={"token": refresh_token, "client_id": OTHER_APP})
+
+    assert_oauth_error(response, "unauthorized_client")
+    assert issuer.refresh_token_is_active(refresh_token)
 
 
 def test_revoking_an_unknown_token_succeeds(http: httpx.Client) -> None:
@@ -782,6 +830,23 @@ def test_fail_with_a_delay_hangs_the_endpoint(http: httpx.Client, issuer: LocalI
 
     with pytest.raises(httpx.ReadTimeout):
         http.post("/oauth2/token", data={"grant_type": "refresh_token"}, timeout=0.2)
+
+
+def test_reset_restores_the_defaults_but_keeps_clients(issuer: LocalIssuer) -> None:
+    issuer.login_as = "alice"
+    issuer.rotate_refresh_tokens = True
+    issuer.token_ttl_seconds = 5
+    issuer.fail("token")
+    issuer.count("token")
+
+    issuer.reset()
+
+    assert issuer.login_as is None
+    assert not issuer.rotate_refresh_tokens
+    assert issuer.token_ttl_seconds == 3600
+    assert not issuer.faults
+    assert issuer.calls["token"] == 0
+    assert OTHER_APP in issuer.clients()
 
 
 def test_fail_names_only_known_endpoints(issuer: LocalIssuer) -> None:

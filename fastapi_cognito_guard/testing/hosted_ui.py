@@ -282,8 +282,8 @@ class HostedUI:
             return "invalid_request"
         if challenge is None and method is not None:
             return "invalid_request"
-        if not _scopes(params).issubset(_OIDC_SCOPES | _custom_scopes(params)):
-            return "invalid_scope"
+        if any(scope not in _OIDC_SCOPES and "/" not in scope for scope in _scope_list(params)):
+            return "invalid_scope"  # resource-server scopes (``server/scope``) are all allowed
         return None
 
     def _authorize(self, request: Request) -> Reply:
@@ -318,7 +318,7 @@ class HostedUI:
         return self._signed_in(params, user)
 
     def _signed_in(self, params: Mapping[str, str], user: LocalUser) -> Reply:
-        scopes = tuple(dict.fromkeys(params.get("scope", "").split())) or _DEFAULT_SCOPES
+        scopes = _scope_list(params) or _DEFAULT_SCOPES
         code = secrets.token_urlsafe(32)
         grant = _Code(
             sign_in=_SignIn(user, params["client_id"], scopes),
@@ -337,11 +337,10 @@ class HostedUI:
     # -- token -------------------------------------------------------------------
 
     def _is_client(self, client_id: str) -> bool:
-        return bool(client_id) and hmac.compare_digest(client_id, self._issuer.client_id)
+        return client_id in self._issuer.clients()
 
     def _client(self, request: Request, form: Mapping[str, str]) -> str:
         """Authenticate the app client: HTTP Basic, ``client_secret`` in the form, or public."""
-        secret = self._issuer.client_secret
         basic = _basic_credentials(request.headers.get("authorization"))
         given: str | None
         if basic is not None:
@@ -351,8 +350,10 @@ class HostedUI:
         else:
             client_id = form.get("client_id", "")
             given = form.get("client_secret")
-        if not self._is_client(client_id):
+        clients = self._issuer.clients()
+        if client_id not in clients:
             raise _OAuthError("invalid_client")
+        secret = clients[client_id]
         if secret is None:
             if given is not None:
                 raise _OAuthError("invalid_client")
@@ -361,11 +362,7 @@ class HostedUI:
         return client_id
 
     def _token(self, request: Request) -> Reply:
-        if not request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
-        ):
-            raise _OAuthError("invalid_request")
-        form = _params(request.body.decode("utf-8", "replace"))
+        form = _form(request)
         grant_type = form.get("grant_type")
         if grant_type is None:
             raise _OAuthError("invalid_request")
@@ -432,13 +429,13 @@ class HostedUI:
         return Reply.json(200, answer)
 
     def _client_credentials(self, form: Mapping[str, str], client_id: str) -> Reply:
-        if self._issuer.client_secret is None:
+        if self._issuer.clients()[client_id] is None:
             raise _OAuthError("unauthorized_client")
-        scopes = _scopes(form)
-        if scopes & _OIDC_SCOPES:
+        scopes = _scope_list(form)
+        if _OIDC_SCOPES.intersection(scopes):
             raise _OAuthError("invalid_scope")
         token = self._issuer.client_credentials_token(
-            sorted(scopes), client_id=client_id, expires_in=self._issuer.token_ttl_seconds
+            scopes, client_id=client_id, expires_in=self._issuer.token_ttl_seconds
         )
         return Reply.json(
             200,
@@ -489,7 +486,7 @@ class HostedUI:
     # -- revoke, logout, userInfo, discovery ---------------------------------------
 
     def _revoke(self, request: Request) -> Reply:
-        form = _params(request.body.decode("utf-8", "replace"))
+        form = _form(request)
         client_id = self._client(request, form)
         token = form.get("token")
         if not token:
@@ -632,6 +629,14 @@ def _params(text: str) -> dict[str, str]:
     return params
 
 
+def _form(request: Request) -> dict[str, str]:
+    """The form of a token or revoke request, which must be url-encoded."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise _OAuthError("invalid_request")
+    return _params(request.body.decode("utf-8", "replace"))
+
+
 def _params_or_page(text: str) -> dict[str, str]:
     try:
         return _params(text)
@@ -643,13 +648,9 @@ def _split(text: str) -> list[str]:
     return [part for part in text.replace(",", " ").split() if part]
 
 
-def _scopes(params: Mapping[str, str]) -> set[str]:
-    return set(params.get("scope", "").split())
-
-
-def _custom_scopes(params: Mapping[str, str]) -> set[str]:
-    """Resource-server scopes (``server/scope``): any is allowed here."""
-    return {scope for scope in _scopes(params) if "/" in scope}
+def _scope_list(params: Mapping[str, str]) -> tuple[str, ...]:
+    """The requested scopes in order, each once."""
+    return tuple(dict.fromkeys(params.get("scope", "").split()))
 
 
 def _user(login_as: str | LocalUser) -> LocalUser:

@@ -116,8 +116,10 @@ class LocalIssuer:
     - ``custom_in_access_tokens``: put users' ``custom:*`` attributes in access
       tokens too, as a V2 pre-token-generation trigger would; Cognito's
       default (False) puts them only in ID tokens.
-    - ``code_ttl_seconds`` (300), ``token_ttl_seconds`` (3600),
-      ``refresh_token_ttl_seconds`` (30 days): lifetimes.
+    - ``code_ttl_seconds`` (300), ``token_ttl_seconds`` (3600, access and
+      ID tokens), ``refresh_token_ttl_seconds`` (30 days): lifetimes.
+
+    ``add_client()`` registers more app clients.
 
     ``calls`` counts requests per endpoint (names in ``ENDPOINTS``) and per
     grant (``"token:authorization_code"``, ``"token:refresh_token"``,
@@ -142,19 +144,15 @@ class LocalIssuer:
         self.client_secret = client_secret
         self.callback_urls = None if callback_urls is None else list(callback_urls)
         self.logout_urls = None if logout_urls is None else list(logout_urls)
-        self.login_as: str | LocalUser | None = None
-        self.rotate_refresh_tokens = False
-        self.custom_in_access_tokens = False
-        self.code_ttl_seconds = 300
-        self.token_ttl_seconds = 3600
-        self.refresh_token_ttl_seconds = 30 * 24 * 3600
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, Fault] = {}
+        self._set_defaults()
+        self._other_clients: dict[str, str | None] = {}
         self._key_bits = key_bits
         self._keys = [_SigningKey(key_bits)]
         self._base_url: str | None = None
         self._lock = threading.Lock()
-        self.hosted_ui = HostedUI(self)
+        self._hosted_ui = HostedUI(self)
 
     def __repr__(self) -> str:
         kind = "confidential" if self.client_secret else "public"
@@ -339,27 +337,47 @@ class LocalIssuer:
         with self._lock:
             self.calls[name] += 1
 
+    def _set_defaults(self) -> None:
+        self.login_as: str | LocalUser | None = None
+        self.rotate_refresh_tokens = False
+        self.custom_in_access_tokens = False
+        self.code_ttl_seconds = 300  # Cognito's codes live 5 minutes
+        self.token_ttl_seconds = 3600
+        self.refresh_token_ttl_seconds = 30 * 24 * 3600
+
     def reset(self) -> None:
-        """Back to defaults for a shared issuer: counters, faults, ``login_as``,
-        codes and sessions (keys, clients and URLs stay)."""
+        """Back to defaults, for an issuer shared between tests: ``calls``,
+        faults, ``login_as``, rotation, lifetimes, codes and sessions. Keys,
+        app clients and their URLs stay."""
         with self._lock:
             self.calls.clear()
         self.faults.clear()
-        self.login_as = None
-        self.rotate_refresh_tokens = False
-        self.custom_in_access_tokens = False
-        self.hosted_ui.forget()
+        self._set_defaults()
+        self._hosted_ui.forget()
+
+    def add_client(self, client_id: str, client_secret: str | None = None) -> None:
+        """Another app client of the pool (confidential with a secret), e.g. to
+        check that a code or refresh token of one client is refused to another.
+        It shares ``callback_urls`` and ``logout_urls``; ``settings()`` and the
+        minting methods keep naming ``client_id``."""
+        if client_id == self.client_id:
+            raise ValueError("that is the issuer's own client_id")
+        self._other_clients[client_id] = client_secret
+
+    def clients(self) -> dict[str, str | None]:
+        """Every app client's id and secret (None: a public client)."""
+        return {self.client_id: self.client_secret, **self._other_clients}
 
     def revoke_sessions(self, username: str | None = None) -> int:
         """End every hosted-UI session (or those of ``username``), as
         ``AdminUserGlobalSignOut`` does: their refresh tokens give
         ``invalid_grant`` and ``/oauth2/userInfo`` refuses their access tokens.
         Returns how many sessions ended."""
-        return self.hosted_ui.revoke_sessions(username)
+        return self._hosted_ui.revoke_sessions(username)
 
     def refresh_token_is_active(self, refresh_token: str) -> bool:
         """Whether the ``refresh_token`` grant would accept this token now."""
-        return self.hosted_ui.refresh_token_is_active(refresh_token)
+        return self._hosted_ui.refresh_token_is_active(refresh_token)
 
     # -- publishing --------------------------------------------------------------
 
@@ -432,7 +450,7 @@ class LocalIssuer:
         """
 
         def handle(request: Request) -> Any:
-            return self.hosted_ui.handle(request, mint_endpoint=mint_endpoint)
+            return self._hosted_ui.handle(request, mint_endpoint=mint_endpoint)
 
         with serve_http(handle, host, port, public_url) as base_url:
             self._base_url = base_url
