@@ -17,9 +17,7 @@ that ``calls`` counts and ``fail()`` injects faults.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +28,7 @@ import pytest
 
 from fastapi_cognito_guard import CognitoVerifier
 from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
+from tests.helpers import b64url, claims_of
 
 CALLBACK = "http://127.0.0.1:9999/auth/callback"
 SIGNED_OUT = "http://127.0.0.1:9999/"
@@ -37,15 +36,9 @@ SECRET = "s3cret-of-the-confidential-client"
 OTHER_APP = "other-app"
 
 
-def claims_of(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-
-
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.rstrip(b"=").decode()
+    return verifier, b64url(hashlib.sha256(verifier.encode()).digest())
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +273,7 @@ def test_code_flow_id_token_carries_the_nonce_and_the_access_tokens_hash(
 
     digest = hashlib.sha256(tokens["access_token"].encode()).digest()[:16]
     assert id_claims["nonce"] == "n-456"
-    assert id_claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert id_claims["at_hash"] == b64url(digest)
     assert id_claims["aud"] == "test-client"
 
 
