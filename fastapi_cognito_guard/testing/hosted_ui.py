@@ -267,13 +267,21 @@ class HostedUI:
         return params
 
     @staticmethod
-    def _redirect_error(params: Mapping[str, str], code: str) -> Reply:
-        answer = {"error": code}
+    def _back_to_client(params: Mapping[str, str], name: str, value: str) -> Reply:
+        """Redirect to the (checked) ``redirect_uri`` with a code or an error, and the state."""
+        answer = {name: value}
         if "state" in params:
             answer["state"] = params["state"]
         return Reply.redirect(_with_query(params["redirect_uri"], answer))
 
-    def _authorize_problem(self, params: Mapping[str, str]) -> str | None:
+    def _authorize_params(self, query: str) -> tuple[dict[str, str], Reply | None]:
+        """The checked authorize parameters, and the error redirect if they are unusable."""
+        params = self._checked_authorize(query)
+        problem = self._authorize_problem(params)
+        return params, None if problem is None else self._back_to_client(params, "error", problem)
+
+    @staticmethod
+    def _authorize_problem(params: Mapping[str, str]) -> str | None:
         if params.get("response_type") != "code":
             return "unsupported_response_type"
         challenge = params.get("code_challenge")
@@ -287,26 +295,24 @@ class HostedUI:
         return None
 
     def _authorize(self, request: Request) -> Reply:
-        params = self._checked_authorize(request.query)
-        problem = self._authorize_problem(params)
-        if problem is not None:
-            return self._redirect_error(params, problem)
+        params, refusal = self._authorize_params(request.query)
+        if refusal is not None:
+            return refusal
         login_as = self._issuer.login_as
         if login_as is not None:
             return self._signed_in(params, _user(login_as))
         return _sign_in_page(request.query, params.get("client_id", ""), 200)
 
     def _login(self, request: Request) -> Reply:
-        params = self._checked_authorize(request.query)
-        problem = self._authorize_problem(params)
-        if problem is not None:
-            return self._redirect_error(params, problem)
+        params, refusal = self._authorize_params(request.query)
+        if refusal is not None:
+            return refusal
         try:
             form = _params(request.body.decode("utf-8", "replace"))
         except _OAuthError:
             return _sign_in_page(request.query, params["client_id"], 400, "Malformed form.")
         if form.get("action") == "cancel":
-            return self._redirect_error(params, "access_denied")
+            return self._back_to_client(params, "error", "access_denied")
         username = form.get("username", "").strip()
         if not username:
             return _sign_in_page(request.query, params["client_id"], 400, "Enter a username.")
@@ -327,12 +333,12 @@ class HostedUI:
             challenge=params.get("code_challenge"),
             expires_at=time.time() + self._issuer.code_ttl_seconds,
         )
+        now = time.time()
         with self._lock:
+            for stale in [key for key, old in self._codes.items() if old.expires_at <= now]:
+                del self._codes[stale]  # a long-running dev issuer must not grow
             self._codes[code] = grant
-        answer = {"code": code}
-        if "state" in params:
-            answer["state"] = params["state"]
-        return Reply.redirect(_with_query(params["redirect_uri"], answer))
+        return self._back_to_client(params, "code", code)
 
     # -- token -------------------------------------------------------------------
 
