@@ -31,6 +31,7 @@ from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
 from tests.helpers import b64url, claims_of
 
 CALLBACK = "http://127.0.0.1:9999/auth/callback"
+OTHER_CALLBACK = "http://127.0.0.1:9999/other/callback"  # registered too
 SIGNED_OUT = "http://127.0.0.1:9999/"
 SECRET = "s3cret-of-the-confidential-client"
 OTHER_APP = "other-app"
@@ -43,7 +44,7 @@ def pkce_pair() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def served_issuer() -> Iterator[LocalIssuer]:
-    issuer = LocalIssuer(callback_urls=[CALLBACK], logout_urls=[SIGNED_OUT])
+    issuer = LocalIssuer(callback_urls=[CALLBACK, OTHER_CALLBACK], logout_urls=[SIGNED_OUT])
     issuer.add_client(OTHER_APP)  # a second, public app client of the same pool
     with issuer.serve():
         yield issuer
@@ -355,12 +356,24 @@ def test_code_is_burnt_by_a_failed_exchange(http: httpx.Client, issuer: LocalIss
     assert_oauth_error(exchange(http, code, code_verifier=verifier), "invalid_grant")
 
 
-def test_wrong_redirect_uri_is_invalid_grant(http: httpx.Client, issuer: LocalIssuer) -> None:
+def test_another_redirect_uri_than_the_authorize_requests_is_invalid_grant(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
     code = sign_in(http, issuer)
 
-    response = exchange(http, code, redirect_uri="http://127.0.0.1:9999/other")
+    response = exchange(http, code, redirect_uri=OTHER_CALLBACK)
 
     assert_oauth_error(response, "invalid_grant")
+
+
+def test_redirect_uri_that_is_no_callback_url_is_unauthorized_client(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    code = sign_in(http, issuer)
+
+    response = exchange(http, code, redirect_uri="https://attacker.example/cb")
+
+    assert_oauth_error(response, "unauthorized_client")
 
 
 def test_unknown_client_is_invalid_client(http: httpx.Client, issuer: LocalIssuer) -> None:
@@ -813,9 +826,18 @@ def test_fail_makes_an_endpoint_answer_the_fault_until_cleared(
     issuer.clear_faults()
 
     assert (failed.status_code, failed.content) == (500, b"boom")
+    assert failed.headers["content-type"] == "text/plain"
     assert refresh(http, refresh_token).status_code == 200
     assert issuer.calls["token:refresh_token"] == 1  # the faulted call never reached a grant
     assert issuer.calls["token"] == 3
+
+
+def test_fail_can_forge_a_json_answer(http: httpx.Client, issuer: LocalIssuer) -> None:
+    issuer.fail("token", status=200, body=b'{"access_token": "x"}', content_type="application/json")
+
+    response = http.post("/oauth2/token", data={"grant_type": "refresh_token"})
+
+    assert response.json() == {"access_token": "x"}
 
 
 def test_fail_with_a_delay_hangs_the_endpoint(http: httpx.Client, issuer: LocalIssuer) -> None:

@@ -12,9 +12,14 @@ Routes (all under the issuer's base URL):
 - ``POST /oauth2/token``: ``authorization_code`` (single use, expiring,
   bound to client, ``redirect_uri`` and the PKCE challenge),
   ``refresh_token`` (optionally rotated) and ``client_credentials``
-  (confidential clients only). Errors are 400 with ``{"error": code}``:
-  ``invalid_request``, ``invalid_client``, ``invalid_grant``,
-  ``unauthorized_client``, ``unsupported_grant_type``, ``invalid_scope``.
+  (confidential clients only). Errors are 400 with ``{"error": code}``, as
+  Cognito's: ``invalid_request`` (missing, repeated or non-form parameters),
+  ``invalid_client`` (unknown client, wrong or missing secret, a secret sent by
+  a public client), ``invalid_grant`` (unknown, used, expired or foreign code
+  or refresh token; ``redirect_uri`` or PKCE verifier not the authorize
+  request's), ``unauthorized_client`` (a ``redirect_uri`` that is not a
+  callback URL; ``client_credentials`` for a public client),
+  ``unsupported_grant_type``, ``invalid_scope``.
 - ``POST /oauth2/revoke``: revokes a refresh token and its session (200).
 - ``GET /logout``: 302 to ``logout_uri`` after checking ``client_id`` (and
   the app client's sign-out URLs).
@@ -207,7 +212,9 @@ class HostedUI:
             return Reply.json(405, {"error": "invalid_request"}, Allow=", ".join(methods))
         fault = self._issuer.faults.get(name)
         if fault is not None and fault.status is not None:
-            return Reply(fault.status, fault.body, {"Content-Type": "text/plain"}, fault.delay)
+            return Reply(
+                fault.status, fault.body, {"Content-Type": fault.content_type}, fault.delay
+            )
         try:
             reply = endpoint(request)
         except _OAuthError as error:
@@ -387,6 +394,8 @@ class HostedUI:
         code, redirect_uri = form.get("code"), form.get("redirect_uri")
         if not code or not redirect_uri:
             raise _OAuthError("invalid_request")
+        if not _allowed_url(redirect_uri, self._issuer.callback_urls):
+            raise _OAuthError("unauthorized_client")  # Cognito's answer to an unknown callback
         with self._lock:
             grant = self._codes.pop(code, None)  # single use, whatever happens next
         if (

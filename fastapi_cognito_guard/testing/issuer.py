@@ -86,6 +86,7 @@ class Fault:
     status: int | None = None
     """Answer with this status and ``body`` instead of the real answer (None: real answer)."""
     body: bytes = b""
+    content_type: str = "text/plain"
     delay: float = 0.0
     """Seconds to wait before answering (a hang, when longer than the client's timeout)."""
 
@@ -317,16 +318,24 @@ class LocalIssuer:
     # -- the hosted UI's state -----------------------------------------------------
 
     def fail(
-        self, endpoint: str, *, status: int | None = 500, body: bytes = b"", delay: float = 0.0
+        self,
+        endpoint: str,
+        *,
+        status: int | None = 500,
+        body: bytes = b"",
+        content_type: str = "text/plain",
+        delay: float = 0.0,
     ) -> None:
         """Make ``endpoint`` (a name of ``ENDPOINTS``) misbehave until ``clear_faults()``.
 
-        ``fail("token")`` answers 500; ``fail("token", status=None, delay=30)``
-        hangs 30 s and then answers normally; ``body`` replaces the answer's body.
+        ``fail("token")`` answers 500; ``fail("token", status=200, body=...,
+        content_type="application/json")`` answers a forged document;
+        ``fail("token", status=None, delay=30)`` hangs 30 s and then answers
+        normally (with ``body``, if given). Faulted calls are still counted.
         """
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(ENDPOINTS)}")
-        self.faults[endpoint] = Fault(status=status, body=body, delay=delay)
+        self.faults[endpoint] = Fault(status, body, content_type, delay)
 
     def clear_faults(self) -> None:
         """Every endpoint answers normally again."""
