@@ -487,6 +487,7 @@ def test_confidential_client_authenticates_with_http_basic(
     )
 
     assert response.status_code == 200
+    assert issuer.calls["auth:client_secret_basic"] == 1
 
 
 def test_confidential_client_may_send_the_secret_in_the_form(
@@ -495,6 +496,8 @@ def test_confidential_client_may_send_the_secret_in_the_form(
     issuer.client_secret = SECRET
 
     assert exchange(http, sign_in(http, issuer), client_secret=SECRET).status_code == 200
+    assert issuer.calls["auth:client_secret_post"] == 1
+    assert issuer.calls["auth:client_secret_basic"] == 0
 
 
 @pytest.mark.parametrize("auth", [None, ("test-client", "wrong"), ("other", SECRET)])

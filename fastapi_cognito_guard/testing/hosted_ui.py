@@ -372,6 +372,11 @@ class HostedUI:
                 raise _OAuthError("invalid_client")
         elif given is None or not hmac.compare_digest(given.encode(), secret.encode()):
             raise _OAuthError("invalid_client")
+        if secret is None:
+            method = "none"
+        else:
+            method = "client_secret_basic" if basic is not None else "client_secret_post"
+        self._issuer.count(f"auth:{method}")
         return client_id
 
     def _token(self, request: Request) -> Reply:

@@ -122,9 +122,12 @@ class LocalIssuer:
 
     ``add_client()`` registers more app clients.
 
-    ``calls`` counts requests per endpoint (names in ``ENDPOINTS``) and per
+    ``calls`` counts requests per endpoint (names in ``ENDPOINTS``), per
     grant (``"token:authorization_code"``, ``"token:refresh_token"``,
-    ``"token:client_credentials"``); ``fail()`` makes an endpoint misbehave.
+    ``"token:client_credentials"``) and per successful client authentication
+    at the token and revoke endpoints (``"auth:client_secret_basic"``,
+    ``"auth:client_secret_post"``, ``"auth:none"``); ``fail()`` makes an
+    endpoint misbehave.
     """
 
     def __init__(
