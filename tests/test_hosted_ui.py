@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -469,6 +470,16 @@ def test_oversized_body_is_refused(http: httpx.Client) -> None:
     response = http.post("/oauth2/token", data={"grant_type": "x" * 70_000})
 
     assert response.status_code == 413
+
+
+def test_malformed_content_length_is_invalid_request(issuer: LocalIssuer) -> None:
+    assert issuer.url is not None
+    address = urlsplit(issuer.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as raw:
+        raw.sendall(b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        answer = raw.makefile("rb").readline()
+
+    assert answer.split()[1] == b"400"
 
 
 # -- confidential clients --------------------------------------------------------------
