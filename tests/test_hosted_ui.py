@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastapi_cognito_guard import CognitoVerifier
 from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
@@ -464,6 +466,63 @@ def test_garbage_forms_get_a_4xx_json_error(http: httpx.Client, path: str, body:
 
     assert 400 <= response.status_code < 500
     assert set(response.json()) == {"error"}
+
+
+FORM_FIELDS = st.sampled_from(
+    [
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "token",
+        "scope",
+        "state",
+        "nonce",
+        "response_type",
+        "logout_uri",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+)
+FORM_VALUES = st.sampled_from(
+    f"authorization_code refresh_token client_credentials test-client {CALLBACK} S256 a.b.c".split()
+) | st.text(max_size=80)
+PATHS = [
+    "/oauth2/token",
+    "/oauth2/revoke",
+    "/oauth2/authorize",
+    "/login",
+    "/logout",
+    "/oauth2/userInfo",
+]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(PATHS),
+    fields=st.lists(st.tuples(FORM_FIELDS, FORM_VALUES), max_size=8),
+    authorization=st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126)),
+)
+def test_any_request_gets_an_answer_below_500(
+    http: httpx.Client,
+    path: str,
+    fields: list[tuple[str, str]],
+    authorization: str | None,
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    method = "GET" if path in ("/oauth2/authorize", "/logout") else "POST"
+
+    if method == "GET":
+        response = http.get(path, params=fields, headers=headers)
+    else:
+        response = http.post(path, data=dict(fields), headers=headers)
+
+    assert response.status_code < 500
 
 
 def test_oversized_body_is_refused(http: httpx.Client) -> None:
