@@ -11,8 +11,9 @@ carry the ``nonce``, share one ``origin_jti``/``event_id``/``auth_time`` across
 refreshes (refreshed ID tokens without a nonce) and verify with the library's
 verifier; that refresh rotates on request, revocation ends a session, and
 ``client_credentials`` needs a secret; that ``/logout``, ``/oauth2/userInfo``
-and discovery answer as Cognito does; that errors have Cognito's shape; and
-that ``calls`` counts and ``fail()`` injects faults.
+and discovery answer as Cognito does; that errors have Cognito's shape and any
+request (a hypothesis property) is answered below 500; and that ``calls``
+counts and ``fail()`` injects faults.
 """
 
 from __future__ import annotations
