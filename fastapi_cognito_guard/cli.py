@@ -193,9 +193,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
+        # Each message names its field and environment variable already.
         problems = "; ".join(
-            f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
+            error["msg"] for error in exc.errors(include_url=False, include_input=False)
         )
         print(f"invalid settings (COGNITO_* or flags): {problems}", file=sys.stderr)
         return EXIT_USAGE
