@@ -91,9 +91,12 @@ class RevocationList:
 
     def is_revoked(self, claims: TokenClaims) -> bool:
         """True when the token's session or user was revoked: two dict probes, no I/O."""
-        if claims.origin_jti in self._sessions:
+        sessions, users = self._sessions, self._users
+        if sessions and claims.origin_jti in sessions:  # claims are read only when needed
             return True
-        revoked_at = self._users.get(claims.sub)
+        if not users:
+            return False
+        revoked_at = users.get(claims.sub)
         if revoked_at is None:
             return False
         issued = claims.auth_time if claims.auth_time is not None else claims.iat
