@@ -7,7 +7,6 @@ rejected with an :class:`~fastapi_cognito_guard.errors.InvalidTokenError`.
 
 from __future__ import annotations
 
-import binascii
 import json
 from typing import Any
 
@@ -33,32 +32,41 @@ shuts out ``none``, the HMAC family and algorithm confusion alike."""
 
 _MAX_CACHED_HEADERS = 512
 
-# base64url -> base64: the url-safe characters become the standard ones, and the
-# standard alphabet's own "+", "/" and the padding "=" become "*", which the
-# validating decoder refuses, so one C pass both converts and enforces the alphabet.
-_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/***")
-_PAD = (b"", None, b"==", b"=")
+# pybase64 (>= 1.5) decodes base64url itself when given the url-safe alphabet and
+# ``ignorechars``: its strict translation turns "+" and "/" into characters the
+# validating decoder refuses, so one C call both enforces the alphabet and decodes,
+# with no copy of the segment in Python. "=" is refused by ``parse`` for the whole
+# token (a segment must not carry padding); the decoder gets the padding it needs.
+_URLSAFE = b"-_"
+_NOTHING_IGNORED = b""
+_PAD = ("", None, "==", "=")
 # With 2 or 3 characters in the last quantum some low bits of the last one are
 # unused; a canonical encoding keeps them zero, so each token has one spelling.
-_CANONICAL_LAST = (None, None, frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
+_CANONICAL_LAST = (None, None, frozenset("AQgw"), frozenset("AEIMQUYcgkosw048"))
 
 
-def _decode(segment: bytes) -> bytes:
-    """Decode one segment already mapped to the standard alphabet by ``_TO_STANDARD``."""
+def _decode(segment: str) -> bytes:
+    """Decode one unpadded base64url segment (no "=" in it), or raise ``malformed``."""
     rest = len(segment) % 4
     pad = _PAD[rest]
     canonical = _CANONICAL_LAST[rest]
     if pad is None or (canonical is not None and segment[-1] not in canonical):
         raise InvalidTokenError("malformed", "token segment is not canonical base64url")
     try:
-        return pybase64.b64decode(segment + pad, validate=True)
-    except binascii.Error:
+        return pybase64.b64decode(segment + pad, _URLSAFE, True, ignorechars=_NOTHING_IGNORED)
+    except ValueError:  # binascii.Error, or a character beyond ASCII
         raise InvalidTokenError("malformed", "token segment is not base64url") from None
 
 
 def b64url_decode(segment: bytes) -> bytes:
     """Decode one unpadded, canonical base64url segment, or raise ``malformed``."""
-    return _decode(segment.translate(_TO_STANDARD))
+    try:
+        text = segment.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidTokenError("malformed", "token segment is not base64url") from None
+    if "=" in text:
+        raise InvalidTokenError("malformed", "token segment is not canonical base64url")
+    return _decode(text)
 
 
 class Header:
@@ -95,10 +103,10 @@ def _reject_constant(name: str) -> None:
     raise InvalidTokenError("malformed", "token header is not valid JSON")
 
 
-def _parse_header(segment: bytes) -> Header:
+def _parse_header(segment: str) -> Header:
     try:
         fields = json.loads(
-            b64url_decode(segment).decode("utf-8"),  # RFC 7515: UTF-8, no BOM, no UTF-16/32
+            _decode(segment).decode("utf-8"),  # RFC 7515: UTF-8, no BOM, no UTF-16/32
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
         )
@@ -117,10 +125,10 @@ def _parse_header(segment: bytes) -> Header:
     return Header(alg, kid, fields)
 
 
-_headers: dict[bytes, Header] = {}
+_headers: dict[str, Header] = {}
 
 
-def _header(segment: bytes) -> Header:
+def _header(segment: str) -> Header:
     """Validate each distinct header once; a small bounded memo serves the rest.
 
     Keyed by the segment as sent, so a header seen before costs one dict lookup."""
@@ -136,25 +144,33 @@ def _header(segment: bytes) -> Header:
 def parse(token: object) -> ParsedToken:
     """Split and decode a compact JWS, checking everything that needs no key.
 
-    Each segment is mapped and decoded on its own (the header only when it is new),
-    so a token near the 16 KiB limit is copied as few times as possible: a forged
-    one costs little more than the hash of its signing input.
+    The searches run on the string (C ``memchr``), each segment is decoded by one
+    pybase64 call (the header only when it is new), and the signing input is the
+    one copy the RSA check needs, so a token near the 16 KiB limit costs little
+    more than the hash of its signing input.
     """
     if not isinstance(token, str):
         raise InvalidTokenError("malformed", "token is not a string")
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTokenError("malformed", "token is longer than 16 KiB")
+    first = token.find(".")
+    second = token.find(".", first + 1)
+    if (
+        first < 1
+        or second <= first + 1
+        or second == len(token) - 1
+        or token.find(".", second + 1) >= 0
+    ):
+        raise InvalidTokenError("malformed", "token does not have three non-empty segments")
+    if "=" in token:
+        raise InvalidTokenError("malformed", "token segment is not canonical base64url")
     try:
-        raw = token.encode("ascii")
+        signing_input = token[:second].encode("ascii")
     except UnicodeEncodeError:
         raise InvalidTokenError("malformed", "token has non-ASCII characters") from None
-    first = raw.find(b".")
-    second = raw.find(b".", first + 1)
-    if first < 1 or second <= first + 1 or second == len(raw) - 1 or b"." in raw[second + 1 :]:
-        raise InvalidTokenError("malformed", "token does not have three non-empty segments")
     return ParsedToken(
-        _header(raw[:first]),
-        _decode(raw[first + 1 : second].translate(_TO_STANDARD)),
-        raw[:second],
-        _decode(raw[second + 1 :].translate(_TO_STANDARD)),
+        _header(token[:first]),
+        _decode(token[first + 1 : second]),
+        signing_input,
+        _decode(token[second + 1 :]),  # a non-ASCII character here fails the decode
     )
