@@ -4,13 +4,13 @@ Usable without FastAPI (a Lambda, a worker). One verifier serves one or more
 user pools; the pool is chosen by exact match of the token's ``iss``.
 
 The signature is checked before the claims are decoded, so that no forged token
-costs much more than the RSA check it fails: the route (pool and JWKS URL) is
-picked by reading the first ``"iss":"<issuer>"`` of the payload bytes as Cognito
-writes it (no JSON decode), else by the
-route whose fresh keys hold the token's ``kid``, else (a key not yet fetched) by
-decoding ``iss`` alone. After
-the signature, the full type-checked decode re-checks that ``iss`` is exactly one
-of that pool's issuers, then every other rule.
+costs much more than the RSA check it fails. The route (pool and JWKS URL) is
+picked, with one route, by a ``kid`` among its fresh keys; else by reading the
+first ``"iss":"<issuer>"`` of the payload bytes as Cognito writes it (no JSON
+decode); else by the route whose fresh keys hold the token's ``kid``; else (a key
+not yet fetched) by decoding ``iss`` alone. After the signature, the full
+type-checked decode re-checks that ``iss`` is exactly one of that pool's issuers,
+then every other rule.
 """
 
 from __future__ import annotations
@@ -190,6 +190,8 @@ class CognitoVerifier:
                 self._routes[issuer] = _Route(pool, url)
                 self._jwks.register(url, policy)
         self._issuer_bytes = {issuer.encode(): route for issuer, route in self._routes.items()}
+        routes = list(self._routes.values())
+        self._only_route = routes[0] if len(routes) == 1 else None
         size = max(s.result_cache_size for s in all_settings)
         self._results = _ResultCache(size) if size else None
         self.revocation: RevocationCheck | None = None
@@ -212,11 +214,9 @@ class CognitoVerifier:
         if cached is not None:
             self._jwks.revalidate(cached.jwks_url)
             return self._not_revoked(cached.claims)
-        parsed, route = self._prepare(token)
-        kid = parsed.header.kid
-        key = self._jwks.fresh_key(route.jwks_url, kid)
+        parsed, route, key = self._prepare(token)
         if key is None:
-            key = await self._jwks.get_key(route.jwks_url, kid)
+            key = await self._jwks.get_key(route.jwks_url, parsed.header.kid)
         return self._finish(token, parsed, route, key)
 
     def verify_sync(self, token: str) -> TokenClaims:
@@ -229,11 +229,9 @@ class CognitoVerifier:
         cached = self._cached(token)
         if cached is not None:
             return self._not_revoked(cached.claims)
-        parsed, route = self._prepare(token)
-        kid = parsed.header.kid
-        key = self._jwks.fresh_key(route.jwks_url, kid)
+        parsed, route, key = self._prepare(token)
         if key is None:
-            key = self._jwks.cached_key(route.jwks_url, kid)
+            key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
         return self._finish(token, parsed, route, key)
 
     def _cached(self, token: str) -> _Verified | None:
@@ -248,21 +246,33 @@ class CognitoVerifier:
         results.discard(token)
         raise InvalidTokenError("expired", "token has expired")
 
-    def _prepare(self, token: str) -> tuple[ParsedToken, _Route]:
-        """Parse the token and pick its route without decoding the claims."""
+    def _prepare(self, token: str) -> tuple[ParsedToken, _Route, VerifyingKey | None]:
+        """Parse the token and pick its route (and its fresh key, when there is one)
+        without decoding the claims.
+
+        With one route, a ``kid`` among its fresh keys settles it without reading
+        the payload (``iss`` is checked after the signature all the same)."""
         parsed = parse(token)
+        kid = parsed.header.kid
+        fresh_key = self._jwks.fresh_key
+        only = self._only_route
+        if only is not None:
+            key = fresh_key(only.jwks_url, kid)
+            if key is not None:
+                return parsed, only, key
         payload = parsed.payload
         route = self._quick_route(payload)
         if route is not None:
-            return parsed, route
-        kid = parsed.header.kid  # any other spelling: the route whose fresh keys hold the kid
+            return parsed, route, fresh_key(route.jwks_url, kid)
+        # any other spelling: the route whose fresh keys hold the kid
         for route in self._routes.values():
-            if self._jwks.fresh_key(route.jwks_url, kid) is not None:
-                return parsed, route
+            key = fresh_key(route.jwks_url, kid)
+            if key is not None:
+                return parsed, route, key
         found = self._routes.get(decode_issuer(payload))
         if found is None:
             raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
-        return parsed, found
+        return parsed, found, None
 
     def _quick_route(self, payload: bytes) -> _Route | None:
         """The route of the first ``"iss":"..."`` in the payload, as Cognito writes it
