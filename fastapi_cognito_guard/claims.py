@@ -145,13 +145,6 @@ def decode_issuer(payload: bytes) -> str:
         _malformed("iss: missing, not a string, or the payload is not a JSON object")
 
 
-_T = TypeVar("_T")
-
-
-def _optional(value: _T | UnsetType) -> _T | None:
-    return None if isinstance(value, UnsetType) else value
-
-
 def _flag(value: Flag | UnsetType) -> bool | None:
     if value is UNSET:
         return None
@@ -223,27 +216,33 @@ class _Claims:
 
     @property
     def iat(self) -> int | None:
-        return _optional(self._set.iat)
+        value = self._set.iat
+        return None if value is UNSET else value
 
     @property
     def nbf(self) -> int | None:
-        return _optional(self._set.nbf)
+        value = self._set.nbf
+        return None if value is UNSET else value
 
     @property
     def auth_time(self) -> int | None:
-        return _optional(self._set.auth_time)
+        value = self._set.auth_time
+        return None if value is UNSET else value
 
     @property
     def jti(self) -> str | None:
-        return _optional(self._set.jti)
+        value = self._set.jti
+        return None if value is UNSET else value
 
     @property
     def origin_jti(self) -> str | None:
-        return _optional(self._set.origin_jti)
+        value = self._set.origin_jti
+        return None if value is UNSET else value
 
     @property
     def event_id(self) -> str | None:
-        return _optional(self._set.event_id)
+        value = self._set.event_id
+        return None if value is UNSET else value
 
     @property
     def groups(self) -> list[str]:
@@ -257,11 +256,13 @@ class _Claims:
 
     @property
     def preferred_role(self) -> str | None:
-        return _optional(self._set.preferred_role)
+        value = self._set.preferred_role
+        return None if value is UNSET else value
 
     @property
     def scope(self) -> str | None:
-        return _optional(self._set.scope)
+        value = self._set.scope
+        return None if value is UNSET else value
 
     @property
     def scopes(self) -> list[str]:
@@ -309,11 +310,13 @@ class AccessTokenClaims(_Claims):
 
     @property
     def username(self) -> str | None:
-        return _optional(self._set.username)
+        value = self._set.username
+        return None if value is UNSET else value
 
     @property
     def version(self) -> int | None:
-        return _optional(self._set.version)
+        value = self._set.version
+        return None if value is UNSET else value
 
     @property
     def is_machine(self) -> bool:
@@ -337,11 +340,13 @@ class IdTokenClaims(_Claims):
 
     @property
     def username(self) -> str | None:
-        return _optional(self._set.cognito_username)
+        value = self._set.cognito_username
+        return None if value is UNSET else value
 
     @property
     def email(self) -> str | None:
-        return _optional(self._set.email)
+        value = self._set.email
+        return None if value is UNSET else value
 
     @property
     def email_verified(self) -> bool | None:
@@ -349,7 +354,8 @@ class IdTokenClaims(_Claims):
 
     @property
     def phone_number(self) -> str | None:
-        return _optional(self._set.phone_number)
+        value = self._set.phone_number
+        return None if value is UNSET else value
 
     @property
     def phone_number_verified(self) -> bool | None:
@@ -357,7 +363,8 @@ class IdTokenClaims(_Claims):
 
     @property
     def at_hash(self) -> str | None:
-        return _optional(self._set.at_hash)
+        value = self._set.at_hash
+        return None if value is UNSET else value
 
 
 TokenClaims = Union[AccessTokenClaims, IdTokenClaims]  # noqa: UP007 - a runtime alias

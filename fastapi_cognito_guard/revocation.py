@@ -99,7 +99,9 @@ class RevocationList:
         revoked_at = users.get(claims.sub)
         if revoked_at is None:
             return False
-        issued = claims.auth_time if claims.auth_time is not None else claims.iat
+        issued = claims.auth_time
+        if issued is None:
+            issued = claims.iat
         return issued is None or issued <= revoked_at
 
     def revoke_session(self, origin_jti: str) -> int:
