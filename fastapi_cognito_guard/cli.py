@@ -1,8 +1,9 @@
-"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks``.
+"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|dev-issuer``.
 
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
-``jwks`` lists the keys an issuer publishes and whether each would be used.
+``jwks`` lists the keys an issuer publishes and whether each would be used;
+``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--jwks-url")
         command.add_argument("--issuer")
         command.add_argument("--region")
+    dev = commands.add_parser("dev-issuer", help="run a local Cognito (hosted UI, token minting)")
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    dev.add_argument("--port", type=int, default=8001, help="0: any free port")
+    dev.add_argument("--public-url", help="base URL the app and browser use (default: bound)")
+    dev.add_argument("--pool-id", default="eu-central-1_Local")
+    dev.add_argument("--client-id", default="local-client")
+    dev.add_argument("--client-secret", help="make the app client confidential")
     return parser
 
 
@@ -173,6 +181,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "inspect":
         return _inspect(_read_token(args.token), out)
+    if args.command == "dev-issuer":
+        from .testing import LocalIssuer, dev_issuer
+
+        issuer = LocalIssuer(args.pool_id, args.client_id, client_secret=args.client_secret)
+        return dev_issuer.run(
+            issuer, out, host=args.host, port=args.port, public_url=args.public_url
+        )
     if args.command == "jwks" and args.url:
         return _jwks([args.url], out)
     try:
