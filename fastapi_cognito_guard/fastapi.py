@@ -12,8 +12,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Generic, TypeVar
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from cachetools import LRUCache
@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
+from starlette.routing import NoMatchFound
 from starlette.types import Scope
 from starlette.websockets import WebSocketState
 
@@ -50,8 +51,13 @@ from .errors import (
     ServiceUnavailableError,
 )
 from .identity import AwsCredentials, IdentityPoolClient
+from .sessions.context import session_error, session_token
+from .sessions.manager import BrowserSessions, sessions_for
 from .settings import CognitoSettings
 from .verifier import CognitoVerifier
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 __all__ = [
     "CognitoAuth",
@@ -60,6 +66,7 @@ __all__ = [
     "bearer_token",
     "connection_token",
     "current_user",
+    "login_required",
     "optional_user",
     "require_group",
     "require_pool",
@@ -83,7 +90,8 @@ _DEFAULT_OAUTH_SCOPES = {"openid": "OpenID Connect sign-in", "email": "Email", "
 
 def connection_token(scope: Scope) -> str | None:
     """The bearer token of a request; WebSockets may also pass ``?access_token=``
-    (browsers cannot set headers on a WebSocket)."""
+    (browsers cannot set headers on a WebSocket). Without an ``Authorization``
+    header, the browser session's token (§13) when the request has one."""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             token = bearer_token(value.decode("latin-1"))
@@ -94,7 +102,7 @@ def connection_token(scope: Scope) -> str | None:
         for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
             if name == "access_token":
                 return value or None
-    return None
+    return session_token(scope)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -229,12 +237,46 @@ class _UserDependency(_DescribedScheme):
         """The verified caller (401 without a valid token, 403 without required scopes);
         for ``optional_user``, None when no token was sent (a bad token is still a 401)."""
         token = connection_token(conn.scope)
-        if token is None and self._optional:
+        if token is None and self._optional and session_error(conn.scope) is None:
             return None
         auth = self._resolve(conn)
         user: CognitoUser = await auth._user_for(conn, token)
         auth._check_scopes(conn, user, security_scopes.scopes, all=True)
         return user
+
+
+class _LoginRequired(_UserDependency):
+    """``login_required``: ``current_user`` that sends signed-out browser navigations
+    (GET or HEAD accepting HTML) to ``/auth/login?next=<this page>``."""
+
+    async def __call__(
+        self, security_scopes: SecurityScopes, conn: HTTPConnection
+    ) -> CognitoUser | None:
+        try:
+            return await super().__call__(security_scopes, conn)
+        except CognitoHTTPException as exc:
+            if exc.status_code != 401 or not _is_navigation(conn):
+                raise
+            location = _sign_in_url(conn)
+        raise HTTPException(302, "sign-in required", headers={"Location": location})
+
+
+def _is_navigation(conn: HTTPConnection) -> bool:
+    return (
+        conn.scope["type"] == "http"
+        and conn.scope["method"] in ("GET", "HEAD")
+        and "text/html" in conn.headers.get("accept", "")
+    )
+
+
+def _sign_in_url(conn: HTTPConnection) -> str:
+    """The login route's path (``/auth/login`` when the app names none) with ``next``."""
+    try:
+        login = conn.url_for("cognito_login").path
+    except NoMatchFound:
+        login = "/auth/login"
+    here = conn.url.path + (f"?{conn.url.query}" if conn.url.query else "")
+    return f"{login}?{urlencode({'next': here})}"
 
 
 class _Guards:
@@ -249,6 +291,7 @@ class _Guards:
         self.resolve = resolve
         self.current_user: Dependency = _UserDependency(scheme._describe, resolve, optional=False)
         self.optional_user: Dependency = _UserDependency(scheme._describe, resolve, optional=True)
+        self.login_required: Dependency = _LoginRequired(scheme._describe, resolve, optional=False)
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency:
         if not groups:
@@ -335,11 +378,18 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency = self._guards.optional_user
         """Dependency: the verified caller, or None when no token was sent."""
+        self.login_required: Dependency = self._guards.login_required
+        """Dependency: ``current_user`` that redirects signed-out browser navigations to
+        ``/auth/login?next=...`` (other requests get the 401)."""
         size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in self.settings))
         self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
             LRUCache(size) if size else None
         )
         self._http_client = http_client
+        self.sessions: BrowserSessions | None = sessions_for(
+            self.settings, self.verifier, http_client
+        )
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
         self._identity_clients: dict[str, IdentityPoolClient] = {}
         self.aws_credentials: Dependency = self._make_aws_credentials()
         """Dependency: identity-pool ``AwsCredentials`` for the caller (see ``identity_client``)."""
@@ -358,6 +408,22 @@ class CognitoAuth(Generic[UserT]):
         if unknown:
             raise ValueError(f"require_pool names unconfigured user pools: {sorted(unknown)}")
         return self._guards.require_pool(*user_pool_ids)
+
+    # -- browser sign-in -------------------------------------------------------
+
+    def login_router(self, *, prefix: str = "/auth") -> APIRouter:
+        """The browser sign-in routes: ``GET {prefix}/login?next=``, ``GET
+        {prefix}/callback`` and ``GET``/``POST {prefix}/logout[?everywhere=true]``.
+
+        Raises ``ValueError`` naming the missing settings when ``session_secret``
+        or the OAuth2 URL (``domain`` / ``oauth_url``) is not configured.
+        """
+        from .sessions.routes import login_router
+
+        if self.sessions is None:  # BrowserSessions raises, naming what is missing
+            BrowserSessions(self.settings[0], verifier=self.verifier)
+        assert self.sessions is not None
+        return login_router(self, self.sessions, prefix)
 
     # -- identity pools --------------------------------------------------------
 
@@ -411,6 +477,12 @@ class CognitoAuth(Generic[UserT]):
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
+        if self.sessions is not None:
+            from .sessions.middleware import SessionMiddleware
+
+            installed = (getattr(entry, "cls", None) for entry in app.user_middleware)
+            if SessionMiddleware not in installed:
+                app.add_middleware(SessionMiddleware, sessions=self.sessions)
         if not getattr(app.openapi, "_cognito_guard", False):
             app.openapi = self._openapi_for(app, app.openapi)  # type: ignore[method-assign]
         _registered = self
@@ -450,6 +522,8 @@ class CognitoAuth(Generic[UserT]):
         """Close the verifier's and the identity clients' HTTP connections."""
         for client in self._identity_clients.values():
             await client.aclose()
+        if self.sessions is not None:
+            await self.sessions.aclose()
         await self.verifier.aclose()
 
     @property
@@ -503,7 +577,8 @@ class CognitoAuth(Generic[UserT]):
     async def _user_for(self, conn: HTTPConnection, token: str | None) -> UserT:
         """The request's user, verified once per request however many guards ask."""
         if token is None:
-            raise self._http_error(MissingTokenError("Not authenticated"), conn)
+            error = session_error(conn.scope) or MissingTokenError("Not authenticated")
+            raise self._http_error(error, conn)
         state = conn.scope.setdefault("state", {})  # what request.state reads and writes
         cached: tuple[str, UserT] | None = state.get("cognito_user")
         if cached is not None and cached[0] == token:
@@ -559,6 +634,7 @@ _module_guards = _Guards(_BearerScheme(_described_scheme), _auth_of)
 
 current_user = _module_guards.current_user
 optional_user = _module_guards.optional_user
+login_required = _module_guards.login_required
 require_group = _module_guards.require_group
 require_scope = _module_guards.require_scope
 require_pool = _module_guards.require_pool

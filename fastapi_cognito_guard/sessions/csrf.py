@@ -59,7 +59,7 @@ def own_origin(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
 def trusted_request(scope: Scope, trusted: Collection[str]) -> bool:
     """True when the request shows it comes from a trusted origin (or, with no
     configured ``trusted``, from the app's own origin)."""
-    headers = dict(scope.get("headers", ()))
+    headers: dict[bytes, bytes] = dict(scope.get("headers", ()))
     allowed = trusted or [own for own in (own_origin(scope, headers),) if own]
     origin = headers.get(b"origin")
     if origin is not None:

@@ -280,7 +280,9 @@ class BrowserSessions:
         if nonce is not None and not SignInStates.nonce_matches(
             nonce, claims.to_dict().get("nonce")
         ):
-            raise InvalidTokenError("nonce_mismatch", "the ID token was not issued for this sign-in")
+            raise InvalidTokenError(
+                "nonce_mismatch", "the ID token was not issued for this sign-in"
+            )
         if claims.sub != access.sub:
             raise InvalidTokenError("sub_mismatch", "the ID and access tokens name different users")
         return access

@@ -74,7 +74,11 @@ class OAuthClient:
     async def token(self, form: dict[str, str]) -> dict[str, Any]:
         """POST a grant to ``/oauth2/token``; the answer has at least an ``access_token``."""
         status, answer = await self._call("/oauth2/token", form)
-        if status == 200 and isinstance(answer, dict) and isinstance(answer.get("access_token"), str):
+        if (
+            status == 200
+            and isinstance(answer, dict)
+            and isinstance(answer.get("access_token"), str)
+        ):
             return answer
         error = answer.get("error") if isinstance(answer, dict) else None
         raise TokenEndpointError(error if isinstance(error, str) and error.isidentifier() else None)

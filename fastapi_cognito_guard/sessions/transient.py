@@ -131,7 +131,9 @@ class SignInStates:
         names.sort(key=lambda name: _made_at(cookies[name]))
         return names[: len(names) - MAX_IN_FLIGHT + 1]
 
-    def consume(self, state: str, cookies: Mapping[str, str], *, secure: bool) -> SignInState | None:
+    def consume(
+        self, state: str, cookies: Mapping[str, str], *, secure: bool
+    ) -> SignInState | None:
         """The sign-in ``state`` names, once: None when its cookie is missing,
         tampered, expired or bound to another state, or the state was used before."""
         if not state or len(state) > 128 or state in self._used:
