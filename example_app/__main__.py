@@ -20,14 +20,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host_for_urls = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
     base_url = f"http://{host_for_urls}:{args.port}"
-    if dev_mode_requested():
-        app = create_app(
-            dev_issuer=LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID),
-            base_url=base_url,
-        )
-    else:
-        app = create_app()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    if not dev_mode_requested():
+        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+        return
+    issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
+    # The issuer's hosted UI (sign-in page, token endpoint) serves on its own
+    # loopback port while the app runs, so "Sign in" works without AWS.
+    with issuer.serve():
+        app = create_app(dev_issuer=issuer, base_url=base_url)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -2,19 +2,25 @@
 
 Configured by the ``COGNITO_*`` environment. Without ``COGNITO_USER_POOL_ID`` it
 runs in dev mode: an embedded ``LocalIssuer`` signs tokens, its JWKS is served
-by this app, and ``GET /dev/token`` mints tokens. Dev mode is only reachable
-when no real settings are given.
+by this app, and ``GET /dev/token`` mints tokens; while the issuer serves its
+local hosted UI (``python -m example_app`` starts it on another loopback port)
+browser sign-in works too, with a session secret generated per run. Dev mode
+is only reachable when no real settings are given.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
 
 from fastapi_cognito_guard import (
     AwsCredentials,
@@ -22,6 +28,7 @@ from fastapi_cognito_guard import (
     CognitoSettings,
     CognitoUser,
     current_user,
+    optional_user,
     require_group,
     require_scope,
 )
@@ -51,7 +58,8 @@ def create_app(
     """Build the example API; ``dev_issuer`` (dev mode) serves and signs its own keys."""
     if dev_issuer is not None:
         settings = dev_issuer.settings(
-            jwks_url=f"{base_url}/dev/{dev_issuer.user_pool_id}/.well-known/jwks.json"
+            jwks_url=f"{base_url}/dev/{dev_issuer.user_pool_id}/.well-known/jwks.json",
+            session_secret=secrets.token_urlsafe(32),
         )
     auth: CognitoAuth[CognitoUser] = CognitoAuth(settings)
 
@@ -64,6 +72,8 @@ def create_app(
         # The app cannot fetch its own JWKS before it listens: seed the keys.
         auth.init_app(app)
         auth.verifier.cache_jwks(dev_issuer.jwks())
+        if auth.sessions is not None:
+            auth.sessions.verifier.cache_jwks(dev_issuer.jwks())
         _announce_dev_mode(base_url)
         try:
             yield
@@ -118,9 +128,40 @@ def create_app(
         except WebSocketDisconnect:
             return
 
+    _add_browser_routes(app, auth)
     if dev_issuer is not None:
         _add_dev_routes(app, dev_issuer)
     return app
+
+
+def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
+    """``GET /``, ``POST /echo`` and, with sign-in configured, ``/auth/*`` (§13)."""
+    if auth.sessions is not None:
+        app.include_router(auth.login_router())
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(user: CognitoUser | None = Depends(optional_user)) -> str:
+        if user is not None:
+            name = html.escape(user.username or user.sub)
+            body = (
+                f"<p>Signed in as <strong id='user'>{name}</strong>.</p>"
+                "<form method='post' action='/auth/logout'>"
+                "<button type='submit'>Sign out</button></form>"
+            )
+        elif auth.sessions is not None:
+            body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"
+        else:
+            body = "<p>Browser sign-in is off (set COGNITO_DOMAIN and COGNITO_SESSION_SECRET).</p>"
+        return f"<!doctype html><meta charset=utf-8><title>Example app</title>{body}"
+
+    @app.post("/echo")
+    async def echo(request: Request, user: CognitoUser = Depends(current_user)) -> dict[str, Any]:
+        raw = (await request.body()).decode("utf-8", "replace")
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        return {"username": user.username or user.sub, "body": body}
 
 
 def _add_dev_routes(app: FastAPI, issuer: LocalIssuer) -> None:
@@ -165,5 +206,6 @@ def _announce_dev_mode(base_url: str) -> None:
         f'  curl -s -H "Authorization: Bearer $TOKEN" {base_url}/orders',
         f"  curl -s -i {base_url}/me    # no token: 401",
         f"  # /aws/identity needs COGNITO_IDENTITY_POOL_ID; Swagger UI: {base_url}/docs",
+        f"  # Browser sign-in (local hosted UI): open {base_url}/ and click Sign in",
     ]
     logger.warning("\n%s", "\n".join(lines))
