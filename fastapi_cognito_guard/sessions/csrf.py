@@ -28,24 +28,31 @@ def needs_origin_check(scope: Scope) -> bool:
     return scope["type"] == "websocket" or scope["method"] not in SAFE_METHODS
 
 
-def _normalise(scheme: str, netloc: str) -> str:
-    scheme = _WEB_SCHEMES.get(scheme, scheme).lower()
-    netloc = netloc.lower()
-    default = _DEFAULT_PORTS.get(scheme)
-    if default and netloc.endswith(f":{default}"):
-        netloc = netloc[: -len(default) - 1]
-    return f"{scheme}://{netloc}"
+def _origin(scheme: str, netloc: str) -> str | None:
+    """``scheme://host[:port]`` with the default port dropped; None when ``netloc`` is
+    not exactly a host and an optional port (no user info, no second port)."""
+    scheme = _WEB_SCHEMES.get(scheme.lower(), scheme.lower())
+    try:
+        parts = urlsplit(f"//{netloc}")
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if not host or "@" in netloc or parts.path or parts.query or parts.fragment:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or str(port) == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` of a URL, default ports dropped; None if it has none."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    """The origin of a URL (``Origin`` or ``Referer``); None if it has none."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme:
         return None
-    if not parts.scheme or not parts.netloc:
-        return None
-    return _normalise(parts.scheme, parts.netloc)
+    return _origin(scheme, rest.split("/", 1)[0])
 
 
 def own_origin(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
@@ -53,7 +60,7 @@ def own_origin(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
     host = headers.get(b"host")
     if not host:
         return None
-    return _normalise(scope.get("scheme", "http"), host.decode("latin-1"))
+    return _origin(scope.get("scheme", "http"), host.decode("latin-1"))
 
 
 def trusted_request(scope: Scope, trusted: Collection[str]) -> bool:
