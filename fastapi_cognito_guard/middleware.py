@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .claims import CognitoUser
 from .errors import CognitoGuardError, MissingTokenError
 from .fastapi import WS_POLICY_VIOLATION, CognitoAuth, connection_token, error_response
+from .sessions.context import session_error
 
 __all__ = ["AuthenticatedCognitoUser", "CognitoAuthBackend", "CognitoAuthMiddleware"]
 
@@ -64,7 +65,7 @@ class CognitoAuthMiddleware:
         token = connection_token(scope)
         try:
             if token is None:
-                raise MissingTokenError("Not authenticated")
+                raise session_error(scope) or MissingTokenError("Not authenticated")
             user = await self.auth.authenticate(token)
         except CognitoGuardError as error:
             if kind == "websocket":

@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from fastapi_cognito_guard import CognitoAuthMiddleware
 from fastapi_cognito_guard.sessions.csrf import trusted_request
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer
@@ -149,3 +150,21 @@ def test_websocket_with_the_cookie_from_the_apps_origin_is_accepted(
     own = "http://testserver"
     with ws_client.websocket_connect("/ws", headers=with_cookie(ws_client, origin=own)) as ws:
         assert ws.receive_text() == "alice"
+
+
+async def test_whole_app_middleware_accepts_the_session_and_checks_its_origin(
+    issuer: LocalIssuer,
+) -> None:
+    app = make_app(issuer)
+    app.add_middleware(
+        CognitoAuthMiddleware,
+        auth=app.state.auth,
+        exclude_paths=["/auth/login", "/auth/callback", "/auth/logout"],
+    )
+    async with browser(app) as client:
+        await sign_in(client, issuer)
+        assert (await client.get("/me")).status_code == 200
+        refused = await client.post("/echo", headers={"origin": FOREIGN})
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "csrf_rejected"
+        assert (await client.post("/echo", headers={"origin": APP})).status_code == 200
