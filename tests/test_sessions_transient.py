@@ -50,8 +50,8 @@ def test_next_path_on_this_app_is_kept(value: str) -> None:
 
 def test_pkce_challenge_is_rfc7636_s256() -> None:
     # RFC 7636 appendix B
-    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r-wW1gFWFOEjXk"
-    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHoeRt8YfFxCocJQ4LU3aiE"
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
 def test_a_state_is_consumed_once(states: SignInStates) -> None:
