@@ -10,7 +10,8 @@ the floor any auth dependency pays) and ``GET /me`` (the verified caller's
 serves ``create_app`` with ``uvicorn.run(..., factory=True, workers=N)`` on
 127.0.0.1; the app is chosen by ``BENCH_APP`` (``guard``, ``fastapi-cognito``,
 ``cloudauth``), its keys come from ``BENCH_JWKS_URL`` and ``BENCH_CACHE=off``
-turns this library's result cache off.
+turns this library's result cache off; ``BENCH_SESSION_SECRET`` and
+``BENCH_OAUTH_URL`` turn browser sessions on (the session-cookie benchmark).
 """
 
 from __future__ import annotations
@@ -150,7 +151,12 @@ def create_app() -> FastAPI:
     name = os.environ.get("BENCH_APP", "guard")
     jwks_url = os.environ["BENCH_JWKS_URL"]
     if name == "guard":
-        return guard_app(jwks_url, cache=os.environ.get("BENCH_CACHE", "on") != "off")
+        sessions: dict[str, Any] = {}
+        if os.environ.get("BENCH_SESSION_SECRET"):  # browser sessions on (cookie vs bearer)
+            sessions["session_secret"] = os.environ["BENCH_SESSION_SECRET"]
+            sessions["oauth_url"] = os.environ["BENCH_OAUTH_URL"]
+        cache = os.environ.get("BENCH_CACHE", "on") != "off"
+        return guard_app(jwks_url, cache=cache, **sessions)
     return APPS[name](jwks_url)
 
 
