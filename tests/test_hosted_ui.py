@@ -17,9 +17,7 @@ that ``calls`` counts and ``fail()`` injects faults.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -30,26 +28,24 @@ import pytest
 
 from fastapi_cognito_guard import CognitoVerifier
 from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
+from tests.helpers import b64url, claims_of
 
 CALLBACK = "http://127.0.0.1:9999/auth/callback"
+OTHER_CALLBACK = "http://127.0.0.1:9999/other/callback"  # registered too
 SIGNED_OUT = "http://127.0.0.1:9999/"
 SECRET = "s3cret-of-the-confidential-client"
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    segment = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+OTHER_APP = "other-app"
 
 
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.rstrip(b"=").decode()
+    return verifier, b64url(hashlib.sha256(verifier.encode()).digest())
 
 
 @pytest.fixture(scope="module")
 def served_issuer() -> Iterator[LocalIssuer]:
-    issuer = LocalIssuer(callback_urls=[CALLBACK], logout_urls=[SIGNED_OUT])
+    issuer = LocalIssuer(callback_urls=[CALLBACK, OTHER_CALLBACK], logout_urls=[SIGNED_OUT])
+    issuer.add_client(OTHER_APP)  # a second, public app client of the same pool
     with issuer.serve():
         yield issuer
 
@@ -278,7 +274,7 @@ def test_code_flow_id_token_carries_the_nonce_and_the_access_tokens_hash(
 
     digest = hashlib.sha256(tokens["access_token"].encode()).digest()[:16]
     assert id_claims["nonce"] == "n-456"
-    assert id_claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert id_claims["at_hash"] == b64url(digest)
     assert id_claims["aud"] == "test-client"
 
 
@@ -360,16 +356,34 @@ def test_code_is_burnt_by_a_failed_exchange(http: httpx.Client, issuer: LocalIss
     assert_oauth_error(exchange(http, code, code_verifier=verifier), "invalid_grant")
 
 
-def test_wrong_redirect_uri_is_invalid_grant(http: httpx.Client, issuer: LocalIssuer) -> None:
+def test_another_redirect_uri_than_the_authorize_requests_is_invalid_grant(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
     code = sign_in(http, issuer)
 
-    response = exchange(http, code, redirect_uri="http://127.0.0.1:9999/other")
+    response = exchange(http, code, redirect_uri=OTHER_CALLBACK)
 
     assert_oauth_error(response, "invalid_grant")
 
 
+def test_redirect_uri_that_is_no_callback_url_is_unauthorized_client(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    code = sign_in(http, issuer)
+
+    response = exchange(http, code, redirect_uri="https://attacker.example/cb")
+
+    assert_oauth_error(response, "unauthorized_client")
+
+
 def test_unknown_client_is_invalid_client(http: httpx.Client, issuer: LocalIssuer) -> None:
     assert_oauth_error(exchange(http, sign_in(http, issuer), client_id="other"), "invalid_client")
+
+
+def test_code_of_another_app_client_is_invalid_grant(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    assert_oauth_error(exchange(http, sign_in(http, issuer), client_id=OTHER_APP), "invalid_grant")
 
 
 def test_reused_code_is_invalid_grant(http: httpx.Client, issuer: LocalIssuer) -> None:
@@ -431,6 +445,26 @@ def test_repeated_parameter_is_invalid_request(http: httpx.Client, issuer: Local
     assert_oauth_error(response, "invalid_request")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xfe\x00garbage",
+        b"grant_type=%zz&code=%",
+        b"&".join(b"f%d=x" % number for number in range(100)),
+        b"grant_type=refresh_token&refresh_token=" + b"A" * 60_000,
+        b"=&&==&grant_type",
+    ],
+)
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/revoke"])
+def test_garbage_forms_get_a_4xx_json_error(http: httpx.Client, path: str, body: bytes) -> None:
+    response = http.post(
+        path, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+    assert 400 <= response.status_code < 500
+    assert set(response.json()) == {"error"}
+
+
 def test_oversized_body_is_refused(http: httpx.Client) -> None:
     response = http.post("/oauth2/token", data={"grant_type": "x" * 70_000})
 
@@ -453,6 +487,7 @@ def test_confidential_client_authenticates_with_http_basic(
     )
 
     assert response.status_code == 200
+    assert issuer.calls["auth:client_secret_basic"] == 1
 
 
 def test_confidential_client_may_send_the_secret_in_the_form(
@@ -461,6 +496,8 @@ def test_confidential_client_may_send_the_secret_in_the_form(
     issuer.client_secret = SECRET
 
     assert exchange(http, sign_in(http, issuer), client_secret=SECRET).status_code == 200
+    assert issuer.calls["auth:client_secret_post"] == 1
+    assert issuer.calls["auth:client_secret_basic"] == 0
 
 
 @pytest.mark.parametrize("auth", [None, ("test-client", "wrong"), ("other", SECRET)])
@@ -559,6 +596,15 @@ def test_refresh_by_another_client_is_invalid_client(
     assert_oauth_error(refresh(http, refresh_token, client_id="other"), "invalid_client")
 
 
+def test_refresh_token_of_another_app_client_is_invalid_grant(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    refresh_token = signed_in_tokens(http, issuer)["refresh_token"]
+
+    assert_oauth_error(refresh(http, refresh_token, client_id=OTHER_APP), "invalid_grant")
+    assert refresh(http, refresh_token).status_code == 200
+
+
 def test_unknown_refresh_token_is_invalid_grant(http: httpx.Client) -> None:
     assert_oauth_error(refresh(http, "not-a-refresh-token"), "invalid_grant")
 
@@ -609,6 +655,17 @@ def test_revoking_an_access_token_is_unsupported_token_type(
     response = http.post("/oauth2/revoke", data={"token": access, "client_id": "test-client"})
 
     assert_oauth_error(response, "unsupported_token_type")
+
+
+def test_revoking_another_app_clients_token_is_refused(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    refresh_token = signed_in_tokens(http, issuer)["refresh_token"]
+
+    response = http.post("/oauth2/revoke", data={"token": refresh_token, "client_id": OTHER_APP})
+
+    assert_oauth_error(response, "unauthorized_client")
+    assert issuer.refresh_token_is_active(refresh_token)
 
 
 def test_revoking_an_unknown_token_succeeds(http: httpx.Client) -> None:
@@ -772,9 +829,18 @@ def test_fail_makes_an_endpoint_answer_the_fault_until_cleared(
     issuer.clear_faults()
 
     assert (failed.status_code, failed.content) == (500, b"boom")
+    assert failed.headers["content-type"] == "text/plain"
     assert refresh(http, refresh_token).status_code == 200
     assert issuer.calls["token:refresh_token"] == 1  # the faulted call never reached a grant
     assert issuer.calls["token"] == 3
+
+
+def test_fail_can_forge_a_json_answer(http: httpx.Client, issuer: LocalIssuer) -> None:
+    issuer.fail("token", status=200, body=b'{"access_token": "x"}', content_type="application/json")
+
+    response = http.post("/oauth2/token", data={"grant_type": "refresh_token"})
+
+    assert response.json() == {"access_token": "x"}
 
 
 def test_fail_with_a_delay_hangs_the_endpoint(http: httpx.Client, issuer: LocalIssuer) -> None:
@@ -782,6 +848,23 @@ def test_fail_with_a_delay_hangs_the_endpoint(http: httpx.Client, issuer: LocalI
 
     with pytest.raises(httpx.ReadTimeout):
         http.post("/oauth2/token", data={"grant_type": "refresh_token"}, timeout=0.2)
+
+
+def test_reset_restores_the_defaults_but_keeps_clients(issuer: LocalIssuer) -> None:
+    issuer.login_as = "alice"
+    issuer.rotate_refresh_tokens = True
+    issuer.token_ttl_seconds = 5
+    issuer.fail("token")
+    issuer.count("token")
+
+    issuer.reset()
+
+    assert issuer.login_as is None
+    assert not issuer.rotate_refresh_tokens
+    assert issuer.token_ttl_seconds == 3600
+    assert not issuer.faults
+    assert issuer.calls["token"] == 0
+    assert OTHER_APP in issuer.clients()
 
 
 def test_fail_names_only_known_endpoints(issuer: LocalIssuer) -> None:

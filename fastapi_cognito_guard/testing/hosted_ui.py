@@ -12,9 +12,14 @@ Routes (all under the issuer's base URL):
 - ``POST /oauth2/token``: ``authorization_code`` (single use, expiring,
   bound to client, ``redirect_uri`` and the PKCE challenge),
   ``refresh_token`` (optionally rotated) and ``client_credentials``
-  (confidential clients only). Errors are 400 with ``{"error": code}``:
-  ``invalid_request``, ``invalid_client``, ``invalid_grant``,
-  ``unauthorized_client``, ``unsupported_grant_type``, ``invalid_scope``.
+  (confidential clients only). Errors are 400 with ``{"error": code}``, as
+  Cognito's: ``invalid_request`` (missing, repeated or non-form parameters),
+  ``invalid_client`` (unknown client, wrong or missing secret, a secret sent by
+  a public client), ``invalid_grant`` (unknown, used, expired or foreign code
+  or refresh token; ``redirect_uri`` or PKCE verifier not the authorize
+  request's), ``unauthorized_client`` (a ``redirect_uri`` that is not a
+  callback URL; ``client_credentials`` for a public client),
+  ``unsupported_grant_type``, ``invalid_scope``.
 - ``POST /oauth2/revoke``: revokes a refresh token and its session (200).
 - ``GET /logout``: 302 to ``logout_uri`` after checking ``client_id`` (and
   the app client's sign-out URLs).
@@ -207,7 +212,9 @@ class HostedUI:
             return Reply.json(405, {"error": "invalid_request"}, Allow=", ".join(methods))
         fault = self._issuer.faults.get(name)
         if fault is not None and fault.status is not None:
-            return Reply(fault.status, fault.body, {"Content-Type": "text/plain"}, fault.delay)
+            return Reply(
+                fault.status, fault.body, {"Content-Type": fault.content_type}, fault.delay
+            )
         try:
             reply = endpoint(request)
         except _OAuthError as error:
@@ -267,13 +274,21 @@ class HostedUI:
         return params
 
     @staticmethod
-    def _redirect_error(params: Mapping[str, str], code: str) -> Reply:
-        answer = {"error": code}
+    def _back_to_client(params: Mapping[str, str], name: str, value: str) -> Reply:
+        """Redirect to the (checked) ``redirect_uri`` with a code or an error, and the state."""
+        answer = {name: value}
         if "state" in params:
             answer["state"] = params["state"]
         return Reply.redirect(_with_query(params["redirect_uri"], answer))
 
-    def _authorize_problem(self, params: Mapping[str, str]) -> str | None:
+    def _authorize_params(self, query: str) -> tuple[dict[str, str], Reply | None]:
+        """The checked authorize parameters, and the error redirect if they are unusable."""
+        params = self._checked_authorize(query)
+        problem = self._authorize_problem(params)
+        return params, None if problem is None else self._back_to_client(params, "error", problem)
+
+    @staticmethod
+    def _authorize_problem(params: Mapping[str, str]) -> str | None:
         if params.get("response_type") != "code":
             return "unsupported_response_type"
         challenge = params.get("code_challenge")
@@ -282,31 +297,29 @@ class HostedUI:
             return "invalid_request"
         if challenge is None and method is not None:
             return "invalid_request"
-        if not _scopes(params).issubset(_OIDC_SCOPES | _custom_scopes(params)):
-            return "invalid_scope"
+        if any(scope not in _OIDC_SCOPES and "/" not in scope for scope in _scope_list(params)):
+            return "invalid_scope"  # resource-server scopes (``server/scope``) are all allowed
         return None
 
     def _authorize(self, request: Request) -> Reply:
-        params = self._checked_authorize(request.query)
-        problem = self._authorize_problem(params)
-        if problem is not None:
-            return self._redirect_error(params, problem)
+        params, refusal = self._authorize_params(request.query)
+        if refusal is not None:
+            return refusal
         login_as = self._issuer.login_as
         if login_as is not None:
             return self._signed_in(params, _user(login_as))
         return _sign_in_page(request.query, params.get("client_id", ""), 200)
 
     def _login(self, request: Request) -> Reply:
-        params = self._checked_authorize(request.query)
-        problem = self._authorize_problem(params)
-        if problem is not None:
-            return self._redirect_error(params, problem)
+        params, refusal = self._authorize_params(request.query)
+        if refusal is not None:
+            return refusal
         try:
             form = _params(request.body.decode("utf-8", "replace"))
         except _OAuthError:
             return _sign_in_page(request.query, params["client_id"], 400, "Malformed form.")
         if form.get("action") == "cancel":
-            return self._redirect_error(params, "access_denied")
+            return self._back_to_client(params, "error", "access_denied")
         username = form.get("username", "").strip()
         if not username:
             return _sign_in_page(request.query, params["client_id"], 400, "Enter a username.")
@@ -318,7 +331,7 @@ class HostedUI:
         return self._signed_in(params, user)
 
     def _signed_in(self, params: Mapping[str, str], user: LocalUser) -> Reply:
-        scopes = tuple(dict.fromkeys(params.get("scope", "").split())) or _DEFAULT_SCOPES
+        scopes = _scope_list(params) or _DEFAULT_SCOPES
         code = secrets.token_urlsafe(32)
         grant = _Code(
             sign_in=_SignIn(user, params["client_id"], scopes),
@@ -327,21 +340,20 @@ class HostedUI:
             challenge=params.get("code_challenge"),
             expires_at=time.time() + self._issuer.code_ttl_seconds,
         )
+        now = time.time()
         with self._lock:
+            for stale in [key for key, old in self._codes.items() if old.expires_at <= now]:
+                del self._codes[stale]  # a long-running dev issuer must not grow
             self._codes[code] = grant
-        answer = {"code": code}
-        if "state" in params:
-            answer["state"] = params["state"]
-        return Reply.redirect(_with_query(params["redirect_uri"], answer))
+        return self._back_to_client(params, "code", code)
 
     # -- token -------------------------------------------------------------------
 
     def _is_client(self, client_id: str) -> bool:
-        return bool(client_id) and hmac.compare_digest(client_id, self._issuer.client_id)
+        return client_id in self._issuer.clients()
 
     def _client(self, request: Request, form: Mapping[str, str]) -> str:
         """Authenticate the app client: HTTP Basic, ``client_secret`` in the form, or public."""
-        secret = self._issuer.client_secret
         basic = _basic_credentials(request.headers.get("authorization"))
         given: str | None
         if basic is not None:
@@ -351,21 +363,24 @@ class HostedUI:
         else:
             client_id = form.get("client_id", "")
             given = form.get("client_secret")
-        if not self._is_client(client_id):
+        clients = self._issuer.clients()
+        if client_id not in clients:
             raise _OAuthError("invalid_client")
+        secret = clients[client_id]
         if secret is None:
             if given is not None:
                 raise _OAuthError("invalid_client")
         elif given is None or not hmac.compare_digest(given.encode(), secret.encode()):
             raise _OAuthError("invalid_client")
+        if secret is None:
+            method = "none"
+        else:
+            method = "client_secret_basic" if basic is not None else "client_secret_post"
+        self._issuer.count(f"auth:{method}")
         return client_id
 
     def _token(self, request: Request) -> Reply:
-        if not request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
-        ):
-            raise _OAuthError("invalid_request")
-        form = _params(request.body.decode("utf-8", "replace"))
+        form = _form(request)
         grant_type = form.get("grant_type")
         if grant_type is None:
             raise _OAuthError("invalid_request")
@@ -384,6 +399,8 @@ class HostedUI:
         code, redirect_uri = form.get("code"), form.get("redirect_uri")
         if not code or not redirect_uri:
             raise _OAuthError("invalid_request")
+        if not _allowed_url(redirect_uri, self._issuer.callback_urls):
+            raise _OAuthError("unauthorized_client")  # Cognito's answer to an unknown callback
         with self._lock:
             grant = self._codes.pop(code, None)  # single use, whatever happens next
         if (
@@ -432,13 +449,13 @@ class HostedUI:
         return Reply.json(200, answer)
 
     def _client_credentials(self, form: Mapping[str, str], client_id: str) -> Reply:
-        if self._issuer.client_secret is None:
+        if self._issuer.clients()[client_id] is None:
             raise _OAuthError("unauthorized_client")
-        scopes = _scopes(form)
-        if scopes & _OIDC_SCOPES:
+        scopes = _scope_list(form)
+        if _OIDC_SCOPES.intersection(scopes):
             raise _OAuthError("invalid_scope")
         token = self._issuer.client_credentials_token(
-            sorted(scopes), client_id=client_id, expires_in=self._issuer.token_ttl_seconds
+            scopes, client_id=client_id, expires_in=self._issuer.token_ttl_seconds
         )
         return Reply.json(
             200,
@@ -489,7 +506,7 @@ class HostedUI:
     # -- revoke, logout, userInfo, discovery ---------------------------------------
 
     def _revoke(self, request: Request) -> Reply:
-        form = _params(request.body.decode("utf-8", "replace"))
+        form = _form(request)
         client_id = self._client(request, form)
         token = form.get("token")
         if not token:
@@ -632,6 +649,14 @@ def _params(text: str) -> dict[str, str]:
     return params
 
 
+def _form(request: Request) -> dict[str, str]:
+    """The form of a token or revoke request, which must be url-encoded."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise _OAuthError("invalid_request")
+    return _params(request.body.decode("utf-8", "replace"))
+
+
 def _params_or_page(text: str) -> dict[str, str]:
     try:
         return _params(text)
@@ -643,13 +668,9 @@ def _split(text: str) -> list[str]:
     return [part for part in text.replace(",", " ").split() if part]
 
 
-def _scopes(params: Mapping[str, str]) -> set[str]:
-    return set(params.get("scope", "").split())
-
-
-def _custom_scopes(params: Mapping[str, str]) -> set[str]:
-    """Resource-server scopes (``server/scope``): any is allowed here."""
-    return {scope for scope in _scopes(params) if "/" in scope}
+def _scope_list(params: Mapping[str, str]) -> tuple[str, ...]:
+    """The requested scopes in order, each once."""
+    return tuple(dict.fromkeys(params.get("scope", "").split()))
 
 
 def _user(login_as: str | LocalUser) -> LocalUser:

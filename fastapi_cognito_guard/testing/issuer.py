@@ -86,6 +86,7 @@ class Fault:
     status: int | None = None
     """Answer with this status and ``body`` instead of the real answer (None: real answer)."""
     body: bytes = b""
+    content_type: str = "text/plain"
     delay: float = 0.0
     """Seconds to wait before answering (a hang, when longer than the client's timeout)."""
 
@@ -116,12 +117,17 @@ class LocalIssuer:
     - ``custom_in_access_tokens``: put users' ``custom:*`` attributes in access
       tokens too, as a V2 pre-token-generation trigger would; Cognito's
       default (False) puts them only in ID tokens.
-    - ``code_ttl_seconds`` (300), ``token_ttl_seconds`` (3600),
-      ``refresh_token_ttl_seconds`` (30 days): lifetimes.
+    - ``code_ttl_seconds`` (300), ``token_ttl_seconds`` (3600, access and
+      ID tokens), ``refresh_token_ttl_seconds`` (30 days): lifetimes.
 
-    ``calls`` counts requests per endpoint (names in ``ENDPOINTS``) and per
+    ``add_client()`` registers more app clients.
+
+    ``calls`` counts requests per endpoint (names in ``ENDPOINTS``), per
     grant (``"token:authorization_code"``, ``"token:refresh_token"``,
-    ``"token:client_credentials"``); ``fail()`` makes an endpoint misbehave.
+    ``"token:client_credentials"``) and per successful client authentication
+    at the token and revoke endpoints (``"auth:client_secret_basic"``,
+    ``"auth:client_secret_post"``, ``"auth:none"``); ``fail()`` makes an
+    endpoint misbehave.
     """
 
     def __init__(
@@ -142,19 +148,15 @@ class LocalIssuer:
         self.client_secret = client_secret
         self.callback_urls = None if callback_urls is None else list(callback_urls)
         self.logout_urls = None if logout_urls is None else list(logout_urls)
-        self.login_as: str | LocalUser | None = None
-        self.rotate_refresh_tokens = False
-        self.custom_in_access_tokens = False
-        self.code_ttl_seconds = 300
-        self.token_ttl_seconds = 3600
-        self.refresh_token_ttl_seconds = 30 * 24 * 3600
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, Fault] = {}
+        self._set_defaults()
+        self._other_clients: dict[str, str | None] = {}
         self._key_bits = key_bits
         self._keys = [_SigningKey(key_bits)]
         self._base_url: str | None = None
         self._lock = threading.Lock()
-        self.hosted_ui = HostedUI(self)
+        self._hosted_ui = HostedUI(self)
 
     def __repr__(self) -> str:
         kind = "confidential" if self.client_secret else "public"
@@ -319,16 +321,24 @@ class LocalIssuer:
     # -- the hosted UI's state -----------------------------------------------------
 
     def fail(
-        self, endpoint: str, *, status: int | None = 500, body: bytes = b"", delay: float = 0.0
+        self,
+        endpoint: str,
+        *,
+        status: int | None = 500,
+        body: bytes = b"",
+        content_type: str = "text/plain",
+        delay: float = 0.0,
     ) -> None:
         """Make ``endpoint`` (a name of ``ENDPOINTS``) misbehave until ``clear_faults()``.
 
-        ``fail("token")`` answers 500; ``fail("token", status=None, delay=30)``
-        hangs 30 s and then answers normally; ``body`` replaces the answer's body.
+        ``fail("token")`` answers 500; ``fail("token", status=200, body=...,
+        content_type="application/json")`` answers a forged document;
+        ``fail("token", status=None, delay=30)`` hangs 30 s and then answers
+        normally (with ``body``, if given). Faulted calls are still counted.
         """
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(ENDPOINTS)}")
-        self.faults[endpoint] = Fault(status=status, body=body, delay=delay)
+        self.faults[endpoint] = Fault(status, body, content_type, delay)
 
     def clear_faults(self) -> None:
         """Every endpoint answers normally again."""
@@ -339,27 +349,47 @@ class LocalIssuer:
         with self._lock:
             self.calls[name] += 1
 
+    def _set_defaults(self) -> None:
+        self.login_as: str | LocalUser | None = None
+        self.rotate_refresh_tokens = False
+        self.custom_in_access_tokens = False
+        self.code_ttl_seconds = 300  # Cognito's codes live 5 minutes
+        self.token_ttl_seconds = 3600
+        self.refresh_token_ttl_seconds = 30 * 24 * 3600
+
     def reset(self) -> None:
-        """Back to defaults for a shared issuer: counters, faults, ``login_as``,
-        codes and sessions (keys, clients and URLs stay)."""
+        """Back to defaults, for an issuer shared between tests: ``calls``,
+        faults, ``login_as``, rotation, lifetimes, codes and sessions. Keys,
+        app clients and their URLs stay."""
         with self._lock:
             self.calls.clear()
         self.faults.clear()
-        self.login_as = None
-        self.rotate_refresh_tokens = False
-        self.custom_in_access_tokens = False
-        self.hosted_ui.forget()
+        self._set_defaults()
+        self._hosted_ui.forget()
+
+    def add_client(self, client_id: str, client_secret: str | None = None) -> None:
+        """Another app client of the pool (confidential with a secret), e.g. to
+        check that a code or refresh token of one client is refused to another.
+        It shares ``callback_urls`` and ``logout_urls``; ``settings()`` and the
+        minting methods keep naming ``client_id``."""
+        if client_id == self.client_id:
+            raise ValueError("that is the issuer's own client_id")
+        self._other_clients[client_id] = client_secret
+
+    def clients(self) -> dict[str, str | None]:
+        """Every app client's id and secret (None: a public client)."""
+        return {self.client_id: self.client_secret, **self._other_clients}
 
     def revoke_sessions(self, username: str | None = None) -> int:
         """End every hosted-UI session (or those of ``username``), as
         ``AdminUserGlobalSignOut`` does: their refresh tokens give
         ``invalid_grant`` and ``/oauth2/userInfo`` refuses their access tokens.
         Returns how many sessions ended."""
-        return self.hosted_ui.revoke_sessions(username)
+        return self._hosted_ui.revoke_sessions(username)
 
     def refresh_token_is_active(self, refresh_token: str) -> bool:
         """Whether the ``refresh_token`` grant would accept this token now."""
-        return self.hosted_ui.refresh_token_is_active(refresh_token)
+        return self._hosted_ui.refresh_token_is_active(refresh_token)
 
     # -- publishing --------------------------------------------------------------
 
@@ -432,7 +462,7 @@ class LocalIssuer:
         """
 
         def handle(request: Request) -> Any:
-            return self.hosted_ui.handle(request, mint_endpoint=mint_endpoint)
+            return self._hosted_ui.handle(request, mint_endpoint=mint_endpoint)
 
         with serve_http(handle, host, port, public_url) as base_url:
             self._base_url = base_url
