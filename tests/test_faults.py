@@ -130,16 +130,6 @@ def on_clock(clock: FakeClock) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def registered_auth_restored() -> Iterator[None]:
-    """An app's lifespan registers its ``CognitoAuth`` module-wide; put the old one back."""
-    saved = fastapi_module._registered
-    try:
-        yield
-    finally:
-        fastapi_module._registered = saved
-
-
 def guarded_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
     app = FastAPI(lifespan=auth.lifespan)
 
@@ -272,7 +262,6 @@ async def observe_jwks(row: str) -> dict[str, Any]:
     with (
         FaultyJWKSServer(issuer) as target,
         FaultyJWKSServer(issuer, redirect_to=target.url) as server,
-        registered_auth_restored(),
     ):
         settings = server.settings(
             jwks_ttl_seconds=TTL,
@@ -400,7 +389,6 @@ async def observe_identity(row: str) -> dict[str, Any]:
         JWKSServer(issuer) as jwks,
         IdentityServer() as target,
         IdentityServer(redirect_to=target.url, slow_seconds=SLOW_SECONDS) as idp,
-        registered_auth_restored(),
     ):
         settings: CognitoSettings = jwks.settings(
             token_use="id", identity_pool_id=IDENTITY_POOL_ID, identity_endpoint=idp.url

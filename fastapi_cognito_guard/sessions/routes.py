@@ -147,8 +147,8 @@ def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str)
         context = _context(request)
         everywhere = request.query_params.get("everywhere", "").lower() in ("1", "true", "yes")
         if context.explicit:
+            await auth._user_for(request)  # 401 unless the bearer token is valid
             token = connection_token(request.scope)
-            await auth._user_for(request, token)  # 401 unless the bearer token is valid
             assert token is not None
             await _sign_out(auth, token, everywhere)
             return Response(status_code=204)
