@@ -10,6 +10,7 @@ is only reachable when no real settings are given.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -19,14 +20,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse
+from fastapi import (
+    Depends,
+    FastAPI,
+    Query,
+    Request,
+    Response,
+    Security,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from fastapi_cognito_guard import (
     AwsCredentials,
     CognitoAuth,
     CognitoSettings,
     CognitoUser,
+    InvalidTokenError,
     current_user,
     optional_user,
     require_group,
@@ -74,6 +85,7 @@ def create_app(
         auth.verifier.cache_jwks(dev_issuer.jwks())
         if auth.sessions is not None:
             auth.sessions.verifier.cache_jwks(dev_issuer.jwks())
+        await auth.start()
         _announce_dev_mode(base_url)
         try:
             yield
@@ -89,6 +101,30 @@ def create_app(
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness (every pool's signing keys usable): 200, else 503."""
+        is_ready = await auth.ready()
+        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+    if auth.sessions is None:  # with browser sign-in, the login router serves it (§13)
+
+        @app.post("/auth/logout", status_code=204)
+        async def logout(
+            everywhere: bool = False,
+            user: CognitoUser = Depends(current_user),
+            token: str | None = Security(auth.scheme),
+        ) -> Response:
+            """Bearer sign-out: revokes this token's session, or the user with ?everywhere=true."""
+            assert token is not None  # current_user answered 401 without one
+            with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out already
+                await auth.sign_out(token, everywhere=everywhere)
+            return Response(status_code=204)
+
+    @app.get("/active")
+    async def active(user: CognitoUser = Depends(auth.require_active_session)) -> dict[str, str]:
+        return {"sub": user.sub, "session": "active"}
 
     @app.get("/me")
     async def me(user: CognitoUser = Depends(current_user)) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
     AuthorizationError,
     CognitoGuardError,
+    CognitoUnavailableError,
     CredentialsDeniedError,
     CredentialsUnavailableError,
     IdentityPoolConfigError,
@@ -25,6 +26,7 @@ from .errors import (
 )
 from .identity import AwsCredentials, IdentityPoolClient
 from .jwks import JWKSCache
+from .revocation import RevocationList, SignOutResult
 from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
@@ -80,6 +82,7 @@ __all__ = [
     "CognitoGuardError",
     "CognitoHTTPException",
     "CognitoSettings",
+    "CognitoUnavailableError",
     "CognitoUser",
     "CognitoVerifier",
     "CredentialsDeniedError",
@@ -95,7 +98,9 @@ __all__ = [
     "MissingGroupError",
     "MissingTokenError",
     "OptionalUser",
+    "RevocationList",
     "ServiceUnavailableError",
+    "SignOutResult",
     "TokenClaims",
     "__version__",
     "current_user",

@@ -8,6 +8,7 @@ import math
 __all__ = [
     "AuthorizationError",
     "CognitoGuardError",
+    "CognitoUnavailableError",
     "CredentialsDeniedError",
     "CredentialsUnavailableError",
     "CsrfRejectedError",
@@ -79,6 +80,12 @@ class KeysUnavailableError(ServiceUnavailableError):
     rejected (HTTP 503 with ``Retry-After``)."""
 
     code = "keys_unavailable"
+
+
+class CognitoUnavailableError(ServiceUnavailableError):
+    """Cognito's user-pool API could not confirm a session (HTTP 503 with ``Retry-After``)."""
+
+    code = "cognito_unavailable"
 
 
 class AuthorizationError(CognitoGuardError):

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal
 from urllib.parse import unquote_plus, urlencode
 
@@ -61,9 +62,11 @@ from .errors import (
     ServiceUnavailableError,
 )
 from .identity import AwsCredentials, IdentityPoolClient
+from .revocation import RevocationList, Revoker, SignOutResult, shared_revocations
 from .sessions.context import session_error, session_token
 from .sessions.manager import BrowserSessions, sessions_for
 from .settings import CognitoSettings
+from .stores import KeyValueStore, RedisLink, RedisStore
 from .verifier import CognitoVerifier
 
 if TYPE_CHECKING:
@@ -585,6 +588,7 @@ class CognitoAuth(Generic[UserT]):
         self._identity_clients: dict[str, IdentityPoolClient] = {}
         self.aws_credentials: Dependency[AwsCredentials] = self._make_aws_credentials()
         """Dependency: identity-pool ``AwsCredentials`` for the caller (see ``identity_client``)."""
+        self._setup_revocation()
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
@@ -638,6 +642,7 @@ class CognitoAuth(Generic[UserT]):
                 self.verifier if settings.token_use == "id" and len(self.settings) == 1 else None
             )
             client = IdentityPoolClient(settings, verifier=verifier, http_client=self._http_client)
+            client.verifier.revocation = self.revocations
             self._identity_clients[user_pool_id] = client
         return client
 
@@ -714,13 +719,15 @@ class CognitoAuth(Generic[UserT]):
             await self.verifier.hydrate()
         except KeysUnavailableError as exc:
             logger.warning("signing keys not prefetched (%s); requests will retry", exc.message)
+        await self.start()
         try:
             yield
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the verifier's and the identity clients' HTTP connections."""
+        """Close the verifier's and the identity clients' HTTP connections (and Redis)."""
+        await self._stop_shared_state()
         for client in self._identity_clients.values():
             await client.aclose()
         if self.sessions is not None:
@@ -823,6 +830,122 @@ class CognitoAuth(Generic[UserT]):
                 "the token lacks a required scope", scopes=tuple(required)
             )
             raise self._http_error(error, conn)
+
+    # -- revocation, shared state and operations (DESIGN §14-16) ---------------
+
+    def _setup_revocation(self) -> None:
+        """Give every verifier the revocation list; with ``redis_url``, share it."""
+        self.revocations = RevocationList(
+            max(s.refresh_token_validity_seconds for s in self.settings)
+        )
+        """The revocation list (sessions and users) every verifier of this auth consults."""
+        self.verifier.revocation = self.revocations
+        redis = next(((s.redis_url, s.redis_prefix) for s in self.settings if s.redis_url), None)
+        self._redis = RedisLink(*redis) if redis else None
+        self._mirror = shared_revocations(self._redis, self.revocations) if self._redis else None
+        self.shared_store: KeyValueStore | None = RedisStore(self._redis) if self._redis else None
+        """Where shared caches live (Redis) when ``redis_url`` is set, else None."""
+        self._revoker = Revoker(
+            self.settings,
+            self.revocations,
+            http_client=self._http_client,
+            publish=self._mirror.publish if self._mirror else None,
+        )
+        identity = any(s.identity_pool_id for s in self.settings)
+        if redis and identity and not any(s.session_secret for s in self.settings):
+            logger.warning(
+                "COGNITO_REDIS_URL is set without COGNITO_SESSION_SECRET: identity-pool "
+                "credentials stay in each process (they are stored only encrypted)"
+            )
+
+    async def start(self) -> None:
+        """Start what runs beside requests: the Redis mirror of the revocation list
+        (a full load, then pub/sub). ``lifespan`` calls it; call it yourself with
+        ``init_app``. Redis being down delays nothing: the mirror retries."""
+        if self._mirror is not None:
+            await self._mirror.start()
+
+    async def _stop_shared_state(self) -> None:
+        await self._revoker.aclose()
+        if self._mirror is not None:
+            await self._mirror.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
+        """Sign the holder of ``token`` out: its session (``origin_jti``) is revoked,
+        here at once and on the shared list; with ``everywhere`` the user is revoked
+        too and Cognito's ``GlobalSignOut`` is called (when the token carries the
+        ``aws.cognito.signin.user.admin`` scope). A Cognito failure is logged and
+        reported in the result, not raised; an invalid token raises
+        ``InvalidTokenError``."""
+        user = await self.authenticate(token)
+        return await self._revoker.sign_out(token, user, everywhere=everywhere)
+
+    async def revoke_user(self, sub: str) -> None:
+        """Reject every token of ``sub`` issued up to now (sign-ins from the next
+        second on work), in every process sharing the list. For operators and admin
+        routes, after their own ``AdminUserGlobalSignOut``. ``ValueError`` for a
+        malformed ``sub``."""
+        await self._revoker.revoke_user(sub)
+
+    async def revoke_session(self, origin_jti: str) -> None:
+        """Reject every token of one sign-in (its ``origin_jti``, refreshed tokens
+        included), in every process sharing the list. ``ValueError`` when malformed."""
+        await self._revoker.revoke_session(origin_jti)
+
+    @cached_property
+    def require_active_session(self) -> Dependency:
+        """Dependency for sensitive routes: the verified caller, whose session Cognito
+        (``GetUser``) confirmed within ``revocation_check_seconds``. A session Cognito
+        reports dead -> 401 ``revoked`` (and it joins the revocation list); Cognito
+        unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
+        scope cannot be asked about and rely on the revocation list alone."""
+
+        async def active_session(
+            conn: HTTPConnection,
+            user: CognitoUser = Security(self.current_user),
+            token: str | None = Security(self.scheme),
+        ) -> CognitoUser:
+            assert token is not None  # current_user answered 401 without one
+            try:
+                await self._revoker.check_session(token, user)
+            except CognitoGuardError as error:
+                raise self._http_error(error, conn) from None
+            return user
+
+        return active_session
+
+    async def ready(self) -> bool:
+        """True when every user pool's signing keys are usable (a pool without keys is
+        fetched first): for ``/ready`` routes and Kubernetes readiness probes. Redis is
+        not a condition: verification works without it."""
+        return all((await self.verifier.keys_ready()).values())
+
+    def health(self) -> dict[str, Any]:
+        """Each part's state, for operators: keys per pool, Redis, identity pools and
+        the revocation list's size. Never contains a token or a secret."""
+        keys = {
+            pool_id: {"usable": usable} for pool_id, usable in self.verifier.keys_usable().items()
+        }
+        redis: dict[str, Any] = {"configured": self._mirror is not None}
+        if self._mirror is not None:
+            redis.update(self._mirror.status())
+        identity = {
+            s.user_pool_id: {
+                "configured": bool(s.identity_pool_id),
+                "active": s.user_pool_id in self._identity_clients,
+            }
+            for s in self.settings
+        }
+        ok = all(pool["usable"] for pool in keys.values())
+        return {
+            "status": "ok" if ok and redis.get("connected", True) else "degraded",
+            "keys": keys,
+            "redis": redis,
+            "identity_pools": identity,
+            "revocations": len(self.revocations),
+        }
 
 
 # -- module-level dependencies: the app's CognitoAuth, or one from the environment --

@@ -259,6 +259,22 @@ class CognitoVerifier:
             if isinstance(result, BaseException):
                 raise result
 
+    def keys_usable(self) -> dict[str, bool]:
+        """Per user pool: whether its signing keys can verify tokens now (the JWKS
+        of any of its issuers, fresh or stale within ``jwks_max_stale_seconds``)."""
+        return {
+            pool_id: any(self._jwks.usable(url) for url in self._urls(pool_id))
+            for pool_id in self._pools
+        }
+
+    async def keys_ready(self) -> dict[str, bool]:
+        """``keys_usable()`` after fetching the keys of pools that have none (joining
+        fetches in flight; a failed fetch only leaves that pool not ready)."""
+        missing = [pool_id for pool_id, usable in self.keys_usable().items() if not usable]
+        urls = [url for pool_id in missing for url in self._urls(pool_id)]
+        await asyncio.gather(*(self._jwks.refresh(url) for url in urls), return_exceptions=True)
+        return self.keys_usable()
+
     def cache_jwks(self, jwks: Mapping[str, Any], user_pool_id: str | None = None) -> None:
         """Seed a pool's signing keys without HTTP (for every one of its issuers).
 

@@ -9,6 +9,7 @@ be reached. None of them starts a session.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ..errors import CognitoGuardError, CsrfRejectedError, ServiceUnavailableError, SignInError
+from ..errors import (
+    CognitoGuardError,
+    CsrfRejectedError,
+    InvalidTokenError,
+    ServiceUnavailableError,
+    SignInError,
+)
 from ..fastapi import connection_token
 from .context import SessionContext, session_context
 from .cookies import clear_cookie, set_cookie
@@ -150,7 +157,8 @@ def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str)
             await auth._user_for(request)  # 401 unless the bearer token is valid
             token = connection_token(request.scope)
             assert token is not None
-            await _sign_out(auth, token, everywhere)
+            with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out
+                await auth.sign_out(token, everywhere=everywhere)
             return Response(status_code=204)
         if isinstance(context.error, CsrfRejectedError):
             return error_page(request, context.error)
@@ -159,7 +167,7 @@ def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str)
             if session.refresh_token is not None:
                 await sessions.oauth.revoke(session.refresh_token)
             try:
-                await _sign_out(auth, session.access_token, everywhere)
+                await auth.sign_out(session.access_token, everywhere=everywhere)
             except CognitoGuardError as exc:  # e.g. an access token past its expiry
                 logger.info("session not added to the revocation list: %s", exc.code)
             context.end()
@@ -172,17 +180,3 @@ def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str)
     router.add_api_route("/logout", logout, methods=["GET"], name=_LOGOUT)
     router.add_api_route("/logout", logout, methods=["POST"], name=_LOGOUT + "_post")
     return router
-
-
-async def _sign_out(auth: CognitoAuth[Any], token: str, everywhere: bool) -> None:
-    """``auth.sign_out`` (revocation, §14).
-
-    NOTE for the lead: written against ``sign_out(token, *, everywhere=False)``
-    from the revocation branch, not on main when this was written; once it is,
-    this becomes a direct call.
-    """
-    sign_out = getattr(auth, "sign_out", None)
-    if sign_out is None:
-        logger.warning("revocation is not available: the session was only signed out here")
-        return
-    await sign_out(token, everywhere=everywhere)
