@@ -581,14 +581,14 @@ class CognitoAuth(Generic[UserT]):
             LRUCache(size) if size else None
         )
         self._http_client = http_client
-        self.sessions: BrowserSessions | None = sessions_for(
-            self.settings, self.verifier, http_client
-        )
-        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
         self._identity_clients: dict[str, IdentityPoolClient] = {}
         self.aws_credentials: Dependency[AwsCredentials] = self._make_aws_credentials()
         """Dependency: identity-pool ``AwsCredentials`` for the caller (see ``identity_client``)."""
         self._setup_revocation()
+        self.sessions: BrowserSessions | None = sessions_for(
+            self.settings, self.verifier, http_client, self.shared_store
+        )
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
@@ -624,7 +624,7 @@ class CognitoAuth(Generic[UserT]):
         from .sessions.routes import login_router
 
         if self.sessions is None:  # BrowserSessions raises, naming what is missing
-            BrowserSessions(self.settings[0], verifier=self.verifier)
+            BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
         assert self.sessions is not None
         return login_router(self, self.sessions, prefix)
 

@@ -400,15 +400,6 @@ def test_login_router_without_its_settings_fails_at_construction(
         CognitoAuth(settings).login_router()
 
 
-def test_server_side_sessions_are_refused_until_supported(issuer: LocalIssuer) -> None:
-    with pytest.raises(ValueError, match="COGNITO_SESSION_STORE"):
-        CognitoAuth(
-            issuer.settings(
-                session_secret="x" * 32, session_store="redis", redis_url="redis://127.0.0.1"
-            )
-        )
-
-
 async def test_sign_in_over_plain_http_to_a_public_host_is_refused(issuer: LocalIssuer) -> None:
     async with browser(make_app(issuer), base_url="http://app.example.com") as client:
         response = await client.get("/auth/login")

@@ -31,6 +31,7 @@ class SessionContext:
     __slots__ = (
         "_changed",
         "cookies",
+        "ended",
         "error",
         "explicit",
         "extra_cookies",
@@ -48,6 +49,8 @@ class SessionContext:
         self.token: str | None = None
         self.error: CognitoGuardError | None = None
         self.extra_cookies: list[bytes] = []
+        self.ended: Session | None = None
+        """The session this request ended (server-side sessions delete it)."""
         self._changed = False
 
     def __repr__(self) -> str:
@@ -65,6 +68,7 @@ class SessionContext:
 
     def end(self) -> None:
         """Sign out: the session cookie is cleared on the response."""
+        self.ended = self.session or self.ended
         self.session = None
         self.token = None
         self._changed = True

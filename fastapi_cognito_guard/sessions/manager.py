@@ -27,6 +27,7 @@ from ..errors import (
 )
 from ..sealing import Sealer
 from ..settings import CognitoSettings, is_loopback_host
+from ..stores import KeyValueStore
 from ..verifier import CognitoVerifier
 from .context import SessionContext
 from .cookies import ChunkedCookie
@@ -34,6 +35,7 @@ from .csrf import needs_origin_check, trusted_request
 from .oauth import OAuthClient, TokenEndpointError
 from .refresh import SessionEndedError, SingleFlightRefresher
 from .session import Session, SessionCodec, new_session_id
+from .store import ServerSideSessions
 from .transient import SignInState, SignInStates
 
 __all__ = ["REFRESH_MARGIN_SECONDS", "SESSION_COOKIE", "BrowserSessions"]
@@ -73,19 +75,26 @@ class BrowserSessions:
         *,
         verifier: CognitoVerifier,
         http_client: httpx.AsyncClient | None = None,
+        store: KeyValueStore | None = None,
     ) -> None:
         missing = _requirements(settings)
         if missing:
             raise ValueError("browser sign-in needs " + " and ".join(missing))
-        if settings.session_store != "cookie":
+        if settings.session_store == "redis" and store is None:
             raise ValueError(
-                "session_store (COGNITO_SESSION_STORE) 'redis' is not available yet: use 'cookie'"
+                "session_store (COGNITO_SESSION_STORE) 'redis' needs redis_url (COGNITO_REDIS_URL)"
             )
         assert settings.oauth_base_url is not None
         self.settings = settings
         self.client_id = settings.client_ids[0]
         keys = [secret.get_secret_value() for secret in settings.session_secret]
-        self.codec = SessionCodec(Sealer(keys, "session-cookie"))
+        cookie_sealer = Sealer(keys, "session-cookie")
+        self.codec = SessionCodec(cookie_sealer)
+        self.server_side = (
+            ServerSideSessions(store, cookie_sealer, Sealer(keys, "session-store"))
+            if settings.session_store == "redis" and store is not None
+            else None
+        )
         self.states = SignInStates(Sealer(keys, "signin-state"))
         self.cookie = ChunkedCookie(SESSION_COOKIE)
         secret = settings.client_secret.get_secret_value() if settings.client_secret else None
@@ -143,16 +152,18 @@ class BrowserSessions:
         sealed = self.cookie.read(cookies, secure=context.secure)
         if sealed is None:
             return context
-        session = self.codec.open(sealed)
+        session = await self._open(sealed)
         now = time.time()
         if session is None or now >= session.started_at + self.max_age:
-            logger.info("session cookie unreadable or past its lifetime: signed out")
+            logger.info("session cookie unreadable, ended or past its lifetime: signed out")
+            context.session = session
             context.end()
             return context
         if session.expires_at - now <= REFRESH_MARGIN_SECONDS:
             try:
                 session = await self._refresher.refresh(session)
             except SessionEndedError:
+                context.session = session
                 context.end()
                 return context
             except ServiceUnavailableError as exc:
@@ -169,8 +180,14 @@ class BrowserSessions:
         context.token = session.id_token if self._offers_id_token else session.access_token
         return context
 
-    def response_cookies(self, context: SessionContext) -> list[bytes]:
-        """The ``Set-Cookie`` values the response must carry for ``context``."""
+    async def _open(self, sealed: str) -> Session | None:
+        if self.server_side is not None:
+            return await self.server_side.load(sealed)
+        return self.codec.open(sealed)
+
+    async def response_cookies(self, context: SessionContext) -> list[bytes]:
+        """The ``Set-Cookie`` values the response must carry for ``context`` (and, for
+        server-side sessions, the stored session written or deleted)."""
         headers = list(context.extra_cookies)
         if not context.changed:
             return headers
@@ -178,9 +195,14 @@ class BrowserSessions:
         present = self.cookie.present(context.cookies, secure=secure)
         session = context.session
         if session is None:
+            if self.server_side is not None and context.ended is not None:
+                await self.server_side.delete(context.ended)
             return headers + self.cookie.clear(present, secure=secure)
         max_age = int(session.started_at + self.max_age - time.time())
-        sealed = self.codec.seal(session)
+        if self.server_side is not None:
+            sealed = await self.server_side.save(session, max_age)
+        else:
+            sealed = self.codec.seal(session)
         return headers + self.cookie.write(sealed, secure=secure, max_age=max_age, present=present)
 
     # -- sign-in ---------------------------------------------------------------
@@ -303,8 +325,9 @@ def sessions_for(
     settings: Sequence[CognitoSettings],
     verifier: CognitoVerifier,
     http_client: httpx.AsyncClient | None,
+    store: KeyValueStore | None,
 ) -> BrowserSessions | None:
     """Browser sessions when the first pool's settings turn them on, else None."""
     if not sessions_configured(settings[0]):
         return None
-    return BrowserSessions(settings[0], verifier=verifier, http_client=http_client)
+    return BrowserSessions(settings[0], verifier=verifier, http_client=http_client, store=store)

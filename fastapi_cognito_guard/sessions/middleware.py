@@ -53,7 +53,7 @@ class SessionMiddleware:
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == first:
-                cookies = sessions.response_cookies(context)
+                cookies = await sessions.response_cookies(context)
                 if cookies:
                     headers = list(message.get("headers", ()))
                     headers += [(b"set-cookie", value) for value in cookies]
