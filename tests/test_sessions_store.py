@@ -4,6 +4,10 @@ entry signs the browser out, and sign-out deletes it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
 import redis
 
 from fastapi_cognito_guard.testing import LocalIssuer
@@ -30,62 +34,67 @@ def stored_values(server: RedisServer) -> dict[bytes, bytes]:
         client.close()
 
 
-def make_server_side_app(issuer: LocalIssuer, server: RedisServer):  # type: ignore[no-untyped-def]
-    return make_app(issuer, session_store="redis", redis_url=server.url)
+@pytest.fixture
+def issuer(cognito_issuer_session: LocalIssuer) -> LocalIssuer:
+    return cognito_issuer_session
+
+
+@pytest.fixture
+async def client(
+    issuer: LocalIssuer, redis_server: RedisServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser signed in to an app keeping its sessions in ``redis_server``."""
+    app = make_app(issuer, session_store="redis", redis_url=redis_server.url)
+    async with browser(app) as client:
+        await sign_in(client, issuer)
+        yield client
 
 
 async def test_cookie_holds_an_id_and_redis_only_sealed_tokens(
-    cognito_issuer_session: LocalIssuer, redis_server: RedisServer
+    client: httpx.AsyncClient, redis_server: RedisServer
 ) -> None:
-    issuer = cognito_issuer_session
-    async with browser(make_server_side_app(issuer, redis_server)) as client:
-        await sign_in(client, issuer)
-        cookie = "".join(session_cookies(client).values())
-        assert len(cookie) < 200
-        assert (await client.get("/me")).json() == {"username": "alice"}
+    cookie = "".join(session_cookies(client).values())
+    assert len(cookie) < 200
+    assert (await client.get("/me")).json() == {"username": "alice"}
     stored = stored_values(redis_server)
     assert len(stored) == 1
     assert not any(JWT.search(value.decode("latin-1")) for value in stored.values())
 
 
 async def test_deleting_the_stored_session_signs_the_browser_out(
-    cognito_issuer_session: LocalIssuer, redis_server: RedisServer
+    client: httpx.AsyncClient, redis_server: RedisServer
 ) -> None:
-    issuer = cognito_issuer_session
-    async with browser(make_server_side_app(issuer, redis_server)) as client:
-        await sign_in(client, issuer)
-        redis.Redis.from_url(redis_server.url).delete(*stored_values(redis_server))
-        response = await client.get("/me")
+    redis.Redis.from_url(redis_server.url).delete(*stored_values(redis_server))
+    response = await client.get("/me")
     assert response.status_code == 401
     assert any(c.startswith("fcg_session=;") for c in set_cookies(response))
 
 
 async def test_sign_out_deletes_the_stored_session(
-    cognito_issuer_session: LocalIssuer, redis_server: RedisServer
+    client: httpx.AsyncClient, redis_server: RedisServer
 ) -> None:
-    issuer = cognito_issuer_session
-    async with browser(make_server_side_app(issuer, redis_server)) as client:
-        await sign_in(client, issuer)
-        assert stored_values(redis_server)
-        response = await client.post("/auth/logout", headers={"origin": APP})
+    assert stored_values(redis_server)
+    response = await client.post("/auth/logout", headers={"origin": APP})
     assert response.status_code == 303
     assert stored_values(redis_server) == {}
 
 
 async def test_a_refresh_rewrites_the_stored_session(
-    cognito_issuer_session: LocalIssuer, redis_server: RedisServer
+    issuer: LocalIssuer, client: httpx.AsyncClient, redis_server: RedisServer
 ) -> None:
-    issuer = cognito_issuer_session
-    issuer.token_ttl_seconds = 30
+    before = stored_values(redis_server)
+    issuer.calls.clear()
+    issuer.token_ttl_seconds = 30  # the next sign-in's tokens expire within the margin
     try:
-        async with browser(make_server_side_app(issuer, redis_server)) as client:
-            await sign_in(client, issuer)
-            before = stored_values(redis_server)
-            issuer.calls.clear()
-            assert (await client.get("/me")).status_code == 200
-            after = stored_values(redis_server)
+        await sign_in(client, issuer)
+        after_sign_in = stored_values(redis_server)
+        assert (await client.get("/me")).status_code == 200
+        after = stored_values(redis_server)
     finally:
         issuer.token_ttl_seconds = 3600
+    assert len(after_sign_in) == 1  # a new sign-in replaced the browser's old session
+    assert before.keys() != after_sign_in.keys()
+    before = after_sign_in
     assert issuer.calls["token:refresh_token"] == 1
     assert before.keys() == after.keys()
     assert before != after

@@ -62,7 +62,10 @@ class SessionContext:
         return self._changed
 
     def store(self, session: Session) -> None:
-        """Keep ``session`` (a new sign-in or refreshed tokens) in the browser."""
+        """Keep ``session`` (a new sign-in or refreshed tokens) in the browser; a
+        different sign-in's session it replaces counts as ended."""
+        if self.session is not None and self.session.sid != session.sid:
+            self.ended = self.session
         self.session = session
         self._changed = True
 

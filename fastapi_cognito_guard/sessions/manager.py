@@ -193,10 +193,10 @@ class BrowserSessions:
             return headers
         secure = context.secure
         present = self.cookie.present(context.cookies, secure=secure)
-        session = context.session
+        session, ended = context.session, context.ended
+        if self.server_side is not None and ended is not None and ended != session:
+            await self.server_side.delete(ended)
         if session is None:
-            if self.server_side is not None and context.ended is not None:
-                await self.server_side.delete(context.ended)
             return headers + self.cookie.clear(present, secure=secure)
         max_age = int(session.started_at + self.max_age - time.time())
         if self.server_side is not None:
