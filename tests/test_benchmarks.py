@@ -25,6 +25,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         ("jwks_stampede.py", "Unknown kids"),
         ("memory.py", "result cache"),
         ("revocation.py", "is_revoked alone"),
+        ("identity.py", "sealed shared-store hit"),
     ],
 )
 def test_benchmark_runs_in_quick_mode(script: str, expect: str, tmp_path: Path) -> None:

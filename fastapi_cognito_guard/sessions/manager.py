@@ -32,6 +32,7 @@ from ..verifier import CognitoVerifier
 from .context import SessionContext
 from .cookies import ChunkedCookie
 from .csrf import needs_origin_check, trusted_request
+from .guests import SessionGuestIdentities
 from .oauth import OAuthClient, TokenEndpointError
 from .refresh import SessionEndedError, SingleFlightRefresher
 from .session import Session, SessionCodec, new_session_id
@@ -96,6 +97,10 @@ class BrowserSessions:
             else None
         )
         self.states = SignInStates(Sealer(keys, "signin-state"))
+        self.guest_identities = SessionGuestIdentities(
+            Sealer(keys, "guest-identity"), settings.session_max_age_seconds
+        )
+        """Keeps a visitor's identity-pool guest identity id in a sealed cookie."""
         self.cookie = ChunkedCookie(SESSION_COOKIE)
         secret = settings.client_secret.get_secret_value() if settings.client_secret else None
         self.oauth = OAuthClient(
