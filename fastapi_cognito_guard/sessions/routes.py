@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import NoMatchFound
 
 from ..errors import (
     CognitoGuardError,
@@ -56,7 +57,7 @@ def error_page(request: Request, error: CognitoGuardError) -> Response:
         return JSONResponse(body, status_code=error.status_code, headers=headers)
     try:
         again = str(request.url_for(_LOGIN))
-    except Exception:  # noqa: BLE001 - NoMatchFound when the router is mounted oddly
+    except NoMatchFound:  # the login router is not part of this app
         again = "/"
     page = (
         "<!doctype html><meta charset=utf-8><title>Sign-in problem</title>"
