@@ -48,6 +48,9 @@ REFRESH_MARGIN_SECONDS = 60
 
 SESSION_COOKIE = "fcg_session"
 
+KNOWN_HEADERS = 1024
+"""Recently seen ``Cookie`` headers kept parsed and opened (the hot path skips both)."""
+
 
 def _requirements(settings: CognitoSettings) -> list[str]:
     missing = []
@@ -117,6 +120,9 @@ class BrowserSessions:
             settings.redirect_uri and settings.redirect_uri.startswith("https:")
         )
         self._refresher = SingleFlightRefresher(self._refresh)
+        self._known_headers: dict[tuple[bytes, bool], tuple[dict[str, str], Session]] = {}
+        """Cookie headers seen recently, parsed, with the session they opened (cookie
+        store only: a server-side session is read from the store every time)."""
 
     def __repr__(self) -> str:
         return f"BrowserSessions(client_id={self.client_id!r}, oauth={self.oauth.base_url!r})"
@@ -148,16 +154,24 @@ class BrowserSessions:
     async def load(self, scope: Scope, *, explicit_credentials: bool) -> SessionContext:
         """The request's session: opened, checked, refreshed when about to expire,
         and offered to the dependencies unless the origin check fails."""
-        cookies = _request_cookies(scope)
-        context = SessionContext(
-            cookies, secure=self.is_secure(scope), explicit=explicit_credentials
-        )
+        header = _cookie_header(scope)
+        secure = self.is_secure(scope)
+        known = self._known_headers.get((header, secure)) if header else None
+        if known is not None:  # a browser repeating its Cookie header: parsed and opened
+            cookies, session = known
+        else:
+            cookies = cookie_parser(header.decode("latin-1")) if header else {}
+            session = None
+        context = SessionContext(cookies, secure=secure, explicit=explicit_credentials)
         if explicit_credentials or not cookies:
             return context
-        sealed = self.cookie.read(cookies, secure=context.secure)
-        if sealed is None:
-            return context
-        session = await self._open(sealed)
+        if session is None:
+            sealed = self.cookie.read(cookies, secure=secure)
+            if sealed is None:
+                return context
+            session = await self._open(sealed)
+            if session is not None and self.server_side is None and header:
+                self._remember_header((header, secure), cookies, session)
         now = time.time()
         if session is None or now >= session.started_at + self.max_age:
             logger.info("session cookie unreadable, ended or past its lifetime: signed out")
@@ -184,6 +198,14 @@ class BrowserSessions:
             return context
         context.token = session.id_token if self._offers_id_token else session.access_token
         return context
+
+    def _remember_header(
+        self, key: tuple[bytes, bool], cookies: dict[str, str], session: Session
+    ) -> None:
+        known = self._known_headers
+        if len(known) >= KNOWN_HEADERS:
+            del known[next(iter(known))]  # the oldest: dicts keep insertion order
+        known[key] = (cookies, session)
 
     async def _open(self, sealed: str) -> Session | None:
         if self.server_side is not None:
@@ -319,11 +341,10 @@ def _audience_includes(aud: Any, client_id: str) -> bool:
     return aud == client_id or (isinstance(aud, list) and client_id in aud)
 
 
-def _request_cookies(scope: Scope) -> dict[str, str]:
+def _cookie_header(scope: Scope) -> bytes:
+    """The request's ``Cookie`` header (several, as HTTP/2 may send, joined)."""
     values = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
-    if not values:
-        return {}
-    return cookie_parser(b"; ".join(values).decode("latin-1"))
+    return values[0] if len(values) == 1 else b"; ".join(values)
 
 
 def sessions_for(
