@@ -31,6 +31,7 @@ from fastapi import (
     WebSocketDisconnect,
 )
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import SecretStr
 
 from fastapi_cognito_guard import (
     AwsCredentials,
@@ -43,6 +44,7 @@ from fastapi_cognito_guard import (
     require_group,
     require_scope,
 )
+from fastapi_cognito_guard.sessions.manager import BrowserSessions
 from fastapi_cognito_guard.testing import LocalIssuer
 
 logger = logging.getLogger("example_app")
@@ -70,9 +72,11 @@ def create_app(
     if dev_issuer is not None:
         settings = dev_issuer.settings(
             jwks_url=f"{base_url}/dev/{dev_issuer.user_pool_id}/.well-known/jwks.json",
-            session_secret=secrets.token_urlsafe(32),
+            oauth_url=None,
         )
     auth: CognitoAuth[CognitoUser] = CognitoAuth(settings)
+    if dev_issuer is not None and dev_issuer.url is not None:
+        _dev_sign_in(auth, dev_issuer.url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -186,6 +190,20 @@ def _described(credentials: AwsCredentials) -> dict[str, str | None]:
         "expiration": credentials.expiration.isoformat(),
         "role_arn": credentials.role_arn,
     }
+
+
+def _dev_sign_in(auth: CognitoAuth[CognitoUser], hosted_ui: str) -> None:
+    """Browser sign-in against the embedded issuer's local hosted UI, with a session
+    secret made for this run. Only the sessions point at it: Swagger UI keeps its
+    bearer input (the local hosted UI answers no CORS for Swagger's token request)."""
+    settings = auth.settings[0].model_copy(
+        update={
+            "oauth_url": hosted_ui,
+            "session_secret": [SecretStr(secrets.token_urlsafe(32))],
+        }
+    )
+    auth.sessions = BrowserSessions(settings, verifier=auth.verifier)
+    auth.guest_identities = auth.sessions.guest_identities
 
 
 def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
