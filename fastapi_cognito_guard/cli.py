@@ -186,9 +186,9 @@ async def _publish(settings: CognitoSettings, kind: str, member: str, out: TextI
 
 
 def _invalid_settings(exc: ValidationError) -> int:
+    # Each message names its field and environment variable already.
     problems = "; ".join(
-        f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
-        for error in exc.errors(include_url=False, include_input=False)
+        error["msg"] for error in exc.errors(include_url=False, include_input=False)
     )
     print(f"invalid settings (COGNITO_* or flags): {problems}", file=sys.stderr)
     return EXIT_USAGE

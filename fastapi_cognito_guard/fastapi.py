@@ -579,7 +579,7 @@ class CognitoAuth(Generic[UserT]):
         realm: str = "api",
     ) -> None:
         self.verifier = CognitoVerifier(
-            settings if settings is not None else CognitoSettings(),  # type: ignore[call-arg]
+            settings if settings is not None else CognitoSettings(),
             http_client=http_client,
         )
         self.settings = self.verifier.settings

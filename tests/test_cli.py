@@ -294,7 +294,7 @@ def test_verify_without_a_user_pool_id_exits_2_naming_it(
     status, _ = run("verify", issuer.access_token(), "--client-id", issuer.client_id)
 
     assert status == 2
-    assert "user_pool_id: Field required" in capsys.readouterr().err
+    assert "user_pool_id (COGNITO_USER_POOL_ID): Field required" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("cognito_env")
@@ -323,7 +323,7 @@ def test_verify_with_an_invalid_setting_exits_2_naming_the_field(
     assert output == ""
     err = capsys.readouterr().err
     assert err.startswith("invalid settings")
-    assert f"{field}: " in err
+    assert f"{field} ({variable})" in err
 
 
 # -- jwks -------------------------------------------------------------------------------
