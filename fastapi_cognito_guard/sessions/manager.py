@@ -48,6 +48,8 @@ REFRESH_MARGIN_SECONDS = 60
 
 SESSION_COOKIE = "fcg_session"
 
+_TEST_CLIENT_HOST = "testserver"
+
 KNOWN_HEADERS = 1024
 """Recently seen ``Cookie`` headers kept parsed and opened (the hot path skips both)."""
 
@@ -139,14 +141,19 @@ class BrowserSessions:
         return scope.get("scheme") in ("https", "wss") or self._https_behind_proxy
 
     def transport_allowed(self, scope: Scope) -> bool:
-        """Sessions over plain http only on loopback, or with ``allow_insecure_http``."""
+        """Sessions over plain http only on loopback (or Starlette's ``TestClient``
+        host, ``testserver``), or with ``allow_insecure_http``. The ``Host`` header is
+        the client's word: this catches a deployment without TLS (or without proxy
+        headers) loudly; it is no defence against a client."""
         if self.is_secure(scope) or self.settings.allow_insecure_http:
             return True
         server = scope.get("server")
         host = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
         hostname = host.decode("latin-1").rsplit(":", 1)[0].strip("[]") if host else None
-        return is_loopback_host(hostname) or (
-            hostname is None and server is not None and is_loopback_host(server[0])
+        return (
+            hostname == _TEST_CLIENT_HOST
+            or is_loopback_host(hostname)
+            or (hostname is None and server is not None and is_loopback_host(server[0]))
         )
 
     # -- per request -----------------------------------------------------------
