@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,7 +123,9 @@ class BrowserSessions:
             settings.redirect_uri and settings.redirect_uri.startswith("https:")
         )
         self._refresher = SingleFlightRefresher(self._refresh)
-        self._known_headers: dict[tuple[bytes, bool], tuple[dict[str, str], Session]] = {}
+        self._known_headers: OrderedDict[tuple[bytes, bool], tuple[dict[str, str], Session]] = (
+            OrderedDict()
+        )
         """Cookie headers seen recently, parsed, with the session they opened (cookie
         store only: a server-side session is read from the store every time)."""
 
@@ -211,7 +214,7 @@ class BrowserSessions:
     ) -> None:
         known = self._known_headers
         if len(known) >= KNOWN_HEADERS:
-            del known[next(iter(known))]  # the oldest: dicts keep insertion order
+            known.popitem(last=False)  # the oldest
         known[key] = (cookies, session)
 
     async def _open(self, sealed: str) -> Session | None:
