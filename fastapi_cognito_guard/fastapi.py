@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol
 from urllib.parse import unquote_plus, urlencode
 
 import httpx
@@ -117,10 +117,8 @@ BEARER_SUBPROTOCOL = "cognito-bearer"
 """Browsers cannot set headers on a WebSocket: they offer ``Sec-WebSocket-Protocol:
 cognito-bearer, <token>`` instead, and the accept must name ``cognito-bearer``."""
 
-_DEFAULT_OAUTH_SCOPES = ("openid", "email", "profile")
 _SCOPE_KEY = "fastapi_cognito_guard"
 _ERROR_SCHEMA = "CognitoError"
-_TokenSource = Literal["header", "subprotocol", "query"]
 
 
 # -- the request's token: read once, in one place -----------------------------------
@@ -134,24 +132,23 @@ class _RequestAuth:
     verified for this token, so every auth decides for itself and only once.
     """
 
-    __slots__ = ("source", "token", "users")
+    __slots__ = ("token", "users")
 
-    def __init__(self, token: str | None, source: _TokenSource | None) -> None:
+    def __init__(self, token: str | None) -> None:
         self.token = token
-        self.source = source
         self.users: dict[CognitoAuth[Any], tuple[str, CognitoUser]] = {}
 
 
 def _request_auth(scope: Scope) -> _RequestAuth:
     found: _RequestAuth | None = scope.get(_SCOPE_KEY)
     if found is None:
-        found = _RequestAuth(*_read_token(scope))
+        found = _RequestAuth(_read_token(scope))
         scope[_SCOPE_KEY] = found
     return found
 
 
-def _read_token(scope: Scope) -> tuple[str | None, _TokenSource | None]:
-    """The bearer token and where it came from. HTTP: the ``Authorization`` header only.
+def _read_token(scope: Scope) -> str | None:
+    """The bearer token. HTTP: the ``Authorization`` header only.
     WebSocket: that header, else the ``cognito-bearer`` subprotocol pair, else
     ``?access_token=`` (which is always removed from the scope's query string)."""
     header = None
@@ -160,18 +157,16 @@ def _read_token(scope: Scope) -> tuple[str | None, _TokenSource | None]:
             header = bearer_token(value.decode("latin-1"))
             break
     if scope["type"] != "websocket":
-        return header, "header" if header is not None else None
+        return header
     query = _take_query_token(scope)
     if header is not None:
-        return header, "header"
+        return header
     offered = list(scope.get("subprotocols", ()))
     if BEARER_SUBPROTOCOL in offered:
         position = offered.index(BEARER_SUBPROTOCOL) + 1
         if position < len(offered) and offered[position]:
-            return offered[position], "subprotocol"
-    if query:
-        return query, "query"
-    return None, None
+            return str(offered[position])
+    return query
 
 
 def _take_query_token(scope: Scope) -> str | None:
@@ -320,19 +315,23 @@ def _document_guarded_operations(schema: dict[str, Any]) -> None:
                     responses.setdefault(status, _error_response_doc(description))
     if guarded:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(_ERROR_SCHEMA, _ERROR_BODY)
+        components.setdefault(_ERROR_SCHEMA, _error_body())
 
 
 _GUARD_RESPONSES = {
     "401": "Missing or invalid token",
     "403": "The token lacks a required group or scope",
 }
-_ERROR_BODY: dict[str, Any] = {
-    "title": _ERROR_SCHEMA,
-    "type": "object",
-    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
-    "required": ["detail", "code"],
-}
+
+
+def _error_body() -> dict[str, Any]:
+    """The JSON schema of the ``{detail, code}`` error body."""
+    return {
+        "title": _ERROR_SCHEMA,
+        "type": "object",
+        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+        "required": ["detail", "code"],
+    }
 
 
 def _error_response_doc(description: str) -> dict[str, Any]:
@@ -606,7 +605,7 @@ class CognitoAuth(Generic[UserT]):
         self.guest_identities: GuestIdentities | None = None
         """Where a visitor's guest identity id is kept (browser sessions set it); None:
         one guest identity for this process."""
-        self.guest_credentials: Dependency = self._make_guest_credentials()
+        self.guest_credentials: Dependency[AwsCredentials] = self._make_guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
         self._setup_revocation()
         self.sessions: BrowserSessions | None = sessions_for(
@@ -840,21 +839,18 @@ class CognitoAuth(Generic[UserT]):
         return {
             "clientId": self._oauth.client_ids[0],
             "usePkceWithAuthorizationCodeGrant": True,
-            "scopes": " ".join(self._oauth_scopes()),
+            "scopes": " ".join(self._oauth.login_scopes),
         }
 
-    def _oauth_scopes(self) -> Sequence[str]:
-        settings = self._oauth
-        return _DEFAULT_OAUTH_SCOPES if settings is None else settings.login_scopes
-
     def _openapi_scheme(self) -> tuple[str, SecurityBaseModel]:
-        base = self._oauth.oauth_base_url if self._oauth is not None else None
-        if base is None:
+        settings = self._oauth
+        base = None if settings is None else settings.oauth_base_url
+        if settings is None or base is None:
             return "CognitoBearer", HTTPBearerModel(bearerFormat="JWT")
         flow = OAuthFlowAuthorizationCode(
             authorizationUrl=f"{base}/oauth2/authorize",
             tokenUrl=f"{base}/oauth2/token",
-            scopes={scope: scope for scope in self._oauth_scopes()},
+            scopes={scope: scope for scope in settings.login_scopes},
         )
         return "CognitoOAuth2", OAuth2Model(flows=OAuthFlows(authorizationCode=flow))
 
@@ -1100,10 +1096,11 @@ def _log_unregistered(app: Any, error: ValidationError) -> None:
     )
     logger.error(
         "module-level Cognito dependency on %s: %s and the COGNITO_* environment is "
-        "unusable (%s); call auth.init_app(app) on this app, or set the COGNITO_* variables",
+        "unusable (missing or invalid: %s); call auth.init_app(app) on this app, or set "
+        "the COGNITO_* variables",
         type(app).__name__,
         hint,
-        unset or "invalid",
+        unset or "COGNITO_*",
     )
 
 

@@ -59,14 +59,15 @@ class PathExclusions:
                 raise ValueError(
                     f"exclude_paths entries are paths starting with '/', got {entry!r}"
                 )
-            if entry.endswith("/*"):
-                prefixes.append(entry[:-1])
-            else:
-                exact.add(entry)
-            if "*" in entry[:-1] or (entry.endswith("*") and not entry.endswith("/*")):
+            wildcard = entry.endswith("/*")
+            if "*" in (entry[:-1] if wildcard else entry):
                 raise ValueError(
                     f"exclude_paths entry {entry!r}: '*' is only allowed as a final '/*'"
                 )
+            if wildcard:
+                prefixes.append(entry[:-1])
+            else:
+                exact.add(entry)
         self.exact = frozenset(exact)
         self.prefixes = tuple(prefixes)
 

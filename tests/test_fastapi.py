@@ -17,6 +17,13 @@ What the tests here prove, one behaviour each:
   a token and a 401 with a bad one.
 * Module-level dependencies use each app's own ``CognitoAuth``.
 * ``Bearer`` is case-insensitive; ``Basic`` credentials count as no token.
+* A 403 for a missing group names the group. ``require_any(groups=, scopes=)``
+  admits a user in a listed group or a client with a listed scope, and refuses
+  the rest as ``missing_group`` (users) or ``insufficient_scope`` (machine
+  clients). Guard arguments that would widen or break access (none, one bare
+  string, a list as a name, an empty name) are a ``ValueError``.
+* ``CurrentUser`` / ``OptionalUser`` annotate routes; a consumer app with
+  ``auth = CognitoAuth()`` passes ``mypy --strict`` with typed dependencies.
 * ``require_group`` is any-of (``all=True``: all-of); ``require_scope`` is all-of
   (``all=False``: any-of).
 * A ``user_model`` subclass receives ``custom:*`` claims from an ID token; a
@@ -26,9 +33,14 @@ What the tests here prove, one behaviour each:
 * Sync and async handlers both receive the user; a request with several guards is
   verified once.
 * OpenAPI 3.1: HTTP bearer without a hosted-UI ``domain``; OAuth2 authorization
-  code (with PKCE in Swagger UI) with one; requirements on guarded routes only.
-* On a WebSocket route the dependencies accept a valid token and close with 1008
-  without one or without a required scope.
+  code (with PKCE in Swagger UI) with one; requirements, and the 401/403 answers
+  with the ``{detail, code}`` body, on guarded routes only. ``init_app`` wires
+  Swagger UI's OAuth settings itself when ``domain`` or ``oauth_url`` is set.
+* On a WebSocket route the dependencies accept a valid token (header,
+  ``cognito-bearer`` subprotocol -- named in the accept though the route calls a
+  plain ``accept()`` -- or ``?access_token=``, removed from the query string) and
+  close with 1008 without one or without a required scope; over uvicorn neither
+  way puts the token into its log.
 * The ``{"detail", "code"}`` error body with the auth's lifespan and with
   ``init_app``; the lifespan can run more than once.
 * End to end over real HTTP: uvicorn on 127.0.0.1 trusting a moto user pool.
@@ -41,10 +53,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Security, WebSocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import Field
 from starlette.websockets import WebSocketDisconnect
@@ -63,7 +78,7 @@ from fastapi_cognito_guard import (
     require_group,
     require_scope,
 )
-from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL
+from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL, connection_token
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running, websocket_refusal
 from tests.moto_cognito import CognitoPool
@@ -987,6 +1002,25 @@ def test_websocket_dependency_without_the_scope_closes_with_1008(
     ):
         ws.receive_text()
     assert closed.value.code == 1008
+
+
+QUERY_NAME = st.one_of(
+    st.sampled_from(["access_token", "access%5Ftoken", "access_tok%65n", "room", "a+b", ""]),
+    st.text(alphabet="abc_%=+5F", max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(QUERY_NAME, st.text(alphabet="xyz%=+", max_size=4)), max_size=5))
+def test_no_access_token_parameter_survives_in_a_websocket_query_string(
+    pairs: list[tuple[str, str]],
+) -> None:
+    query = "&".join(f"{name}={value}" for name, value in pairs)
+    scope = {"type": "websocket", "headers": [], "query_string": query.encode()}
+    sent = [v for n, v in parse_qsl(query, keep_blank_values=True) if n == "access_token"]
+    assert connection_token(scope) == (sent[0] if sent and sent[0] else None)
+    remaining = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+    assert "access_token" not in {name for name, _ in remaining}
 
 
 def ws_dependency_app(auth: CognitoAuth[Any]) -> FastAPI:

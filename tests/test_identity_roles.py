@@ -873,7 +873,9 @@ async def test_a_session_can_supply_the_id_token_through_caller_id_token(
     }
 
 
-def test_aws_credentials_on_a_websocket_without_an_id_token_closes_1008(loopback: Loopback) -> None:
+def test_aws_credentials_on_a_websocket_without_an_id_token_closes_1008(
+    loopback: Loopback,
+) -> None:
     auth: CognitoAuth[CognitoUser] = CognitoAuth(
         loopback.settings.model_copy(update={"token_use": "access"})
     )
