@@ -109,7 +109,7 @@ def create_app(
     @app.get("/ready")
     async def ready() -> JSONResponse:
         """Readiness (every pool's signing keys usable): 200, else 503."""
-        is_ready = await auth.ready()
+        is_ready = auth.ready()
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
     if auth.sessions is None:  # with browser sign-in, the login router serves it (§13)

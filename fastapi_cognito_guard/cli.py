@@ -3,7 +3,7 @@
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
-``revoke`` adds a user or a session to the revocation list shared through Redis, and
+``revoke`` adds a user or a session to the revocation list shared through Redis;
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 """
 

@@ -666,7 +666,12 @@ class CognitoAuth(Generic[UserT]):
             verifier = (
                 self.verifier if settings.token_use == "id" and len(self.settings) == 1 else None
             )
-            client = IdentityPoolClient(settings, verifier=verifier, http_client=self._http_client)
+            client = IdentityPoolClient(
+                settings,
+                verifier=verifier,
+                http_client=self._http_client,
+                store=self.shared_store,
+            )
             client.verifier.revocation = self.revocations
             self._identity_clients[user_pool_id] = client
         return client
@@ -944,12 +949,6 @@ class CognitoAuth(Generic[UserT]):
             http_client=self._http_client,
             publish=self._mirror.publish if self._mirror else None,
         )
-        identity = any(s.identity_pool_id for s in self.settings)
-        if redis and identity and not any(s.session_secret for s in self.settings):
-            logger.warning(
-                "COGNITO_REDIS_URL is set without COGNITO_SESSION_SECRET: identity-pool "
-                "credentials stay in each process (they are stored only encrypted)"
-            )
 
     async def start(self) -> None:
         """Start what runs beside requests: the Redis mirror of the revocation list
@@ -988,7 +987,7 @@ class CognitoAuth(Generic[UserT]):
         await self._revoker.revoke_session(origin_jti)
 
     @cached_property
-    def require_active_session(self) -> Dependency:
+    def require_active_session(self) -> Dependency[UserT]:
         """Dependency for sensitive routes: the verified caller, whose session Cognito
         (``GetUser``) confirmed within ``revocation_check_seconds``. A session Cognito
         reports dead -> 401 ``revoked`` (and it joins the revocation list); Cognito
@@ -997,9 +996,9 @@ class CognitoAuth(Generic[UserT]):
 
         async def active_session(
             conn: HTTPConnection,
-            user: CognitoUser = Security(self.current_user),
+            user: UserT = Security(self.current_user),
             token: str | None = Security(self.scheme),
-        ) -> CognitoUser:
+        ) -> UserT:
             assert token is not None  # current_user answered 401 without one
             try:
                 await self._revoker.check_session(token, user)
@@ -1009,11 +1008,15 @@ class CognitoAuth(Generic[UserT]):
 
         return active_session
 
-    async def ready(self) -> bool:
-        """True when every user pool's signing keys are usable (a pool without keys is
-        fetched first): for ``/ready`` routes and Kubernetes readiness probes. Redis is
-        not a condition: verification works without it."""
-        return all((await self.verifier.keys_ready()).values())
+    def ready(self) -> bool:
+        """True when every user pool's signing keys are usable: for ``/ready`` routes and
+        Kubernetes readiness probes. A pool without keys gets a background fetch, so a
+        probe that found it unready finds it ready once the keys arrive. Redis is not a
+        condition: verification works without it."""
+        usable = self.verifier.keys_usable()
+        if not all(usable.values()):
+            self.verifier.prefetch_missing()
+        return all(usable.values())
 
     def health(self) -> dict[str, Any]:
         """Each part's state, for operators: keys per pool, Redis, identity pools and

@@ -129,6 +129,11 @@ class JWKSCache:
             return False
         return self._clock() - keyset.fetched_at < keyset.policy.ttl + keyset.policy.max_stale
 
+    def prefetch(self, url: str) -> None:
+        """Start a background fetch of the URL's JWKS unless one is in flight or the
+        last one failed within the cooldown (needs a running event loop)."""
+        self._refresh_in_background(self._keyset(url), url)
+
     async def get_key(self, url: str, kid: str) -> VerifyingKey:
         """The key for ``kid``, fetching or refreshing the URL's JWKS as needed."""
         keyset = self._keyset(url)

@@ -13,16 +13,17 @@ the online session check of sensitive routes.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import httpx
 from cachetools import TTLCache
 
-from .awsjson import AwsAnswer, CallFailed, call
+from .awshttp import CallFailed, post
 from .claims import CognitoUser, TokenClaims
 from .errors import CognitoUnavailableError, InvalidTokenError
 from .settings import CognitoSettings
@@ -90,9 +91,12 @@ class RevocationList:
 
     def is_revoked(self, claims: TokenClaims) -> bool:
         """True when the token's session or user was revoked: two dict probes, no I/O."""
-        if claims.origin_jti in self._sessions:
+        sessions, users = self._sessions, self._users
+        if sessions and claims.origin_jti in sessions:  # claims are read only when needed
             return True
-        revoked_at = self._users.get(claims.sub)
+        if not users:
+            return False
+        revoked_at = users.get(claims.sub)
         if revoked_at is None:
             return False
         issued = claims.auth_time if claims.auth_time is not None else claims.iat
@@ -157,6 +161,15 @@ class SignOutResult:
 
 
 Publish = Callable[[str, str, int], Awaitable[bool]]
+
+
+class _Answer(NamedTuple):
+    """Cognito's answer: success, or the HTTP status and the short AWS error name."""
+
+    ok: bool
+    status: int
+    error_type: str
+    retry_after: float
 
 
 class Revoker:
@@ -277,15 +290,31 @@ class Revoker:
             "Cognito could not confirm the session", retry_after=answer.retry_after
         )
 
-    async def _call(self, action: str, token: str, user_pool_id: str) -> AwsAnswer:
+    async def _call(self, action: str, token: str, user_pool_id: str) -> _Answer:
+        """One JSON 1.1 call with the access token as its only authorization."""
         if self._client is None or (self._owns_client and self._client.is_closed):
             self._client = httpx.AsyncClient(follow_redirects=False)
-        return await call(
+        answer = await post(
             self._client,
             self._idp_urls[user_pool_id],
-            _TARGET_PREFIX + action,
-            {"AccessToken": token},
-            CALL_TIMEOUT_SECONDS,
+            content=json.dumps({"AccessToken": token}),
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": _TARGET_PREFIX + action,
+            },
+            timeout=CALL_TIMEOUT_SECONDS,
+        )
+        try:
+            body = json.loads(answer.content)  # any content type: the body decides
+        except (ValueError, RecursionError):
+            body = None
+        kind = str(body.get("__type") or "") if isinstance(body, dict) else ""
+        kind = kind or answer.headers.get("x-amzn-errortype", "")
+        return _Answer(
+            ok=answer.status == 200 and isinstance(body, dict),
+            status=answer.status,
+            error_type=kind.rsplit("#", 1)[-1].split(":", 1)[0],
+            retry_after=answer.retry_after,
         )
 
     async def aclose(self) -> None:

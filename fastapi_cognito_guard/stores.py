@@ -160,7 +160,7 @@ class RedisLink:
 
 def _wrong_type(exc: BaseException) -> bool:
     """Redis refused the command for the type of value under the key (not ours)."""
-    return str(exc).startswith("WRONGTYPE")
+    return "WRONGTYPE" in str(exc)
 
 
 class RedisStore:
@@ -259,6 +259,7 @@ class RedisMirror:
         self._ttl = ttl_seconds
         self._resync = resync_seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.last_sync: float | None = None
 
     def status(self) -> dict[str, Any]:
@@ -272,11 +273,13 @@ class RedisMirror:
             await self._sync()
         except self._link.failures as exc:
             self._link.failed(exc)
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
         """Stop following changes."""
         if self._task is not None:
+            self._stopping = True  # redis-py's timeouts may swallow a cancellation
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -310,13 +313,15 @@ class RedisMirror:
     async def _follow(self) -> None:
         low, high = _RECONNECT_SECONDS
         pause = low
-        while True:
+        while not self._stopping:
             try:
                 await self._listen()
             except self._link.failures as exc:
-                self._link.failed(exc)
-            await asyncio.sleep(pause)
-            pause = low if self._link.up else min(pause * 2, high)
+                if not self._stopping:
+                    self._link.failed(exc)
+            if not self._stopping:
+                await asyncio.sleep(pause)
+                pause = low if self._link.up else min(pause * 2, high)
 
     async def _listen(self) -> None:
         pubsub = self._link.client.pubsub()
@@ -324,7 +329,7 @@ class RedisMirror:
             await pubsub.subscribe(self._channel)
             await self._sync()  # after subscribing: nothing published in between is missed
             due = time.monotonic() + self._resync
-            while True:
+            while not self._stopping:
                 wait = min(max(due - time.monotonic(), 0.0), REDIS_TIMEOUT_SECONDS)
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
                 if message is not None and self._apply(message.get("data")):

@@ -362,13 +362,17 @@ class CognitoVerifier:
             for pool_id in self._pools
         }
 
-    async def keys_ready(self) -> dict[str, bool]:
-        """``keys_usable()`` after fetching the keys of pools that have none (joining
-        fetches in flight; a failed fetch only leaves that pool not ready)."""
-        missing = [pool_id for pool_id, usable in self.keys_usable().items() if not usable]
-        urls = [url for pool_id in missing for url in self._urls(pool_id)]
-        await asyncio.gather(*(self._jwks.refresh(url) for url in urls), return_exceptions=True)
-        return self.keys_usable()
+    def prefetch_missing(self) -> None:
+        """Start background fetches of the keys of pools that have none usable (when
+        an event loop runs; one fetch per URL, failures retried after the cooldown)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for pool_id, usable in self.keys_usable().items():
+            if not usable:
+                for url in self._urls(pool_id):
+                    self._jwks.prefetch(url)
 
     def cache_jwks(self, jwks: Mapping[str, Any], user_pool_id: str | None = None) -> None:
         """Seed a pool's signing keys without HTTP (for every one of its issuers).

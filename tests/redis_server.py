@@ -5,7 +5,7 @@
 without persistence does) and waits until it answers ``PING``; ``stop()`` ends
 that process by its pid. ``start(port=server.port)`` brings one back on the same
 port. The ``redis_server`` fixture yields a running one per test; tests skip when
-no ``redis-server`` is installed unless ``COGNITO_GUARD_REQUIRE_REDIS`` is set (CI).
+no ``redis-server`` is installed unless ``FCG_REQUIRE_REDIS`` is set (CI).
 
 PYTEST_DONT_REWRITE (no asserts here).
 """
@@ -35,8 +35,8 @@ def _binary() -> str:
         "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
     )
     if found is None:
-        if os.environ.get("COGNITO_GUARD_REQUIRE_REDIS"):
-            raise RuntimeError("redis-server is required (COGNITO_GUARD_REQUIRE_REDIS is set)")
+        if os.environ.get("FCG_REQUIRE_REDIS"):
+            raise RuntimeError("redis-server is required (FCG_REQUIRE_REDIS is set)")
         pytest.skip("redis-server is not installed")
     return found
 

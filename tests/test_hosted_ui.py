@@ -11,20 +11,24 @@ carry the ``nonce``, share one ``origin_jti``/``event_id``/``auth_time`` across
 refreshes (refreshed ID tokens without a nonce) and verify with the library's
 verifier; that refresh rotates on request, revocation ends a session, and
 ``client_credentials`` needs a secret; that ``/logout``, ``/oauth2/userInfo``
-and discovery answer as Cognito does; that errors have Cognito's shape; and
-that ``calls`` counts and ``fail()`` injects faults.
+and discovery answer as Cognito does; that errors have Cognito's shape and any
+request (a hypothesis property) is answered below 500; and that ``calls``
+counts and ``fail()`` injects faults.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastapi_cognito_guard import CognitoVerifier
 from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
@@ -465,10 +469,82 @@ def test_garbage_forms_get_a_4xx_json_error(http: httpx.Client, path: str, body:
     assert set(response.json()) == {"error"}
 
 
+FORM_FIELDS = st.sampled_from(
+    [
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+        "token",
+        "scope",
+        "state",
+        "nonce",
+        "response_type",
+        "logout_uri",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+)
+FORM_VALUES = st.sampled_from(
+    f"authorization_code refresh_token client_credentials test-client {CALLBACK} S256 a.b.c".split()
+) | st.text(max_size=80)
+PATHS = [
+    "/oauth2/token",
+    "/oauth2/revoke",
+    "/oauth2/authorize",
+    "/login",
+    "/logout",
+    "/oauth2/userInfo",
+]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(PATHS),
+    fields=st.lists(st.tuples(FORM_FIELDS, FORM_VALUES), max_size=8),
+    authorization=st.none()
+    | st.builds(
+        lambda scheme, rest: (scheme + rest).strip(),  # a client refuses edge whitespace
+        st.sampled_from(["", "Basic ", "Bearer "]),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126)),
+    ).filter(bool),
+)
+def test_any_request_gets_an_answer_below_500(
+    http: httpx.Client,
+    path: str,
+    fields: list[tuple[str, str]],
+    authorization: str | None,
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    method = "GET" if path in ("/oauth2/authorize", "/logout") else "POST"
+
+    if method == "GET":
+        response = http.get(path, params=fields, headers=headers)
+    else:
+        response = http.post(path, data=dict(fields), headers=headers)
+
+    assert response.status_code < 500
+
+
 def test_oversized_body_is_refused(http: httpx.Client) -> None:
     response = http.post("/oauth2/token", data={"grant_type": "x" * 70_000})
 
     assert response.status_code == 413
+
+
+def test_malformed_content_length_is_invalid_request(issuer: LocalIssuer) -> None:
+    assert issuer.url is not None
+    address = urlsplit(issuer.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as raw:
+        raw.sendall(b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        answer = raw.makefile("rb").readline()
+
+    assert answer.split()[1] == b"400"
 
 
 # -- confidential clients --------------------------------------------------------------

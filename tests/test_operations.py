@@ -18,10 +18,17 @@ from tests.helpers import running
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 
-async def test_ready_is_true_once_every_pool_has_usable_keys(issuer: LocalIssuer) -> None:
+async def test_an_unready_probe_starts_the_key_fetch_and_a_later_one_is_ready(
+    issuer: LocalIssuer,
+) -> None:
     async with httpx.AsyncClient(transport=issuer.transport) as http:
         auth = CognitoAuth(issuer.settings(), http_client=http)
-        assert await auth.ready()  # keys fetched on demand
+        assert not auth.ready()  # no keys yet: a background fetch starts
+        for _ in range(100):
+            if auth.ready():
+                break
+            await asyncio.sleep(0.01)
+        assert auth.ready()
         assert auth.health()["keys"] == {issuer.user_pool_id: {"usable": True}}
         await auth.aclose()
 
@@ -65,7 +72,7 @@ async def test_health_reports_redis_down_while_ready_stays_true(
         assert health["redis"]["connected"] is False
         assert health["status"] == "degraded"
         assert health["revocations"] == 1
-        assert await auth.ready()
+        assert auth.ready()
     finally:
         await auth.aclose()
 

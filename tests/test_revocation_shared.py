@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.example_server import REPO_ROOT, ExampleServer, clean_environment
+from tests.identity_server import IdentityServer
 from tests.moto_cognito import CognitoPool, boto_client, create_pool, decode_unverified
 from tests.redis_server import RedisServer
 
@@ -38,8 +39,20 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server.stop()
 
 
-def app_environment(pool: CognitoPool, redis: RedisServer) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def identity() -> Iterator[IdentityServer]:
+    """A counting identity-pool endpoint both apps use."""
+    with IdentityServer() as server:
+        yield server
+
+
+def app_environment(
+    pool: CognitoPool, redis: RedisServer, identity: IdentityServer
+) -> dict[str, str]:
     return {
+        "COGNITO_IDENTITY_POOL_ID": "us-east-1:00000000-0000-0000-0000-000000000000",
+        "COGNITO_IDENTITY_ENDPOINT": identity.url,
+        "COGNITO_SESSION_SECRET": "a-test-session-secret-of-forty-characters",
         "COGNITO_USER_POOL_ID": pool.pool_id,
         "COGNITO_CLIENT_IDS": pool.client_id,
         "COGNITO_JWKS_URL": pool.jwks_url,
@@ -51,10 +64,13 @@ def app_environment(pool: CognitoPool, redis: RedisServer) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def apps(
-    pool: CognitoPool, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    pool: CognitoPool,
+    redis: RedisServer,
+    identity: IdentityServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[ExampleServer, ExampleServer]]:
     logs = tmp_path_factory.mktemp("apps")
-    env = app_environment(pool, redis)
+    env = app_environment(pool, redis, identity)
     a = ExampleServer.start(logs, env)
     try:
         b = ExampleServer.start(logs, env)
@@ -165,6 +181,23 @@ def test_cli_revoke_by_sub_and_by_origin_jti_reaches_both_processes(
         seconds_until_revoked(server, dave)
 
 
+def test_identity_pool_is_asked_once_for_a_user_served_by_both_processes(
+    apps: tuple[ExampleServer, ExampleServer], pool: CognitoPool, identity: IdentityServer
+) -> None:
+    pool.create_user("grace")
+    tokens = pool.tokens("grace")
+    headers = {
+        "Authorization": f"Bearer {tokens['AccessToken']}",
+        "X-Cognito-Id-Token": tokens["IdToken"],
+    }
+    before = identity.counts()
+    answers = [httpx.get(f"{server.base_url}/aws/identity", headers=headers) for server in apps]
+    assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
+    assert answers[0].json()["access_key_id"] == answers[1].json()["access_key_id"]
+    after = identity.counts()
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
 def test_cli_revoke_of_an_id_never_seen_succeeds(redis: RedisServer) -> None:
     done = revoke_cli(redis, "--origin-jti", "never-seen-before")
     assert done.returncode == 0, done.stderr
@@ -177,27 +210,27 @@ def test_nothing_secret_is_stored_in_redis_or_logged(
     token = sign_in(pool, "erin")
     assert logout(a, token, everywhere=True).status_code == 204
     seconds_until_revoked(b, token)
-    dump = subprocess.run(
-        ["redis-cli", "-p", str(redis.port), "--scan", "--pattern", "*"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert dump, "nothing in Redis"
-    for key in dump:
-        assert key.startswith(PREFIX)
-        ttl = subprocess.run(
-            ["redis-cli", "-p", str(redis.port), "TTL", key], capture_output=True, text=True
-        ).stdout.strip()
-        assert int(ttl) > 0, key
-        values = subprocess.run(
-            ["redis-cli", "-p", str(redis.port), "ZRANGE", key, "0", "-1"],
+
+    def cli(*command: str) -> str:
+        return subprocess.run(
+            ["redis-cli", "-p", str(redis.port), *command],
             capture_output=True,
             text=True,
+            check=True,
         ).stdout
+
+    keys = cli("--scan", "--pattern", "*").split()
+    assert any(key.startswith(PREFIX + "revoked:") for key in keys)
+    for key in keys:
+        assert key.startswith(PREFIX)
+        assert int(cli("TTL", key)) > 0, key
+        kind = cli("TYPE", key).strip()
+        values = cli("GET", key) if kind == "string" else cli("ZRANGE", key, "0", "-1")
         signature = token.rsplit(".", 1)[1]
         assert signature not in values
         assert token.split(".")[1][:40] not in values
+        assert "SecretKey" not in values  # identity credentials are sealed
+        assert "SessionToken" not in values
     for server in (a, b):
         assert signature not in server.stderr
         assert token.split(".")[1][:40] not in server.stderr

@@ -2,7 +2,8 @@
 
 It only moves bytes: each request becomes a :class:`~.hosted_ui.Request`, the
 handler's :class:`~.hosted_ui.Reply` goes back (after its delay, cut short when
-the server stops). Bodies over 64 KiB are refused with 413.
+the server stops). Bodies over 64 KiB are refused with 413, a malformed
+``Content-Length`` with 400.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def serve_http(
     class Handler(BaseHTTPRequestHandler):
         def _dispatch(self) -> None:
             length = self.headers.get("Content-Length", "0")
-            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            if not length.isdigit():
+                reply = Reply.json(400, {"error": "invalid_request"})
+            elif int(length) > MAX_BODY_BYTES:
                 reply = Reply.json(413, {"error": "invalid_request"})
             else:
                 path, _, query = self.path.partition("?")
