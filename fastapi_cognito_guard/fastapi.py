@@ -66,6 +66,7 @@ from .identity import (
     IdentityPoolClient,
     check_groups_to_roles,
     check_role_arn,
+    warn_unshared_credentials,
 )
 from .revocation import RevocationList, Revoker, SignOutResult, shared_revocations
 from .sessions.context import session_context, session_error, session_token
@@ -673,6 +674,7 @@ class CognitoAuth(Generic[UserT]):
                 store=self.shared_store,
             )
             client.verifier.revocation = self.revocations
+            self.revocations.listeners.append(client.drop_revoked)
             self._identity_clients[user_pool_id] = client
         return client
 
@@ -760,7 +762,10 @@ class CognitoAuth(Generic[UserT]):
                 if identity_id is None:
                     identity_id = await client.new_guest_identity()
                     await keeper.set(conn, identity_id)
-                return await client.guest_credentials(identity_id)
+                credentials = await client.guest_credentials(identity_id)
+                if credentials.identity_id != identity_id:  # the pool forgot the kept one
+                    await keeper.set(conn, credentials.identity_id)
+                return credentials
             except CognitoGuardError as error:
                 raise self._http_error(error, conn) from None
 
@@ -830,9 +835,9 @@ class CognitoAuth(Generic[UserT]):
 
     async def aclose(self) -> None:
         """Close the verifier's and the identity clients' HTTP connections (and Redis)."""
-        await self._stop_shared_state()
         for client in self._identity_clients.values():
-            await client.aclose()
+            await client.aclose()  # first: it may still be deleting revoked entries in Redis
+        await self._stop_shared_state()
         if self.sessions is not None:
             await self.sessions.aclose()
         await self.verifier.aclose()
@@ -945,6 +950,8 @@ class CognitoAuth(Generic[UserT]):
         self._mirror = shared_revocations(self._redis, self.revocations) if self._redis else None
         self.shared_store: KeyValueStore | None = RedisStore(self._redis) if self._redis else None
         """Where shared caches live (Redis) when ``redis_url`` is set, else None."""
+        if self.shared_store is not None:
+            warn_unshared_credentials(self.settings)
         self._revoker = Revoker(
             self.settings,
             self.revocations,
