@@ -575,6 +575,23 @@ async def test_misconfigured_pool_is_a_config_error_logged_once(
     assert kind in record.getMessage()
 
 
+async def test_an_identity_forgotten_again_right_after_get_id_is_a_config_error_logged_once(
+    issuer: LocalIssuer,
+    fake: FakeCognito,
+    fake_client: IdentityPoolClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.faults[GET_CREDENTIALS] = aws_error("ResourceNotFoundException")
+
+    for _ in range(3):
+        with pytest.raises(IdentityPoolConfigError):
+            await fake_client.credentials_for(issuer.id_token(new_user()))
+
+    assert (fake.count(GET_ID), fake.count(GET_CREDENTIALS)) == (6, 6)  # one retry each
+    [record] = error_records(caplog)
+    assert "ResourceNotFoundException" in record.getMessage()
+
+
 # Regression: InvalidIdentityPoolConfigurationException (no role / bad trust policy) used to
 # be a silent 403; it is the pool's misconfiguration.
 async def test_invalid_identity_pool_configuration_is_a_config_error(
