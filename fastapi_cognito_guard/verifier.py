@@ -238,6 +238,7 @@ class CognitoVerifier:
     # -- keys --------------------------------------------------------------------
 
     def _urls(self, user_pool_id: str | None = None) -> list[str]:
+        """Every JWKS URL (of one pool, or all), once each, in configuration order."""
         return list(
             dict.fromkeys(
                 route.jwks_url
@@ -249,7 +250,10 @@ class CognitoVerifier:
     async def hydrate(self) -> None:
         """Fetch every pool's JWKS now, so the first requests need not wait.
 
-        Raises ``KeysUnavailableError`` if any JWKS could not be fetched (the
+        A pool's two issuer forms share one key set and one fetch: whichever
+        form answers serves both, so a pool that answers 403 on the form it does
+        not use (DESIGN §3) hydrates without a warning. Raises
+        ``KeysUnavailableError`` if any key set could not be fetched (the
         verifier stays usable and retries on demand).
         """
         results = await asyncio.gather(
