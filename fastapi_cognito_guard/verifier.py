@@ -7,6 +7,7 @@ user pools; the pool is chosen by exact match of the token's ``iss``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -19,7 +20,7 @@ from .errors import InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
 from .jwt import ParsedToken, parse
 from .keys import VerifyingKey
-from .settings import CognitoSettings
+from .settings import CognitoSettings, env_name
 
 __all__ = ["CognitoVerifier", "RevocationCheck"]
 
@@ -34,6 +35,25 @@ class RevocationCheck(Protocol):
 
 
 _REVOKED = "token has been revoked"
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+
+def _warn_about_insecure_http(all_settings: Sequence[CognitoSettings]) -> None:
+    """One warning at construction when ``allow_insecure_http`` lets a URL use plain http
+    to a non-loopback host: keys, tokens and credentials then travel unencrypted."""
+    insecure = [
+        f"{field} ({env_name(field)}) of {pool.user_pool_id}"
+        for pool in all_settings
+        for field in pool.insecure_http_fields
+    ]
+    if insecure:
+        logger.warning(
+            "allow_insecure_http (COGNITO_ALLOW_INSECURE_HTTP) is on and plain http reaches a "
+            "non-loopback host for %s: meant for emulators (http://localstack:4566), never "
+            "for production",
+            ", ".join(insecure),
+        )
 
 
 class _Pool:
@@ -95,6 +115,7 @@ class CognitoVerifier:
         all_settings = [settings] if isinstance(settings, CognitoSettings) else list(settings)
         if not all_settings:
             raise ValueError("CognitoVerifier needs the settings of at least one user pool")
+        _warn_about_insecure_http(all_settings)
         self._jwks = JWKSCache(http_client, on_keys_retired=self._forget_tokens_signed_by)
         self._routes: dict[str, _Route] = {}
         self._pools: dict[str, _Pool] = {}

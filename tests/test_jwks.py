@@ -1027,3 +1027,85 @@ def test_issuer_form_twin_pairs_only_cognitos_own_jwks_urls() -> None:
     assert issuer_form_twin(f"http://127.0.0.1:9/{POOL}{JWKS_SUFFIX}") is None
     assert issuer_form_twin(ISS.replace("https", "http") + JWKS_SUFFIX) is None
     assert issuer_form_twin(ISS + JWKS_SUFFIX + "?x=1") is None
+
+
+# -- plain http to an emulator (allow_insecure_http, DESIGN §3) ---------------------
+
+EMULATOR_JWKS = f"http://localstack:4566/{POOL}{JWKS_SUFFIX}"
+
+
+class ToLoopback(httpx.AsyncBaseTransport):
+    """Stands in for docker-compose's name resolution: every host is this loopback server."""
+
+    def __init__(self, server: JWKSServer) -> None:
+        self.server = server
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hosts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.hosts.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
+        loopback = urlsplit(self.server.base_url)
+        request.url = request.url.copy_with(host=loopback.hostname, port=loopback.port)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_an_http_emulator_jwks_url_is_refused_without_allow_insecure_http() -> None:
+    issuer = LocalIssuer(user_pool_id=POOL)
+
+    with pytest.raises(ValueError, match="COGNITO_ALLOW_INSECURE_HTTP"):
+        issuer.settings(jwks_url=EMULATOR_JWKS)
+
+
+async def test_an_http_emulator_jwks_url_serves_keys_with_allow_insecure_http(
+    jwks_server: JWKSServer, make_verifier: MakeVerifier
+) -> None:
+    issuer = jwks_server.issuer
+    transport = ToLoopback(jwks_server)
+    async with httpx.AsyncClient(transport=transport) as client:
+        verifier = make_verifier(
+            issuer.settings(jwks_url=EMULATOR_JWKS, allow_insecure_http=True), http_client=client
+        )
+
+        assert (await verifier.verify(issuer.access_token())).username == "alice"
+    assert transport.hosts == ["http://localstack:4566"]
+
+
+def test_allow_insecure_http_logs_one_warning_at_construction_naming_the_setting(
+    make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    issuer = LocalIssuer(user_pool_id=POOL)
+    settings = issuer.settings(
+        jwks_url=EMULATOR_JWKS,
+        identity_endpoint="http://localstack:4566/",
+        allow_insecure_http=True,
+    )
+
+    make_verifier(settings)
+
+    [warning] = warnings_in(caplog)
+    assert "COGNITO_ALLOW_INSECURE_HTTP" in warning
+    assert "jwks_url (COGNITO_JWKS_URL)" in warning
+    assert "identity_endpoint (COGNITO_IDENTITY_ENDPOINT)" in warning
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"allow_insecure_http": True},
+        {"allow_insecure_http": True, "jwks_url": f"http://127.0.0.1:9/{POOL}{JWKS_SUFFIX}"},
+    ],
+    ids=["default", "allowed_but_unused", "loopback_http"],
+)
+def test_no_insecure_http_warning_unless_plain_http_reaches_another_host(
+    overrides: dict[str, Any], make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+
+    make_verifier(LocalIssuer(user_pool_id=POOL).settings(**overrides))
+
+    assert warnings_in(caplog) == []
