@@ -237,7 +237,7 @@ def _groups(urls: Sequence[str]) -> list[list[str]]:
         if url in placed:
             continue
         twin = issuer_form_twin(url)
-        group = [url, twin] if twin in urls and twin is not None else [url]
+        group = [url, twin] if twin is not None and twin in urls else [url]
         placed.update(group)
         groups.append(group)
     return groups
