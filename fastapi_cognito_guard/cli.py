@@ -254,7 +254,10 @@ async def _list_keys(urls: Sequence[str], out: TextIO) -> int:
                 if isinstance(result, list):
                     print(*result, sep="\n", file=out)
                 elif answered:
-                    print(f"  not served ({result}); the pool's other issuer form is", file=out)
+                    print(
+                        f"  not served ({result}); not needed: the other issuer form answered",
+                        file=out,
+                    )
                 else:
                     print(f"  fetch failed: {result}", file=out)
             if not answered:

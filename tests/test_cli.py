@@ -583,7 +583,7 @@ def test_jwks_succeeds_when_the_pools_unused_issuer_form_answers_403(
     status, output = run("jwks")
 
     assert status == 0
-    assert "not served (HTTP 403); the pool's other issuer form is" in output
+    assert "not served (HTTP 403); not needed: the other issuer form answered" in output
     assert key_line(output, issuer.kid).endswith("used")
 
 

@@ -868,7 +868,7 @@ async def test_aclose_does_not_wait_for_a_hanging_fetch(jwks_server: JWKSServer)
 
     started = time.perf_counter()
     await verifier.aclose()
-    with pytest.raises((asyncio.CancelledError, KeysUnavailableError)):
+    with pytest.raises(KeysUnavailableError):
         await asyncio.wait_for(pending, 3)
     assert time.perf_counter() - started < 3
 
