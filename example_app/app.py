@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 
 from fastapi_cognito_guard import (
     AwsCredentials,
@@ -101,13 +101,21 @@ def create_app(
 
     @app.get("/aws/identity")
     async def aws_identity(
-        credentials: AwsCredentials = Depends(auth.aws_credentials),
-    ) -> dict[str, str]:
-        return {
-            "identity_id": credentials.identity_id,
-            "access_key_id": credentials.access_key_id,
-            "expiration": credentials.expiration.isoformat(),
-        }
+        request: Request,
+        user: CognitoUser = Depends(auth.current_user),
+        role: str | None = Query(None, description="an IAM role ARN from the user's roles"),
+    ) -> dict[str, str | None]:
+        """Identity-pool credentials for the caller (the pool's choice of role, or
+        ``role``); the secret key and session token are never returned."""
+        credentials = await auth.aws_credentials_of(request, user, role_arn=role)
+        return _described(credentials)
+
+    @app.get("/aws/guest")
+    async def aws_guest(
+        credentials: AwsCredentials = Depends(auth.guest_credentials),
+    ) -> dict[str, str | None]:
+        """Unauthenticated-role credentials for a caller without a token."""
+        return _described(credentials)
 
     @app.websocket("/ws")
     async def echo(websocket: WebSocket, user: CognitoUser = Depends(current_user)) -> None:
@@ -122,6 +130,16 @@ def create_app(
     if dev_issuer is not None:
         _add_dev_routes(app, dev_issuer)
     return app
+
+
+def _described(credentials: AwsCredentials) -> dict[str, str | None]:
+    """What the AWS routes show of credentials: never the secret key or session token."""
+    return {
+        "identity_id": credentials.identity_id,
+        "access_key_id": credentials.access_key_id,
+        "expiration": credentials.expiration.isoformat(),
+        "role_arn": credentials.role_arn,
+    }
 
 
 def _add_dev_routes(app: FastAPI, issuer: LocalIssuer) -> None:

@@ -9,10 +9,10 @@ app's ``CognitoAuth`` (the one whose ``lifespan`` the app runs, or that
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 import httpx
@@ -49,7 +49,12 @@ from .errors import (
     MissingTokenError,
     ServiceUnavailableError,
 )
-from .identity import AwsCredentials, IdentityPoolClient
+from .identity import (
+    AwsCredentials,
+    IdentityPoolClient,
+    check_groups_to_roles,
+    check_role_arn,
+)
 from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
@@ -57,6 +62,7 @@ __all__ = [
     "CognitoAuth",
     "CognitoHTTPException",
     "CognitoWebSocketException",
+    "GuestIdentities",
     "bearer_token",
     "connection_token",
     "current_user",
@@ -105,6 +111,19 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip(" \t") or None
+
+
+class GuestIdentities(Protocol):
+    """Keeps a visitor's guest identity id between requests (e.g. in the browser
+    session), so ``auth.guest_credentials`` gives one visitor one identity."""
+
+    async def get(self, conn: HTTPConnection) -> str | None:
+        """The guest identity id kept for this visitor, if any."""
+        ...
+
+    async def set(self, conn: HTTPConnection, identity_id: str) -> None:
+        """Keep ``identity_id`` for this visitor."""
+        ...
 
 
 class CognitoHTTPException(HTTPException):
@@ -342,7 +361,12 @@ class CognitoAuth(Generic[UserT]):
         self._http_client = http_client
         self._identity_clients: dict[str, IdentityPoolClient] = {}
         self.aws_credentials: Dependency = self._make_aws_credentials()
-        """Dependency: identity-pool ``AwsCredentials`` for the caller (see ``identity_client``)."""
+        """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
+        self.guest_identities: GuestIdentities | None = None
+        """Where a visitor's guest identity id is kept (browser sessions set it); None:
+        one guest identity for this process."""
+        self.guest_credentials: Dependency = self._make_guest_credentials()
+        """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
@@ -376,27 +400,98 @@ class CognitoAuth(Generic[UserT]):
             self._identity_clients[user_pool_id] = client
         return client
 
-    def _make_aws_credentials(self) -> Dependency:
+    def aws_credentials_for(
+        self, role_arn: str | None = None, *, groups_to_roles: Mapping[str, str] | None = None
+    ) -> Dependency:
+        """A dependency giving the caller identity-pool ``AwsCredentials`` for a role.
+
+        ``role_arn`` names the role; ``groups_to_roles`` maps groups to roles and picks
+        the first listed group the user is in (403 when none). Either way the role
+        must be one of the token's ``cognito:roles`` (403 ``credentials_denied``
+        otherwise, before any call to AWS). Bad arguments are a ``ValueError`` here.
+        """
+        if role_arn is not None and groups_to_roles is not None:
+            raise ValueError("give role_arn or groups_to_roles, not both")
+        if role_arn is not None:
+            check_role_arn(role_arn)
+        mapping = check_groups_to_roles(groups_to_roles) if groups_to_roles is not None else None
+        return self._make_aws_credentials(role_arn, mapping)
+
+    def _make_aws_credentials(
+        self, role_arn: str | None = None, groups_to_roles: Mapping[str, str] | None = None
+    ) -> Dependency:
         async def aws_credentials(
+            conn: HTTPConnection,
             user: CognitoUser = Security(self.current_user),
-            bearer: str | None = Security(self.scheme),
             id_token_header: str | None = Header(None, alias="X-Cognito-Id-Token"),
         ) -> AwsCredentials:
             """Identity-pool credentials for the caller: the bearer when it is an ID
-            token, else the ``X-Cognito-Id-Token`` header (same user, same pool)."""
-            id_token = bearer if user.token_use == "id" else id_token_header
-            try:
-                if id_token is None:
-                    raise MissingTokenError("the X-Cognito-Id-Token header is required")
-                client = self.identity_client(user.user_pool_id)
-                claims = await client.verifier.verify(id_token)
-                if not isinstance(claims, IdTokenClaims) or claims.sub != user.sub:
-                    raise CredentialsDeniedError("the ID token is not the caller's")
-                return await client.credentials_for_claims(id_token, claims)
-            except CognitoGuardError as error:
-                raise self._http_error(error) from None
+            token, else the ``X-Cognito-Id-Token`` header (same user, same pool).
+            The header is declared here for OpenAPI; ``caller_id_token`` reads it."""
+            return await self.aws_credentials_of(
+                conn, user, role_arn=role_arn, groups_to_roles=groups_to_roles
+            )
 
         return aws_credentials
+
+    async def aws_credentials_of(
+        self,
+        conn: HTTPConnection,
+        user: CognitoUser,
+        *,
+        role_arn: str | None = None,
+        groups_to_roles: Mapping[str, str] | None = None,
+    ) -> AwsCredentials:
+        """Credentials for ``user`` (the verified caller of ``conn``), for routes that
+        choose the role per request; errors are raised as the route's HTTP error
+        (or a 1008 close on a WebSocket)."""
+        try:
+            client = self.identity_client(user.user_pool_id)
+            id_token = self.caller_id_token(conn, user)
+            claims = await client.verifier.verify(id_token)
+            if not isinstance(claims, IdTokenClaims) or claims.sub != user.sub:
+                raise CredentialsDeniedError("the ID token is not the caller's")
+            return await client.credentials_for_claims(
+                id_token, claims, role_arn, groups_to_roles=groups_to_roles
+            )
+        except CognitoGuardError as error:
+            raise self._http_error(error, conn) from None
+
+    def caller_id_token(self, conn: HTTPConnection, user: CognitoUser) -> str:
+        """The caller's ID token for identity-pool exchanges: the bearer when it is an
+        ID token, else the ``X-Cognito-Id-Token`` header (the caller verifies it).
+
+        Every identity dependency gets the token here, so a browser session (which
+        holds the ID token itself) needs to plug in only at this one place.
+        """
+        token = connection_token(conn.scope) if user.token_use == "id" else None
+        token = token or conn.headers.get("x-cognito-id-token")
+        if not token:
+            raise MissingTokenError("the X-Cognito-Id-Token header is required")
+        return token
+
+    def _make_guest_credentials(self) -> Dependency:
+        async def guest_credentials(conn: HTTPConnection) -> AwsCredentials:
+            """Unauthenticated-role credentials; any token sent is ignored."""
+            try:
+                client = self.identity_client(self._guest_pool_id())
+                keeper = self.guest_identities
+                if keeper is None:
+                    return await client.guest_credentials()
+                identity_id = await keeper.get(conn)
+                if identity_id is None:
+                    identity_id = await client.new_guest_identity()
+                    await keeper.set(conn, identity_id)
+                return await client.guest_credentials(identity_id)
+            except CognitoGuardError as error:
+                raise self._http_error(error, conn) from None
+
+        return guest_credentials
+
+    def _guest_pool_id(self) -> str:
+        """The user pool whose identity pool serves guests: the first with one."""
+        pool = next((s.user_pool_id for s in self.settings if s.identity_pool_id), None)
+        return pool if pool is not None else self.settings[0].user_pool_id
 
     # -- app wiring ------------------------------------------------------------
 

@@ -25,6 +25,16 @@ a broken or hostile endpoint would:
 - ``"redirect"``: ``307`` to ``redirect_to`` (another server: following it would
   show up there as a call).
 
+The same endpoint also plays STS for the basic flow: ``GetOpenIdToken`` answers
+``{"IdentityId", "Token"}``, and a form-encoded ``Action=AssumeRoleWithWebIdentity``
+POST (no target) answers STS's XML with role credentials (counted as
+``AssumeRoleWithWebIdentity``). ``GetId`` without ``Logins`` makes a new guest
+identity while ``allow_guests`` is true, and answers ``NotAuthorizedException``
+(as Cognito does for a pool without guest access) otherwise. STS-only faults:
+``"access_denied"`` (403 ``AccessDenied``), ``"invalid_identity_token"`` (400
+``InvalidIdentityToken``), ``"throttling"`` (400 ``Throttling``). ``fault_action``
+limits a fault to one action (None: every action).
+
 A refused connection needs no fault: ``close()`` the server (``start()`` brings
 it back on the same port). The start/stop/restart machinery is
 ``tests.loopback_server.LoopbackServer``.
@@ -40,7 +50,9 @@ import json
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl
 
 from tests.loopback_server import DISCONNECTS, LoopbackHandler, LoopbackServer
 
@@ -49,14 +61,19 @@ __all__ = [
     "FAULTS",
     "GET_CREDENTIALS",
     "GET_ID",
+    "GET_OPEN_ID_TOKEN",
     "SECRET_KEY",
     "SESSION_TOKEN",
+    "STS_ASSUME",
     "IdentityServer",
 ]
 
 TARGET_PREFIX = "AWSCognitoIdentityService."
 GET_ID = "GetId"
 GET_CREDENTIALS = "GetCredentialsForIdentity"
+GET_OPEN_ID_TOKEN = "GetOpenIdToken"
+STS_ASSUME = "AssumeRoleWithWebIdentity"
+STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 AMZ_JSON = "application/x-amz-json-1.1"
 ACCESS_KEY_ID = "ASIALOCALIDENTITY001"
 SECRET_KEY = "local-SECRET-key-never-logged-4d1e"
@@ -75,8 +92,16 @@ FAULTS: frozenset[str | None] = frozenset(
         "truncated_json",
         "wrong_content_type",
         "redirect",
+        "access_denied",
+        "invalid_identity_token",
+        "throttling",
     }
 )
+_STS_ERRORS = {
+    "access_denied": (403, "AccessDenied"),
+    "invalid_identity_token": (400, "InvalidIdentityToken"),
+    "throttling": (400, "Throttling"),
+}
 
 
 def _sub_of(token: str) -> str:
@@ -98,6 +123,8 @@ class _Handler(LoopbackHandler["IdentityServer"]):
         target = self.headers.get("X-Amz-Target", "")
         owner = self.owner
         action = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
+        if not target and ("Action", STS_ASSUME) in parse_qsl(raw.decode("latin-1")):
+            action = STS_ASSUME
         fault = owner._record(action)
         with contextlib.suppress(*DISCONNECTS):  # the client gave up (timeout)
             owner._respond(self, fault, action, raw)
@@ -124,8 +151,13 @@ class IdentityServer(LoopbackServer):
         slow_interval: float = 0.05,
         huge_bytes: int = HUGE_BYTES,
         redirect_to: str | None = None,
+        allow_guests: bool = True,
     ) -> None:
         super().__init__(host=host, port=port)
+        #: Whether ``GetId`` without ``Logins`` makes a guest identity.
+        self.allow_guests = allow_guests
+        #: The only action ``fault`` applies to (None: every action).
+        self.fault_action: str | None = None
         self.slow_seconds = slow_seconds
         self.slow_interval = slow_interval
         self.huge_bytes = huge_bytes
@@ -136,6 +168,11 @@ class IdentityServer(LoopbackServer):
         self.bodies: list[tuple[str, dict[str, Any]]] = []
 
     # -- state -------------------------------------------------------------------
+
+    def count(self, action: str) -> int:
+        """Requests of one action so far."""
+        with self._lock:
+            return self.calls[action]
 
     def counts(self) -> tuple[int, int]:
         """``(GetId calls, GetCredentialsForIdentity calls)`` so far."""
@@ -150,6 +187,8 @@ class IdentityServer(LoopbackServer):
     def _record(self, action: str) -> str | None:
         with self._lock:
             self.calls[action] += 1
+            if self.fault_action is not None and action != self.fault_action:
+                return None
             return self._fault
 
     # -- addresses ---------------------------------------------------------------
@@ -162,12 +201,22 @@ class IdentityServer(LoopbackServer):
     # -- answering ---------------------------------------------------------------
 
     def _answer(self, action: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        if action == STS_ASSUME:
+            form = dict(parse_qsl(raw.decode()))
+            with self._lock:
+                self.bodies.append((action, form))
+            return 200, form
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             return 400, {"__type": "SerializationException", "message": "bad JSON"}
         with self._lock:
             self.bodies.append((action, body))
+        if action == GET_ID and "Logins" not in body:
+            if not self.allow_guests:
+                message = "Unauthenticated access is not supported for this identity pool."
+                return 400, {"__type": "NotAuthorizedException", "message": message}
+            return 200, {"IdentityId": f"eu-central-1:{uuid.uuid4()}"}
         if action == GET_ID:
             logins = body.get("Logins") or {}
             token = next(iter(logins.values()), "") if isinstance(logins, dict) else ""
@@ -181,6 +230,9 @@ class IdentityServer(LoopbackServer):
                 "Expiration": time.time() + 3600,
             }
             return 200, {"IdentityId": body.get("IdentityId"), "Credentials": credentials}
+        if action == GET_OPEN_ID_TOKEN:
+            identity_id = str(body.get("IdentityId"))
+            return 200, {"IdentityId": identity_id, "Token": f"openid-token-for-{identity_id}"}
         return 400, {"__type": "UnknownOperationException", "message": "unknown operation"}
 
     def _respond(self, handler: _Handler, fault: str | None, action: str, raw: bytes) -> None:
@@ -188,11 +240,17 @@ class IdentityServer(LoopbackServer):
             if self._stop.wait(self.slow_seconds):
                 return
             fault = None
+        if action == STS_ASSUME and fault in _STS_ERRORS:
+            status, code = _STS_ERRORS[str(fault)]
+            handler.send(status, _sts_error(code), "text/xml")
+            return
+        if fault in _STS_ERRORS:
+            fault = None  # an STS-only fault: Cognito answers normally
         if fault is None or fault in ("slow_body", "wrong_content_type", "truncated_json"):
             status, answer = self._answer(action, raw)
-            body = json.dumps(answer).encode()
+            body = _sts_answer(answer) if action == STS_ASSUME else json.dumps(answer).encode()
             if fault is None:
-                handler.send(status, body)
+                handler.send(status, body, "text/xml" if action == STS_ASSUME else None)
             elif fault == "wrong_content_type":
                 handler.send(status, body, "text/html; charset=utf-8")
             elif fault == "truncated_json":
@@ -221,3 +279,31 @@ class IdentityServer(LoopbackServer):
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "closed"
         return f"IdentityServer({where}, fault={self._fault!r}, calls={dict(self.calls)})"
+
+
+def _sts_answer(form: dict[str, Any]) -> bytes:
+    """STS's XML answer to ``AssumeRoleWithWebIdentity`` for the role in ``form``."""
+    role = str(form.get("RoleArn", ""))
+    session = str(form.get("RoleSessionName", ""))
+    account, _, name = role.removeprefix("arn:aws:iam::").partition(":role/")
+    expiration = datetime.fromtimestamp(time.time() + 3600, tz=timezone.utc)
+    return (
+        f'<AssumeRoleWithWebIdentityResponse xmlns="{STS_XMLNS}">'
+        "<AssumeRoleWithWebIdentityResult><Credentials>"
+        f"<AccessKeyId>{ACCESS_KEY_ID}</AccessKeyId>"
+        f"<SecretAccessKey>{SECRET_KEY}</SecretAccessKey>"
+        f"<SessionToken>{SESSION_TOKEN}</SessionToken>"
+        f"<Expiration>{expiration.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>"
+        "</Credentials><AssumedRoleUser>"
+        f"<Arn>arn:aws:sts::{account}:assumed-role/{name}/{session}</Arn>"
+        "</AssumedRoleUser></AssumeRoleWithWebIdentityResult>"
+        "</AssumeRoleWithWebIdentityResponse>"
+    ).encode()
+
+
+def _sts_error(code: str) -> bytes:
+    return (
+        f'<ErrorResponse xmlns="{STS_XMLNS}"><Error><Type>Sender</Type>'
+        f"<Code>{code}</Code><Message>simulated {code}</Message></Error>"
+        "<RequestId>local</RequestId></ErrorResponse>"
+    ).encode()

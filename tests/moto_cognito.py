@@ -38,6 +38,18 @@ moto 5.2.x facts (observed, not guessed):
 - ``Expiration`` is now + 90 s, computed from a naive UTC datetime with
   ``.timestamp()``: correct only when the process TZ is UTC (TZ=Asia/Tokyo gives a
   value 9 h in the past). 90 s is also below a "refresh 5 minutes early" margin.
+- ``create_group`` keeps ``RoleArn`` and ``Precedence`` (``admin_list_groups_for_user``
+  returns them), but tokens never carry ``cognito:roles`` / ``cognito:preferred_role``;
+  ``CognitoPool.role_claims`` derives them from the groups as Cognito does, for
+  tests that sign tokens with a ``LocalIssuer``.
+- Identity: ``GetOpenIdToken`` answers ``{"IdentityId", "Token"}`` (a random
+  string, not a JWT); ``AllowUnauthenticatedIdentities`` is stored but never
+  enforced (``GetId`` without ``Logins`` always works).
+- STS (unsigned, form-encoded, on the same server): ``AssumeRoleWithWebIdentity``
+  never checks the web identity token or that the role exists, answers STS's XML
+  (``Expiration`` now + 1 h, ISO 8601 with microseconds) and remembers the access
+  key, so ``get_caller_identity`` with the returned credentials shows
+  ``arn:aws:sts::{account}:assumed-role/{role}/{session}``.
 - State lives in moto's global in-process backends: ``mock_aws`` resets them on
   start/stop, which would wipe pools created here.
 
@@ -167,13 +179,35 @@ class CognitoPool:
         sub: str = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
         return sub
 
-    def ensure_group(self, group: str) -> None:
-        """Create ``group`` in the pool unless it already exists."""
+    def ensure_group(
+        self, group: str, role_arn: str | None = None, precedence: int | None = None
+    ) -> None:
+        """Create ``group`` (with an IAM role and precedence) unless it already exists."""
+        extra: dict[str, Any] = {}
+        if role_arn is not None:
+            extra["RoleArn"] = role_arn
+        if precedence is not None:
+            extra["Precedence"] = precedence
         try:
-            self.idp.create_group(UserPoolId=self.pool_id, GroupName=group)
+            self.idp.create_group(UserPoolId=self.pool_id, GroupName=group, **extra)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "GroupExistsException":
                 raise
+
+    def role_claims(self, username: str) -> dict[str, Any]:
+        """The role claims Cognito puts in ``username``'s tokens (moto omits them):
+        ``cognito:roles`` for every group with a role and ``cognito:preferred_role``,
+        the role of the group with the lowest precedence."""
+        groups = self.idp.admin_list_groups_for_user(UserPoolId=self.pool_id, Username=username)
+        with_roles = [group for group in groups["Groups"] if group.get("RoleArn")]
+        if not with_roles:
+            return {}
+        with_roles.sort(key=lambda group: group.get("Precedence", 2**31))
+        return {
+            "cognito:groups": [group["GroupName"] for group in groups["Groups"]],
+            "cognito:roles": [group["RoleArn"] for group in with_roles],
+            "cognito:preferred_role": with_roles[0]["RoleArn"],
+        }
 
     def tokens(self, username: str, password: str = DEFAULT_PASSWORD) -> dict[str, str]:
         """Sign ``username`` in (``ADMIN_USER_PASSWORD_AUTH``).

@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         ("http.py", "this library, result cache on"),
         ("jwks_stampede.py", "Unknown kids"),
         ("memory.py", "result cache"),
+        ("identity.py", "sealed shared-store hit"),
     ],
 )
 def test_benchmark_runs_in_quick_mode(script: str, expect: str, tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ What the tests here prove, one behaviour each:
 * Against moto's Cognito (real HTTP on 127.0.0.1, real moto tokens), in process
   through the app's lifespan: ``/me`` and ``/premium`` admit a user of group
   ``premium``, and ``/aws/identity`` (access token as bearer, ID token in
-  ``X-Cognito-Id-Token``) returns exactly ``identity_id``, ``access_key_id`` and
-  ``expiration``, never the secret key or the session token.
+  ``X-Cognito-Id-Token``) returns exactly ``identity_id``, ``access_key_id``,
+  ``expiration`` and ``role_arn``, never the secret key or the session token;
+  ``?role=`` outside the token's ``cognito:roles`` is a 403; ``/aws/guest`` gives a
+  caller without a token guest credentials.
 """
 
 import os
@@ -334,10 +336,10 @@ async def test_moto_premium_admits_a_user_in_group_premium(moto_app: MotoApp) ->
     assert response.status_code == 200
 
 
-async def aws_identity(moto_app: MotoApp) -> httpx.Response:
+async def aws_identity(moto_app: MotoApp, **params: str) -> httpx.Response:
     headers = bearer(moto_app.tokens["AccessToken"])
     headers["X-Cognito-Id-Token"] = moto_app.tokens["IdToken"]
-    return await moto_app.client.get("/aws/identity", headers=headers)
+    return await moto_app.client.get("/aws/identity", headers=headers, params=params)
 
 
 async def test_moto_aws_identity_returns_identity_key_id_and_expiration(
@@ -347,7 +349,8 @@ async def test_moto_aws_identity_returns_identity_key_id_and_expiration(
 
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    assert set(body) == {"identity_id", "access_key_id", "expiration"}
+    assert set(body) == {"identity_id", "access_key_id", "expiration", "role_arn"}
+    assert body["role_arn"] is None  # the identity pool chose the role
     assert body["identity_id"].count(":") == 1
     assert body["access_key_id"]
     assert datetime.fromisoformat(body["expiration"]).utcoffset() == timedelta(0)
@@ -366,3 +369,27 @@ async def test_moto_aws_identity_never_returns_the_secret_or_session_token(
     assert credentials["AccessKeyId"] == response.json()["access_key_id"]
     assert credentials["SecretKey"] not in response.text
     assert credentials["SessionToken"] not in response.text
+
+
+async def test_moto_aws_identity_with_a_role_outside_the_tokens_roles_is_403(
+    moto_app: MotoApp,
+) -> None:
+    role = "arn:aws:iam::123456789012:role/admin"
+
+    response = await aws_identity(moto_app, role=role)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "credentials_denied"
+    assert role not in response.text
+
+
+async def test_moto_aws_guest_gives_a_caller_without_a_token_guest_credentials(
+    moto_app: MotoApp,
+) -> None:
+    first = await moto_app.client.get("/aws/guest")
+    second = await moto_app.client.get("/aws/guest")
+
+    assert first.status_code == 200, first.text
+    assert set(first.json()) == {"identity_id", "access_key_id", "expiration", "role_arn"}
+    assert second.json()["identity_id"] == first.json()["identity_id"]
+    assert "ABCSECRETKEY" not in first.text  # moto's secret key

@@ -1,0 +1,74 @@
+"""One unsigned POST to an AWS endpoint, bounded in time and size, never redirected.
+
+The identity pool's JSON 1.1 calls and STS's Query API both carry a token in the
+request body, so a redirect must never be followed (a ``307`` would resend it to
+wherever the answer points), whatever the caller's HTTP client is configured to
+do. Every call has a whole-call deadline (connect, send and the whole answer) and
+reads at most ``MAX_ANSWER_BYTES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+__all__ = ["MAX_ANSWER_BYTES", "Answer", "CallFailed", "post"]
+
+MAX_ANSWER_BYTES = 64 * 1024
+"""An answer larger than this is a failed call."""
+
+
+class CallFailed(Exception):
+    """No answer: a network error, the deadline, or an oversized body. The message
+    names the reason, never the request."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the endpoint answered (its body already read, within the size limit)."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def retry_after(self) -> float:
+        """The ``Retry-After`` seconds the endpoint asked for, else 1."""
+        value = self.headers.get("retry-after", "")
+        return float(value) if value.isdigit() else 1.0
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    content: str | bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Answer:
+    """POST ``content`` to ``url``; raises ``CallFailed`` when no usable answer came."""
+    try:
+        return await asyncio.wait_for(_post(client, url, content, headers), timeout)
+    except asyncio.TimeoutError:
+        raise CallFailed("timed out") from None
+    except httpx.HTTPError as exc:
+        raise CallFailed(type(exc).__name__) from None
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, content: str | bytes, headers: Mapping[str, str]
+) -> Answer:
+    request = client.build_request("POST", url, content=content, headers=dict(headers))
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise CallFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.headers, bytes(body))
