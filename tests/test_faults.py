@@ -39,7 +39,8 @@ Outside the matrix: a user-supplied HTTP client that is already closed gives the
 app's callers 503 ``keys_unavailable`` with Retry-After, never a 500.
 
 Time for the JWKS cache is a fake monotonic clock (TTL and cooldown pass at
-once); only fetch timeouts are real (0.3 s).
+once); only fetch timeouts are real (1 s, so a busy machine does not time out a
+healthy fetch).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ from tests.identity_server import IdentityServer
 from tests.jwks_server import FAULTS as BASE_FAULTS
 from tests.jwks_server import JWKSServer
 
-TIMEOUT = 0.3  # real seconds: every fetch or identity call deadline
-SLOW_SECONDS = 1.0  # a trickling body lasts this long, far past TIMEOUT
+TIMEOUT = 1.0  # real seconds: every fetch or identity call deadline (room for a busy CI machine)
+SLOW_SECONDS = 3.0  # a trickling body lasts this long, far past TIMEOUT
 TTL = 300.0
 COOLDOWN = 10.0
 MAX_STALE = 3600.0
