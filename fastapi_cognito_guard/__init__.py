@@ -1,13 +1,18 @@
 """Strict, fast, offline verification of Amazon Cognito tokens for FastAPI.
 
 The verifier core imports no web framework, so ``CognitoVerifier`` stays light in
-a Lambda or a worker; the FastAPI and Starlette names load on first use.
+a Lambda or a worker; the FastAPI and Starlette names load on first use (importing
+them would add another half or more to the core's import time).
+
+Type checkers see every name as a plain import (the ``TYPE_CHECKING`` block) and never
+the module ``__getattr__``, so a misspelled import from this package is an error there.
+To export a lazily loaded name, add it to that block, to ``_LAZY`` and to ``__all__``.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
@@ -32,8 +37,11 @@ if TYPE_CHECKING:
     from .fastapi import (
         CognitoAuth,
         CognitoHTTPException,
+        CurrentUser,
+        OptionalUser,
         current_user,
         optional_user,
+        require_any,
         require_group,
         require_pool,
         require_scope,
@@ -45,8 +53,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "CognitoAuth": ".fastapi",
     "CognitoHTTPException": ".fastapi",
+    "CurrentUser": ".fastapi",
+    "OptionalUser": ".fastapi",
     "current_user": ".fastapi",
     "optional_user": ".fastapi",
+    "require_any": ".fastapi",
     "require_group": ".fastapi",
     "require_pool": ".fastapi",
     "require_scope": ".fastapi",
@@ -55,13 +66,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:
+    # Hidden from type checkers: a module ``__getattr__`` would make every unknown name
+    # ``Any`` to them, so a misspelled import would pass ``mypy --strict``.
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(module, __name__), name)
+        globals()[name] = value
+        return value
 
 
 __all__ = [
@@ -78,6 +93,7 @@ __all__ = [
     "CognitoVerifier",
     "CredentialsDeniedError",
     "CredentialsUnavailableError",
+    "CurrentUser",
     "IdTokenClaims",
     "IdentityPoolClient",
     "IdentityPoolConfigError",
@@ -87,11 +103,13 @@ __all__ = [
     "KeysUnavailableError",
     "MissingGroupError",
     "MissingTokenError",
+    "OptionalUser",
     "ServiceUnavailableError",
     "TokenClaims",
     "__version__",
     "current_user",
     "optional_user",
+    "require_any",
     "require_group",
     "require_pool",
     "require_scope",

@@ -30,7 +30,7 @@ from .errors import InvalidTokenError, KeysUnavailableError
 from .jwks import JWKSFetchError, download_jwks, issuer_form_twin
 from .jwt import b64url_decode
 from .keys import VerifyingKey, load_jwk
-from .settings import CognitoSettings, env_name
+from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
 __all__ = ["main"]
@@ -135,12 +135,10 @@ def _settings(args: argparse.Namespace) -> CognitoSettings:
             **{name: value for name, value in flags.items() if value is not None}
         )
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False):
-            field = ".".join(map(str, error["loc"][:1]))
-            where = f"{field} ({env_name(field)})" if field else "settings"
-            problems.append(f"{where}: {error['msg']}")
-        raise _SettingsError("; ".join(problems)) from None
+        # Each message names its field and environment variable already.
+        raise _SettingsError(
+            "; ".join(error["msg"] for error in exc.errors(include_url=False, include_input=False))
+        ) from None
 
 
 def _differences(claims: Mapping[str, Any], settings: CognitoSettings) -> list[str]:

@@ -1,23 +1,31 @@
 """FastAPI integration: ``CognitoAuth``, the route dependencies and the OpenAPI scheme.
 
-``current_user``, ``optional_user``, ``require_group`` and ``require_scope`` exist
-on every ``CognitoAuth`` and at module level; the module-level ones use the
-app's ``CognitoAuth`` (the one whose ``lifespan`` the app runs, or that
-``init_app`` registered), else one built from the ``COGNITO_*`` environment.
+``current_user``, ``optional_user``, ``require_group``, ``require_scope`` and
+``require_any`` exist on every ``CognitoAuth`` and at module level; the
+module-level ones use the ``CognitoAuth`` registered on the app that handles the
+request (its ``lifespan`` ran, or ``init_app`` was called), else one built from
+the ``COGNITO_*`` environment, never another app's.
+
+Each ``CognitoAuth`` (and the middleware's) verifies a request's token for
+itself: the per-request cache holds one user per auth, so a token one auth
+accepted is still checked against another's pools, clients, token use and user
+model.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Generic, Protocol, TypeVar
-from urllib.parse import parse_qsl
+from typing import Annotated, Any, Generic, Protocol
+from urllib.parse import unquote_plus
 
 import httpx
 from cachetools import LRUCache
 from fastapi import (
+    Depends,
     FastAPI,
     Header,
     HTTPException,
@@ -33,9 +41,11 @@ from fastapi.openapi.models import SecurityBase as SecurityBaseModel
 from fastapi.responses import JSONResponse
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
+from pydantic import ValidationError
 from starlette.requests import HTTPConnection
-from starlette.types import Scope
+from starlette.types import Message, Scope, Send
 from starlette.websockets import WebSocketState
+from typing_extensions import TypeVar
 
 from .claims import CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
@@ -59,14 +69,18 @@ from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
 __all__ = [
+    "BEARER_SUBPROTOCOL",
     "CognitoAuth",
     "CognitoHTTPException",
     "CognitoWebSocketException",
+    "CurrentUser",
     "GuestIdentities",
+    "OptionalUser",
     "bearer_token",
     "connection_token",
     "current_user",
     "optional_user",
+    "require_any",
     "require_group",
     "require_pool",
     "require_scope",
@@ -74,8 +88,10 @@ __all__ = [
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
-UserT = TypeVar("UserT", bound=CognitoUser)
-Dependency = Callable[..., Awaitable[Any]]
+UserT = TypeVar("UserT", bound=CognitoUser, default=CognitoUser)
+T = TypeVar("T", default=Any)
+Dependency = Callable[..., Awaitable[T]]
+"""A FastAPI dependency (what ``Depends`` takes) whose value is a ``T``."""
 
 USER_CACHE_SIZE = 1024
 """Users kept for the most recent tokens (a user object is shared by the requests
@@ -84,23 +100,106 @@ that carry the same token, which is why it is immutable)."""
 WS_POLICY_VIOLATION = 1008
 """The WebSocket close code for a connection refused for its token."""
 
-_DEFAULT_OAUTH_SCOPES = {"openid": "OpenID Connect sign-in", "email": "Email", "profile": "Profile"}
+WS_INTERNAL_ERROR = 1011
+"""The WebSocket close code for a connection the server cannot authenticate at all."""
+
+BEARER_SUBPROTOCOL = "cognito-bearer"
+"""Browsers cannot set headers on a WebSocket: they offer ``Sec-WebSocket-Protocol:
+cognito-bearer, <token>`` instead, and the accept must name ``cognito-bearer``."""
+
+_SCOPE_KEY = "fastapi_cognito_guard"
+_ERROR_SCHEMA = "CognitoError"
+
+
+# -- the request's token: read once, in one place -----------------------------------
+
+
+class _RequestAuth:
+    """What the library learned about one request, kept in its ASGI scope.
+
+    The token is read once (a query token leaves the scope on that first read, so
+    nothing logs it afterwards); ``users`` holds the user each ``CognitoAuth``
+    verified for this token, so every auth decides for itself and only once.
+    """
+
+    __slots__ = ("token", "users")
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+        self.users: dict[CognitoAuth[Any], tuple[str, CognitoUser]] = {}
+
+
+def _request_auth(scope: Scope) -> _RequestAuth:
+    found: _RequestAuth | None = scope.get(_SCOPE_KEY)
+    if found is None:
+        found = _RequestAuth(_read_token(scope))
+        scope[_SCOPE_KEY] = found
+    return found
+
+
+def _read_token(scope: Scope) -> str | None:
+    """The bearer token. HTTP: the ``Authorization`` header only.
+    WebSocket: that header, else the ``cognito-bearer`` subprotocol pair, else
+    ``?access_token=`` (which is always removed from the scope's query string)."""
+    header = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            header = bearer_token(value.decode("latin-1"))
+            break
+    if scope["type"] != "websocket":
+        return header
+    query = _take_query_token(scope)
+    if header is not None:
+        return header
+    offered = list(scope.get("subprotocols", ()))
+    if BEARER_SUBPROTOCOL in offered:
+        position = offered.index(BEARER_SUBPROTOCOL) + 1
+        if position < len(offered) and offered[position]:
+            return str(offered[position])
+    return query
+
+
+def _take_query_token(scope: Scope) -> str | None:
+    """Remove every ``access_token`` parameter from the query string (whatever its
+    encoding); the first one's value."""
+    parts = scope.get("query_string", b"").split(b"&")
+    kept = [part for part in parts if not _is_token_parameter(part)]
+    if len(kept) == len(parts):
+        return None
+    scope["query_string"] = b"&".join(kept)
+    first = next(part for part in parts if _is_token_parameter(part))
+    return unquote_plus(first.partition(b"=")[2].decode("latin-1")) or None
+
+
+def _is_token_parameter(part: bytes) -> bool:
+    return unquote_plus(part.partition(b"=")[0].decode("latin-1")) == "access_token"
 
 
 def connection_token(scope: Scope) -> str | None:
-    """The bearer token of a request; WebSockets may also pass ``?access_token=``
-    (browsers cannot set headers on a WebSocket)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            token = bearer_token(value.decode("latin-1"))
-            if token is not None or scope["type"] != "websocket":
-                return token
-            break
-    if scope["type"] == "websocket":
-        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
-            if name == "access_token":
-                return value or None
-    return None
+    """The bearer token of a request: the ``Authorization`` header; WebSockets may
+    also use the ``cognito-bearer`` subprotocol pair or ``?access_token=`` (browsers
+    cannot set headers on a WebSocket). Read once per request."""
+    return _request_auth(scope).token
+
+
+def offers_bearer_subprotocol(scope: Scope) -> bool:
+    """Whether a WebSocket client offered the ``cognito-bearer`` subprotocol."""
+    return scope["type"] == "websocket" and BEARER_SUBPROTOCOL in scope.get("subprotocols", ())
+
+
+def accepting_bearer_subprotocol(send: Send) -> Send:
+    """``send``, but a WebSocket accept that names no subprotocol names ``cognito-bearer``
+    (a browser drops a connection whose accept does not name the one it offered)."""
+    if getattr(send, "_names_bearer_subprotocol", False):
+        return send
+
+    async def send_naming_subprotocol(message: Message) -> None:
+        if message["type"] == "websocket.accept" and message.get("subprotocol") is None:
+            message = {**message, "subprotocol": BEARER_SUBPROTOCOL}
+        await send(message)
+
+    send_naming_subprotocol._names_bearer_subprotocol = True  # type: ignore[attr-defined]
+    return send_naming_subprotocol
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -182,17 +281,55 @@ def error_response(error: CognitoGuardError, realm: str) -> JSONResponse:
     )
 
 
-def _declare_required_scopes(schema: dict[str, Any]) -> None:
-    """Add each scope named in an operation's security requirement to its OAuth2 flow."""
+def _document_guarded_operations(schema: dict[str, Any]) -> None:
+    """Complete what FastAPI generates for guarded operations: each scope a security
+    requirement names joins its OAuth2 flow (so Swagger UI can request it), and the
+    401/403 answers are listed with the ``{detail, code}`` body."""
     schemes = schema.get("components", {}).get("securitySchemes", {})
+    guarded = False
     for path in schema.get("paths", {}).values():
         for operation in path.values():
-            for requirement in operation.get("security", ()) if isinstance(operation, dict) else ():
+            requirements = operation.get("security", ()) if isinstance(operation, dict) else ()
+            ours = [r for r in requirements if any(name in schemes for name in r)]
+            for requirement in ours:
                 for name, scopes in requirement.items():
                     flow = schemes.get(name, {}).get("flows", {}).get("authorizationCode")
                     if flow is not None:
                         for scope in scopes:
                             flow.setdefault("scopes", {}).setdefault(scope, scope)
+            if ours:
+                guarded = True
+                responses = operation.setdefault("responses", {})
+                for status, description in _GUARD_RESPONSES.items():
+                    responses.setdefault(status, _error_response_doc(description))
+    if guarded:
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(_ERROR_SCHEMA, _error_body())
+
+
+_GUARD_RESPONSES = {
+    "401": "Missing or invalid token",
+    "403": "The token lacks a required group or scope",
+}
+
+
+def _error_body() -> dict[str, Any]:
+    """The JSON schema of the ``{detail, code}`` error body."""
+    return {
+        "title": _ERROR_SCHEMA,
+        "type": "object",
+        "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+        "required": ["detail", "code"],
+    }
+
+
+def _error_response_doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{_ERROR_SCHEMA}"}}
+        },
+    }
 
 
 async def _handle_cognito_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -224,104 +361,160 @@ class _BearerScheme(_DescribedScheme):
         return connection_token(conn.scope)
 
 
-Resolve = Callable[[HTTPConnection], "CognitoAuth[Any]"]
+Resolve = Callable[[HTTPConnection], "CognitoAuth[UserT]"]
 
 
-class _UserDependency(_DescribedScheme):
+class _UserDependency(_DescribedScheme, Generic[UserT]):
     """``current_user`` / ``optional_user``: the dependency is its own security scheme,
-    so a guarded route costs FastAPI one dependency to resolve, not two."""
+    so a guarded route costs FastAPI one dependency to resolve, not two. Scopes
+    declared around it (``Security(..., scopes=[...])``) are all required."""
 
     def __init__(
-        self,
-        describe: Callable[[], tuple[str, SecurityBaseModel]],
-        resolve: Resolve,
-        *,
-        optional: bool,
+        self, describe: Callable[[], tuple[str, SecurityBaseModel]], resolve: Resolve[UserT]
     ) -> None:
         super().__init__(describe)
         self._resolve = resolve
-        self._optional = optional
 
-    async def __call__(
-        self, security_scopes: SecurityScopes, conn: HTTPConnection
-    ) -> CognitoUser | None:
-        """The verified caller (401 without a valid token, 403 without required scopes);
-        for ``optional_user``, None when no token was sent (a bad token is still a 401)."""
-        token = connection_token(conn.scope)
-        if token is None and self._optional:
-            return None
+
+class _CurrentUser(_UserDependency[UserT]):
+    async def __call__(self, security_scopes: SecurityScopes, conn: HTTPConnection) -> UserT:
+        """The verified caller (401 without a valid token, 403 without required scopes)."""
         auth = self._resolve(conn)
-        user: CognitoUser = await auth._user_for(conn, token)
+        user = await auth._user_for(conn)
         auth._check_scopes(conn, user, security_scopes.scopes, all=True)
         return user
 
 
-class _Guards:
+class _OptionalUser(_UserDependency[UserT]):
+    async def __call__(self, security_scopes: SecurityScopes, conn: HTTPConnection) -> UserT | None:
+        """The verified caller, or None when no token was sent (a bad token is a 401)."""
+        auth = self._resolve(conn)
+        if auth.request_token(conn) is None:
+            return None
+        user = await auth._user_for(conn)
+        auth._check_scopes(conn, user, security_scopes.scopes, all=True)
+        return user
+
+
+def _names(kind: str, values: Iterable[str]) -> tuple[str, ...]:
+    """Validated guard arguments: a list of non-empty names, never one bare string
+    (whose characters would each become a name)."""
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{kind} takes a list of names, not one string")
+    names = tuple(values)
+    if not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"{kind} names must be non-empty strings")
+    return names
+
+
+class _Guards(Generic[UserT]):
     """Builds the route dependencies over a token scheme and a way to find the auth.
 
     ``CognitoAuth`` instances resolve to themselves; the module-level
     dependencies resolve to the app's ``CognitoAuth``.
     """
 
-    def __init__(self, scheme: _BearerScheme, resolve: Resolve) -> None:
+    def __init__(self, scheme: _BearerScheme, resolve: Resolve[UserT]) -> None:
         self.scheme = scheme
         self.resolve = resolve
-        self.current_user: Dependency = _UserDependency(scheme._describe, resolve, optional=False)
-        self.optional_user: Dependency = _UserDependency(scheme._describe, resolve, optional=True)
+        self.current_user: Dependency[UserT] = _CurrentUser(scheme._describe, resolve)
+        self.optional_user: Dependency[UserT | None] = _OptionalUser(scheme._describe, resolve)
 
-    def require_group(self, *groups: str, all: bool = False) -> Dependency:
+    def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
+        groups = _names("require_group", groups)
         if not groups:
             raise ValueError("require_group needs at least one group")
         resolve = self.resolve
 
         async def group_member(
-            conn: HTTPConnection, user: CognitoUser = Security(self.current_user)
-        ) -> CognitoUser:
+            conn: HTTPConnection, user: UserT = Security(self.current_user)
+        ) -> UserT:
             held = set(user.groups)
-            if not (held.issuperset(groups) if all else not held.isdisjoint(groups)):
-                error = MissingGroupError("the user is not in a required group", groups=groups)
-                raise resolve(conn)._http_error(error, conn)
+            missing = [group for group in groups if group not in held]
+            if missing and (all or len(missing) == len(groups)):
+                raise resolve(conn)._http_error(_missing_groups(missing if all else groups), conn)
             return user
 
         return group_member
 
-    def require_scope(self, *scopes: str, all: bool = True) -> Dependency:
+    def require_scope(self, *scopes: str, all: bool = True) -> Dependency[UserT]:
+        scopes = _names("require_scope", scopes)
         if not scopes:
             raise ValueError("require_scope needs at least one scope")
         if all:
 
             async def scoped(
-                user: CognitoUser = Security(self.current_user, scopes=list(scopes)),
-            ) -> CognitoUser:
+                user: UserT = Security(self.current_user, scopes=list(scopes)),
+            ) -> UserT:
                 return user
 
             return scoped
         resolve = self.resolve
 
         async def any_scope(
-            conn: HTTPConnection, token: str | None = Security(self.scheme, scopes=list(scopes))
-        ) -> CognitoUser:
+            security_scopes: SecurityScopes,
+            conn: HTTPConnection,
+            _: str | None = Security(self.scheme, scopes=list(scopes)),
+        ) -> UserT:
+            # security_scopes holds the scopes declared around this dependency: all
+            # of those are required, and any one of its own.
             auth = resolve(conn)
-            user: CognitoUser = await auth._user_for(conn, token)
+            user = await auth._user_for(conn)
+            auth._check_scopes(conn, user, security_scopes.scopes, all=True)
             auth._check_scopes(conn, user, scopes, all=False)
             return user
 
         return any_scope
 
-    def require_pool(self, *user_pool_ids: str) -> Dependency:
+    def require_any(
+        self, groups: Iterable[str] = (), scopes: Iterable[str] = ()
+    ) -> Dependency[UserT]:
+        groups = _names("require_any groups", groups)
+        scopes = _names("require_any scopes", scopes)
+        if not groups and not scopes:
+            raise ValueError("require_any needs at least one group or scope")
+        resolve = self.resolve
+
+        async def group_or_scope(
+            conn: HTTPConnection, user: UserT = Security(self.current_user)
+        ) -> UserT:
+            if set(user.groups).isdisjoint(groups) and set(user.scopes).isdisjoint(scopes):
+                # A machine client (no groups) is told which scopes would do.
+                error: CognitoGuardError = (
+                    InsufficientScopeError(
+                        f"the token has none of the scopes: {', '.join(scopes)}", scopes=scopes
+                    )
+                    if scopes and (user.is_machine or not groups)
+                    else _missing_groups(groups)
+                )
+                raise resolve(conn)._http_error(error, conn)
+            return user
+
+        return group_or_scope
+
+    def require_pool(self, *user_pool_ids: str) -> Dependency[UserT]:
+        user_pool_ids = _names("require_pool", user_pool_ids)
         if not user_pool_ids:
             raise ValueError("require_pool needs at least one user pool id")
         resolve = self.resolve
 
         async def pool_member(
-            conn: HTTPConnection, user: CognitoUser = Security(self.current_user)
-        ) -> CognitoUser:
+            conn: HTTPConnection, user: UserT = Security(self.current_user)
+        ) -> UserT:
             if user.user_pool_id not in user_pool_ids:
                 error = InvalidTokenError("wrong_issuer", "token is from another user pool")
                 raise resolve(conn)._http_error(error, conn)
             return user
 
         return pool_member
+
+
+def _missing_groups(groups: Sequence[str]) -> MissingGroupError:
+    """The 403 for a user outside the required groups, naming them."""
+    listed = ", ".join(groups)
+    return MissingGroupError(
+        f"the user is not in the required group(s): {listed}", groups=tuple(groups)
+    )
 
 
 class CognitoAuth(Generic[UserT]):
@@ -341,18 +534,18 @@ class CognitoAuth(Generic[UserT]):
         realm: str = "api",
     ) -> None:
         self.verifier = CognitoVerifier(
-            settings if settings is not None else CognitoSettings(),  # type: ignore[call-arg]
+            settings if settings is not None else CognitoSettings(),
             http_client=http_client,
         )
         self.settings = self.verifier.settings
         self.user_model = user_model
         self.realm = realm
-        self._domain = next((s.domain for s in self.settings if s.domain), None)
+        self._oauth = next((s for s in self.settings if s.oauth_base_url), None)
         self.scheme = _BearerScheme(self._openapi_scheme)
-        self._guards = _Guards(self.scheme, lambda conn: self)
-        self.current_user: Dependency = self._guards.current_user
+        self._guards: _Guards[UserT] = _Guards(self.scheme, lambda conn: self)
+        self.current_user: Dependency[UserT] = self._guards.current_user
         """Dependency: the verified caller (401 without a valid token)."""
-        self.optional_user: Dependency = self._guards.optional_user
+        self.optional_user: Dependency[UserT | None] = self._guards.optional_user
         """Dependency: the verified caller, or None when no token was sent."""
         size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in self.settings))
         self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
@@ -360,23 +553,30 @@ class CognitoAuth(Generic[UserT]):
         )
         self._http_client = http_client
         self._identity_clients: dict[str, IdentityPoolClient] = {}
-        self.aws_credentials: Dependency = self._make_aws_credentials()
+        self.aws_credentials: Dependency[AwsCredentials] = self._make_aws_credentials()
         """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
         self.guest_identities: GuestIdentities | None = None
         """Where a visitor's guest identity id is kept (browser sessions set it); None:
         one guest identity for this process."""
-        self.guest_credentials: Dependency = self._make_guest_credentials()
+        self.guest_credentials: Dependency[AwsCredentials] = self._make_guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
 
-    def require_group(self, *groups: str, all: bool = False) -> Dependency:
+    def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
         return self._guards.require_group(*groups, all=all)
 
-    def require_scope(self, *scopes: str, all: bool = True) -> Dependency:
+    def require_scope(self, *scopes: str, all: bool = True) -> Dependency[UserT]:
         """A dependency admitting tokens with all of ``scopes`` (any one with ``all=False``)."""
         return self._guards.require_scope(*scopes, all=all)
 
-    def require_pool(self, *user_pool_ids: str) -> Dependency:
+    def require_any(
+        self, groups: Iterable[str] = (), scopes: Iterable[str] = ()
+    ) -> Dependency[UserT]:
+        """A dependency admitting users in any of ``groups`` or tokens with any of
+        ``scopes``: one route for people (groups) and machine clients (scopes)."""
+        return self._guards.require_any(groups, scopes)
+
+    def require_pool(self, *user_pool_ids: str) -> Dependency[UserT]:
         """A dependency admitting only tokens signed by the given user pools."""
         unknown = set(user_pool_ids) - {s.user_pool_id for s in self.settings}
         if unknown:
@@ -497,22 +697,24 @@ class CognitoAuth(Generic[UserT]):
 
     def init_app(self, app: FastAPI) -> None:
         """Make this the app's ``CognitoAuth``: module-level dependencies use it, errors
-        render as ``{detail, code}``, and its OpenAPI scheme lists every scope routes need.
+        render as ``{detail, code}``, its OpenAPI scheme lists every scope routes need
+        and the 401/403 answers, and Swagger UI signs in through the hosted UI when an
+        OAuth URL (``domain`` or ``oauth_url``) is set.
         """
-        global _registered
         app.state.cognito_auth = self
         app.add_exception_handler(CognitoHTTPException, _handle_cognito_exception)
         app.add_exception_handler(CognitoWebSocketException, _close_websocket)
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
+        if app.swagger_ui_init_oauth is None:
+            app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
         if not getattr(app.openapi, "_cognito_guard", False):
             app.openapi = self._openapi_for(app, app.openapi)  # type: ignore[method-assign]
-        _registered = self
 
     def _openapi_for(self, app: FastAPI, generate: Callable[[], dict[str, Any]]) -> Any:
-        """Wrap the app's OpenAPI generation: describe this auth, and put every scope a
-        route requires into the OAuth2 flow so Swagger UI can request it."""
+        """Wrap the app's OpenAPI generation: describe this auth, put every scope a
+        route requires into the OAuth2 flow and list guarded routes' 401/403."""
 
         def openapi() -> dict[str, Any]:
             if app.openapi_schema is not None:
@@ -522,7 +724,7 @@ class CognitoAuth(Generic[UserT]):
                 schema = generate()
             finally:
                 _openapi_auth.reset(describing)
-            _declare_required_scopes(schema)
+            _document_guarded_operations(schema)
             return schema
 
         openapi._cognito_guard = True  # type: ignore[attr-defined]
@@ -549,23 +751,25 @@ class CognitoAuth(Generic[UserT]):
 
     @property
     def swagger_ui_init_oauth(self) -> dict[str, Any] | None:
-        """Swagger UI's OAuth settings (code flow with PKCE) when a hosted-UI ``domain`` is set."""
-        if self._domain is None:
+        """Swagger UI's OAuth settings (code flow with PKCE) when an OAuth URL is set
+        (``domain`` or ``oauth_url``); ``init_app`` applies them to the app."""
+        if self._oauth is None:
             return None
         return {
-            "clientId": self.settings[0].client_ids[0],
+            "clientId": self._oauth.client_ids[0],
             "usePkceWithAuthorizationCodeGrant": True,
-            "scopes": " ".join(_DEFAULT_OAUTH_SCOPES),
+            "scopes": " ".join(self._oauth.login_scopes),
         }
 
     def _openapi_scheme(self) -> tuple[str, SecurityBaseModel]:
-        if self._domain is None:
+        settings = self._oauth
+        base = None if settings is None else settings.oauth_base_url
+        if settings is None or base is None:
             return "CognitoBearer", HTTPBearerModel(bearerFormat="JWT")
-        scopes = dict(_DEFAULT_OAUTH_SCOPES)
         flow = OAuthFlowAuthorizationCode(
-            authorizationUrl=f"https://{self._domain}/oauth2/authorize",
-            tokenUrl=f"https://{self._domain}/oauth2/token",
-            scopes=scopes,
+            authorizationUrl=f"{base}/oauth2/authorize",
+            tokenUrl=f"{base}/oauth2/token",
+            scopes={scope: scope for scope in settings.login_scopes},
         )
         return "CognitoOAuth2", OAuth2Model(flows=OAuthFlows(authorizationCode=flow))
 
@@ -595,20 +799,35 @@ class CognitoAuth(Generic[UserT]):
         users[token] = (claims, user)
         return user
 
-    async def _user_for(self, conn: HTTPConnection, token: str | None) -> UserT:
+    def request_token(self, conn: HTTPConnection) -> str | None:
+        """The one place this auth reads a request's token (see ``connection_token``)."""
+        return connection_token(conn.scope)
+
+    async def request_user(self, scope: Scope, token: str) -> UserT:
+        """The user this auth verified for ``token`` in this request, verifying it on
+        first use. Every auth keeps its own entry: a token another auth (or the
+        middleware's) accepted is still checked against this one's pools, clients,
+        token use and user model. Raises ``CognitoGuardError``."""
+        users = _request_auth(scope).users
+        cached = users.get(self)
+        if cached is not None and cached[0] == token:
+            user: UserT = cached[1]  # type: ignore[assignment]  # stored by this auth
+            return user
+        user = await self.authenticate(token)
+        users[self] = (token, user)
+        return user
+
+    async def _user_for(self, conn: HTTPConnection) -> UserT:
         """The request's user, verified once per request however many guards ask."""
+        if offers_bearer_subprotocol(conn.scope) and isinstance(conn, WebSocket):
+            conn._send = accepting_bearer_subprotocol(conn._send)
+        token = self.request_token(conn)
         if token is None:
             raise self._http_error(MissingTokenError("Not authenticated"), conn)
-        state = conn.scope.setdefault("state", {})  # what request.state reads and writes
-        cached: tuple[str, UserT] | None = state.get("cognito_user")
-        if cached is not None and cached[0] == token:
-            return cached[1]
         try:
-            user = await self.authenticate(token)
+            return await self.request_user(conn.scope, token)
         except CognitoGuardError as error:
             raise self._http_error(error, conn) from None
-        state["cognito_user"] = (token, user)
-        return user
 
     def _check_scopes(
         self, conn: HTTPConnection, user: CognitoUser, required: Sequence[str], *, all: bool
@@ -626,34 +845,89 @@ class CognitoAuth(Generic[UserT]):
 
 # -- module-level dependencies: the app's CognitoAuth, or one from the environment --
 
-_registered: CognitoAuth[Any] | None = None
 _openapi_auth: ContextVar[CognitoAuth[Any] | None] = ContextVar("_openapi_auth", default=None)
 _from_env: CognitoAuth[Any] | None = None
+_unregistered_apps_logged: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _default_auth() -> CognitoAuth[Any]:
+def _env_auth() -> CognitoAuth[Any] | ValidationError:
+    """The ``CognitoAuth`` the ``COGNITO_*`` environment describes (built once), or
+    why the environment describes none."""
     global _from_env
-    if _registered is not None:
-        return _registered
     if _from_env is None:
-        _from_env = CognitoAuth()
+        try:
+            _from_env = CognitoAuth()
+        except ValidationError as exc:
+            return exc
     return _from_env
 
 
-def _auth_of(conn: HTTPConnection) -> CognitoAuth[Any]:
-    auth = getattr(conn.app.state, "cognito_auth", None)
-    return auth if isinstance(auth, CognitoAuth) else _default_auth()
+def _auth_of(conn: HTTPConnection) -> CognitoAuth[CognitoUser]:
+    """The ``CognitoAuth`` of the app handling the request, else the environment's.
+    Never another app's: without either, a 500 and one log line naming the fix."""
+    app = conn.scope.get("app")
+    auth = getattr(getattr(app, "state", None), "cognito_auth", None)
+    if isinstance(auth, CognitoAuth):
+        return auth
+    found = _env_auth()
+    if isinstance(found, CognitoAuth):
+        return found
+    _log_unregistered(app, found)
+    if conn.scope["type"] == "websocket":
+        raise WebSocketException(WS_INTERNAL_ERROR, reason="authentication is not configured")
+    raise HTTPException(500, "authentication is not configured")
+
+
+def _log_unregistered(app: Any, error: ValidationError) -> None:
+    """Say once per app why its module-level dependencies have no ``CognitoAuth``."""
+    try:
+        if app in _unregistered_apps_logged:
+            return
+        _unregistered_apps_logged.add(app)
+    except TypeError:  # not weak-referenceable: log every time rather than never
+        pass
+    lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
+    hint = (
+        "its lifespan (auth.lifespan) has not run: a mounted sub-app's never does, nor "
+        "TestClient's outside a `with` block"
+        if isinstance(getattr(lifespan, "__self__", None), CognitoAuth)
+        else "no CognitoAuth is registered on it"
+    )
+    unset = ", ".join(
+        sorted({f"COGNITO_{str(e['loc'][0]).upper()}" for e in error.errors() if e["loc"]})
+    )
+    logger.error(
+        "module-level Cognito dependency on %s: %s and the COGNITO_* environment is "
+        "unusable (missing or invalid: %s); call auth.init_app(app) on this app, or set "
+        "the COGNITO_* variables",
+        type(app).__name__,
+        hint,
+        unset or "COGNITO_*",
+    )
 
 
 def _described_scheme() -> tuple[str, SecurityBaseModel]:
-    """The scheme of the auth whose app is generating OpenAPI, else the default one."""
-    return (_openapi_auth.get() or _default_auth())._openapi_scheme()
+    """The scheme of the auth whose app is generating OpenAPI, else the environment's,
+    else plain HTTP bearer."""
+    auth = _openapi_auth.get()
+    if auth is None:
+        found = _env_auth()
+        if not isinstance(found, CognitoAuth):
+            return "CognitoBearer", HTTPBearerModel(bearerFormat="JWT")
+        auth = found
+    return auth._openapi_scheme()
 
 
-_module_guards = _Guards(_BearerScheme(_described_scheme), _auth_of)
+_module_guards: _Guards[CognitoUser] = _Guards(_BearerScheme(_described_scheme), _auth_of)
 
 current_user = _module_guards.current_user
 optional_user = _module_guards.optional_user
 require_group = _module_guards.require_group
 require_scope = _module_guards.require_scope
+require_any = _module_guards.require_any
 require_pool = _module_guards.require_pool
+
+CurrentUser = Annotated[CognitoUser, Depends(current_user)]
+"""The verified caller: ``async def me(user: CurrentUser)``."""
+OptionalUser = Annotated[CognitoUser | None, Depends(optional_user)]
+"""The verified caller, or None when the request carried no token."""

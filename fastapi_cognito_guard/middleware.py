@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -23,20 +24,87 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .claims import CognitoUser
 from .errors import CognitoGuardError, MissingTokenError
-from .fastapi import WS_POLICY_VIOLATION, CognitoAuth, connection_token, error_response
+from .fastapi import (
+    WS_POLICY_VIOLATION,
+    CognitoAuth,
+    accepting_bearer_subprotocol,
+    error_response,
+    offers_bearer_subprotocol,
+)
 
 __all__ = ["AuthenticatedCognitoUser", "CognitoAuthBackend", "CognitoAuthMiddleware"]
 
-DEFAULT_EXCLUDED = ("/health", "/docs", "/openapi.json")
+HEALTH_PATH = "/health"
+
+
+class PathExclusions:
+    """The paths a ``CognitoAuthMiddleware`` leaves open, matched exactly.
+
+    An entry matches one path; an entry ending in ``/*`` matches every path that
+    starts with the part before the ``*`` (``/static/*``: ``/static/app.js``, not
+    ``/static``). Anything else that could open more than meant is a ``ValueError``.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        if isinstance(entries, (str, bytes)):
+            raise ValueError(
+                "exclude_paths takes a list of paths, not one string "
+                '(exclude_paths=["/health"], not exclude_paths="/health")'
+            )
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for entry in entries:
+            if not isinstance(entry, str) or not entry.startswith("/"):
+                raise ValueError(
+                    f"exclude_paths entries are paths starting with '/', got {entry!r}"
+                )
+            wildcard = entry.endswith("/*")
+            if "*" in (entry[:-1] if wildcard else entry):
+                raise ValueError(
+                    f"exclude_paths entry {entry!r}: '*' is only allowed as a final '/*'"
+                )
+            if wildcard:
+                prefixes.append(entry[:-1])
+            else:
+                exact.add(entry)
+        self.exact = frozenset(exact)
+        self.prefixes = tuple(prefixes)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.prefixes)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path within the app: without the ``root_path`` (a proxy prefix or the
+    ``Mount`` the app sits under)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if not rest:
+            return "/"
+        if rest.startswith("/"):
+            return rest
+    return path
+
+
+def _docs_paths(app: Any) -> tuple[str | None, ...]:
+    """FastAPI's own documentation paths, as the app configured them."""
+    if not isinstance(app, FastAPI):
+        return ()
+    redirect = app.swagger_ui_oauth2_redirect_url if app.docs_url else None
+    return (app.docs_url, redirect, app.redoc_url, app.openapi_url)
 
 
 class CognitoAuthMiddleware:
-    """Requires a valid Cognito token on every HTTP and WebSocket route but the excluded.
+    """Requires a valid Cognito token on every HTTP and WebSocket request but the excluded.
 
-    ``exclude_paths`` entries match a path exactly or as a prefix followed by
-    ``/`` (``/docs`` also opens ``/docs/oauth2-redirect``). CORS preflight
-    requests pass. The user is put at ``request.state.user`` and
-    ``scope["user"]``; WebSocket failures close with code 1008.
+    ``exclude_paths`` (see ``PathExclusions``) are matched within the app, after its
+    ``root_path``; by default exactly ``/health`` and the FastAPI app's own docs
+    paths are open. No method is exempt: add Starlette's ``CORSMiddleware``
+    outside this one to answer CORS preflights. The user is put at
+    ``request.state.user`` and ``scope["user"]``; WebSocket failures close with
+    code 1008.
     """
 
     def __init__(
@@ -44,28 +112,36 @@ class CognitoAuthMiddleware:
         app: ASGIApp,
         *,
         auth: CognitoAuth[Any],
-        exclude_paths: Iterable[str] = DEFAULT_EXCLUDED,
+        exclude_paths: Iterable[str] | None = None,
     ) -> None:
         self.app = app
         self.auth = auth
-        self.exclude_paths = tuple(path.rstrip("/") or "/" for path in exclude_paths)
+        self.exclude_paths = None if exclude_paths is None else PathExclusions(exclude_paths)
 
-    def _excluded(self, path: str) -> bool:
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.exclude_paths)
+    def _excluded(self, scope: Scope) -> bool:
+        path = _route_path(scope)
+        if self.exclude_paths is not None:
+            return path in self.exclude_paths
+        if path == HEALTH_PATH:
+            return True
+        # The FastAPI app is the one this wraps, or (added with add_middleware) the
+        # one that put itself into the scope before running its middleware.
+        app = self.app if isinstance(self.app, FastAPI) else scope.get("app")
+        return path in _docs_paths(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket") or self._excluded(scope["path"]):
+        if kind not in ("http", "websocket") or self._excluded(scope):
             await self.app(scope, receive, send)
             return
-        if kind == "http" and _is_preflight(scope):
-            await self.app(scope, receive, send)
-            return
-        token = connection_token(scope)
+        if offers_bearer_subprotocol(scope):
+            send = accepting_bearer_subprotocol(send)
+        auth = self.auth
+        token = auth.request_token(HTTPConnection(scope))
         try:
             if token is None:
                 raise MissingTokenError("Not authenticated")
-            user = await self.auth.authenticate(token)
+            user = await auth.request_user(scope, token)
         except CognitoGuardError as error:
             if kind == "websocket":
                 # Complete the handshake first so the client sees the 1008 close
@@ -80,20 +156,11 @@ class CognitoAuthMiddleware:
                         }
                     )
             else:
-                await error_response(error, self.auth.realm)(scope, receive, send)
+                await error_response(error, auth.realm)(scope, receive, send)
             return
         scope["user"] = user
-        state = scope.setdefault("state", {})
-        state["user"] = user
-        state["cognito_user"] = (token, user)  # route dependencies reuse it
+        scope.setdefault("state", {})["user"] = user
         await self.app(scope, receive, send)
-
-
-def _is_preflight(scope: Scope) -> bool:
-    if scope["method"] != "OPTIONS":
-        return False
-    names = {name for name, _ in scope.get("headers", ())}
-    return b"origin" in names and b"access-control-request-method" in names
 
 
 class AuthenticatedCognitoUser(BaseUser):
@@ -139,11 +206,11 @@ class CognitoAuthBackend(AuthenticationBackend):
     async def authenticate(
         self, conn: HTTPConnection
     ) -> tuple[AuthCredentials, AuthenticatedCognitoUser] | None:
-        token = connection_token(conn.scope)
+        token = self.auth.request_token(conn)
         if token is None:
             return None
         try:
-            user = await self.auth.authenticate(token)
+            user = await self.auth.request_user(conn.scope, token)
         except CognitoGuardError as error:
             raise CognitoAuthError(error, self.auth.realm) from None
         return AuthCredentials([*user.scopes, *user.groups]), AuthenticatedCognitoUser(user)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
+import logging
+import os
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["CognitoSettings"]
+
+logger = logging.getLogger("fastapi_cognito_guard")
 
 _POOL_ID = re.compile(r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)_[0-9A-Za-z]+")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
@@ -94,21 +108,23 @@ class CognitoSettings(BaseSettings):
         env_prefix="COGNITO_", extra="ignore", hide_input_in_errors=True
     )
 
-    user_pool_id: str
+    # Required, yet ``default=...`` (pydantic: no default) lets type checkers accept
+    # ``CognitoSettings()``, which reads both from the environment.
+    user_pool_id: str = Field(default=...)
     # Declared before the URL fields: their validators read it.
     allow_insecure_http: bool = False
     region: str | None = None
-    client_ids: Annotated[list[str], NoDecode]
+    client_ids: Annotated[list[str], NoDecode] = Field(default=...)
     token_use: Literal["access", "id", "any"] = "access"
     issuer: str | None = None
     additional_regions: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jwks_url: str | None = None
-    leeway_seconds: int = Field(30, ge=0, le=3600)
-    jwks_ttl_seconds: float = Field(3600, gt=0)
-    jwks_cooldown_seconds: float = Field(10, ge=0)
-    jwks_timeout_seconds: float = Field(3, gt=0)
-    jwks_max_stale_seconds: float = Field(86400, ge=0)
-    result_cache_size: int = Field(10000, ge=0)
+    leeway_seconds: int = Field(default=30, ge=0, le=3600)
+    jwks_ttl_seconds: float = Field(default=3600, gt=0)
+    jwks_cooldown_seconds: float = Field(default=10, ge=0)
+    jwks_timeout_seconds: float = Field(default=3, gt=0)
+    jwks_max_stale_seconds: float = Field(default=86400, ge=0)
+    result_cache_size: int = Field(default=10000, ge=0)
     identity_pool_id: str | None = None
     identity_endpoint: str | None = None
     identity_flow: Literal["enhanced", "basic"] = "enhanced"
@@ -123,13 +139,22 @@ class CognitoSettings(BaseSettings):
     redirect_uri: str | None = None
     logout_uri: str | None = None
     trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    session_max_age_seconds: int = Field(2592000, gt=0)
+    session_max_age_seconds: int = Field(default=2592000, gt=0)
     idp_endpoint: str | None = None
-    revocation_check_seconds: float = Field(60, ge=0)
-    redis_url: str | None = Field(None, repr=False)  # may carry a password
-    redis_prefix: str = Field("fcg:", min_length=1, max_length=64)
-    refresh_token_validity_seconds: int = Field(2592000, gt=0)
+    revocation_check_seconds: float = Field(default=60, ge=0)
+    redis_url: str | None = Field(default=None, repr=False)  # may carry a password
+    redis_prefix: str = Field(default="fcg:", min_length=1, max_length=64)
+    refresh_token_validity_seconds: int = Field(default=2592000, gt=0)
     session_store: Literal["cookie", "redis"] = "cookie"
+
+    if not TYPE_CHECKING:  # type checkers keep pydantic's field-by-field signature
+
+        def __init__(self, **values: Any) -> None:
+            _warn_unknown_variables(os.environ, frozenset(map(env_name, type(self).model_fields)))
+            try:
+                super().__init__(**values)
+            except ValidationError as exc:
+                raise _naming_variables(exc) from None
 
     @field_validator("user_pool_id")
     @classmethod
@@ -319,3 +344,43 @@ class CognitoSettings(BaseSettings):
         return (
             self.identity_endpoint or f"https://cognito-identity.{self.pool_region}.amazonaws.com/"
         )
+
+
+def _warn_unknown_variables(environ: Mapping[str, str], known: frozenset[str]) -> None:
+    """Log one warning per ``COGNITO_*`` variable that no setting reads (a typo, most often).
+
+    Names are compared in upper case, as pydantic-settings reads them; values are never
+    logged (they may be secrets).
+    """
+    for name in sorted(environ):
+        if not name.upper().startswith("COGNITO_") or name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        logger.warning("environment variable %s is not a setting and is ignored%s", name, hint)
+
+
+def _naming_variables(exc: ValidationError) -> ValidationError:
+    """The same errors, each message naming the field and its environment variable.
+
+    ``user_pool_id (COGNITO_USER_POOL_ID): Field required``: whoever reads it may have
+    set the variable, not the field. Locations stay the field names; inputs stay hidden.
+    """
+    details: list[InitErrorDetails] = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in CognitoSettings.model_fields and env_name(field) not in message:
+            named = f"{field} ({env_name(field)})"
+            if message.startswith(f"{field} "):
+                message = named + message[len(field) :]
+            else:
+                message = f"{named}: {message}"
+        details.append(
+            {
+                "type": PydanticCustomError(error["type"], message),
+                "loc": error["loc"],
+                "input": error["input"],
+            }
+        )
+    return ValidationError.from_exception_data(exc.title, details, hide_input=True)

@@ -14,7 +14,15 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
-__all__ = ["FakeClock", "b64url", "b64url_uint", "bearer", "public_jwk", "running"]
+__all__ = [
+    "FakeClock",
+    "b64url",
+    "b64url_uint",
+    "bearer",
+    "public_jwk",
+    "running",
+    "websocket_refusal",
+]
 
 
 # -- HTTP ----------------------------------------------------------------------------
@@ -32,6 +40,19 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
     ):
         yield c
+
+
+def websocket_refusal(client: Any, path: str, subprotocols: list[str]) -> tuple[str | None, int]:
+    """Open a WebSocket with Starlette's TestClient and read until it is closed: the
+    subprotocol the accept named and the close code."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect(path, subprotocols=subprotocols) as ws:
+        try:
+            ws.receive_text()
+        except WebSocketDisconnect as closed:
+            return ws.accepted_subprotocol, closed.code
+    return ws.accepted_subprotocol, 1000
 
 
 # -- time ----------------------------------------------------------------------------

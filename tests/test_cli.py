@@ -335,7 +335,7 @@ def test_verify_with_an_invalid_setting_exits_2_naming_the_field_and_its_variabl
     assert output == ""
     err = capsys.readouterr().err
     assert err.startswith("invalid settings")
-    assert f"{field} ({variable}): " in err
+    assert f"{field} ({variable})" in err
 
 
 BEARER_FORMS = ["Bearer {}", "bearer   {}", "  BEARER\t{}  ", "Authorization: Bearer {}"]

@@ -44,7 +44,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import example_app.__main__ as example_main
-import fastapi_cognito_guard.fastapi as fastapi_module
 from example_app import create_app, dev_mode_requested
 from fastapi_cognito_guard import CognitoSettings
 from tests.example_server import ExampleServer
@@ -302,8 +301,6 @@ async def moto_app(
     moto_server: str, moto_pool: CognitoPool, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[MotoApp]:
     """The example app trusting a moto user pool and identity pool, run in process."""
-    # The lifespan registers the app's CognitoAuth module-wide; put the old one back after.
-    monkeypatch.setattr(fastapi_module, "_registered", fastapi_module._registered)
     moto_pool.create_user("alice", email="alice@example.com", groups=["premium"])
     tokens = moto_pool.tokens("alice")
     app = create_app(

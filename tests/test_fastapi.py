@@ -17,6 +17,13 @@ What the tests here prove, one behaviour each:
   a token and a 401 with a bad one.
 * Module-level dependencies use each app's own ``CognitoAuth``.
 * ``Bearer`` is case-insensitive; ``Basic`` credentials count as no token.
+* A 403 for a missing group names the group. ``require_any(groups=, scopes=)``
+  admits a user in a listed group or a client with a listed scope, and refuses
+  the rest as ``missing_group`` (users) or ``insufficient_scope`` (machine
+  clients). Guard arguments that would widen or break access (none, one bare
+  string, a list as a name, an empty name) are a ``ValueError``.
+* ``CurrentUser`` / ``OptionalUser`` annotate routes; a consumer app with
+  ``auth = CognitoAuth()`` passes ``mypy --strict`` with typed dependencies.
 * ``require_group`` is any-of (``all=True``: all-of); ``require_scope`` is all-of
   (``all=False``: any-of).
 * A ``user_model`` subclass receives ``custom:*`` claims from an ID token; a
@@ -26,42 +33,56 @@ What the tests here prove, one behaviour each:
 * Sync and async handlers both receive the user; a request with several guards is
   verified once.
 * OpenAPI 3.1: HTTP bearer without a hosted-UI ``domain``; OAuth2 authorization
-  code (with PKCE in Swagger UI) with one; requirements on guarded routes only.
-* On a WebSocket route the dependencies accept a valid token and close with 1008
-  without one or without a required scope.
+  code (with PKCE in Swagger UI) with one; requirements, and the 401/403 answers
+  with the ``{detail, code}`` body, on guarded routes only. ``init_app`` wires
+  Swagger UI's OAuth settings itself when ``domain`` or ``oauth_url`` is set.
+* On a WebSocket route the dependencies accept a valid token (header,
+  ``cognito-bearer`` subprotocol -- named in the accept though the route calls a
+  plain ``accept()`` -- or ``?access_token=``, removed from the query string) and
+  close with 1008 without one or without a required scope; over uvicorn neither
+  way puts the token into its log.
 * The ``{"detail", "code"}`` error body with the auth's lifespan and with
   ``init_app``; the lifespan can run more than once.
 * End to end over real HTTP: uvicorn on 127.0.0.1 trusting a moto user pool.
 """
 
-import threading
-import time
+import subprocess
+import sys
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, FastAPI, Security, WebSocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import Field
 from starlette.websockets import WebSocketDisconnect
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from fastapi_cognito_guard import (
     CognitoAuth,
     CognitoSettings,
     CognitoUser,
+    CurrentUser,
+    OptionalUser,
     current_user,
     optional_user,
+    require_any,
     require_group,
     require_scope,
 )
+from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL, connection_token
 from fastapi_cognito_guard.testing import LocalIssuer
-from tests.helpers import bearer, running
+from tests.helpers import bearer, running, websocket_refusal
 from tests.moto_cognito import CognitoPool
+from tests.uvicorn_server import uvicorn_server
 
 THIRD_POOL_ID = "eu-central-1_Third"
 BARE_CHALLENGE = 'Bearer realm="api"'
@@ -72,6 +93,7 @@ MODULE = SimpleNamespace(
     optional_user=optional_user,
     require_group=require_group,
     require_scope=require_scope,
+    require_any=require_any,
 )
 """The module-level dependencies, shaped like a ``CognitoAuth`` for the matrix."""
 
@@ -411,6 +433,162 @@ async def test_require_scope_is_all_of_unless_all_false(
 # -- user models ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_missing_group_detail_names_the_group(
+    client: httpx.AsyncClient, issuer: LocalIssuer, flavour: str
+) -> None:
+    token = issuer.access_token(scopes=["orders/read"])
+    response = await client.get(f"/{flavour}/require_group", headers=bearer(token))
+    assert response.status_code == 403
+    assert "premium" in response.json()["detail"]
+
+
+@pytest.fixture
+async def require_any_client(auth: CognitoAuth[Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """``/{instance|module}/any``: group ``staff`` or scope ``reports/read``."""
+    app = FastAPI(lifespan=auth.lifespan)
+    for flavour in FLAVOURS:
+        source = auth if flavour == "instance" else MODULE
+        guard = source.require_any(groups=["staff"], scopes=["reports/read"])
+        add_echo_route(app, f"/{flavour}/any", Depends(guard))
+    async with running(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_require_any_admits_a_user_in_a_listed_group(
+    require_any_client: httpx.AsyncClient, issuer: LocalIssuer, flavour: str
+) -> None:
+    token = issuer.access_token(groups=["staff"])
+    assert (
+        await require_any_client.get(f"/{flavour}/any", headers=bearer(token))
+    ).status_code == 200
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_require_any_admits_a_machine_client_with_a_listed_scope(
+    require_any_client: httpx.AsyncClient, issuer: LocalIssuer, flavour: str
+) -> None:
+    token = issuer.client_credentials_token(scopes=["reports/read"])
+    response = await require_any_client.get(f"/{flavour}/any", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json()["is_machine"] is True
+
+
+@pytest.mark.parametrize(
+    ("caller", "code"), [("user", "missing_group"), ("machine", "insufficient_scope")]
+)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_require_any_refuses_a_caller_with_neither_naming_what_would_do(
+    require_any_client: httpx.AsyncClient, issuer: LocalIssuer, flavour: str, caller: str, code: str
+) -> None:
+    token = (
+        issuer.access_token(groups=["guests"])
+        if caller == "user"
+        else issuer.client_credentials_token(scopes=["reports/write"])
+    )
+    response = await require_any_client.get(f"/{flavour}/any", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json()["code"] == code
+    if caller == "user":
+        assert "staff" in response.json()["detail"]
+    else:
+        assert 'scope="reports/read"' in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda source: source.require_any(), id="require_any-nothing"),
+        pytest.param(lambda source: source.require_any(groups="staff"), id="require_any-string"),
+        pytest.param(lambda source: source.require_group(["a", "b"]), id="require_group-list"),
+        pytest.param(lambda source: source.require_scope(""), id="require_scope-empty"),
+    ],
+)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_guard_arguments_that_would_widen_or_break_access_are_a_value_error(
+    auth: CognitoAuth[Any], flavour: str, make: Any
+) -> None:
+    with pytest.raises(ValueError, match="require_"):
+        make(auth if flavour == "instance" else MODULE)
+
+
+async def test_current_user_and_optional_user_aliases_give_the_verified_user(
+    auth: CognitoAuth[Any], issuer: LocalIssuer
+) -> None:
+    app = FastAPI(lifespan=auth.lifespan)
+
+    @app.get("/me")
+    async def me(user: CurrentUser) -> dict[str, Any]:
+        return user_json(user)
+
+    @app.get("/maybe")
+    async def maybe(user: OptionalUser) -> dict[str, Any] | None:
+        return None if user is None else user_json(user)
+
+    async with running(app) as c:
+        token = bearer(full_token(issuer))
+        assert (await c.get("/me", headers=token)).json()["username"] == "alice"
+        assert (await c.get("/me")).status_code == 401
+        assert (await c.get("/maybe", headers=token)).json()["username"] == "alice"
+        assert (await c.get("/maybe")).json() is None
+
+
+CONSUMER_APP = """\
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, FastAPI
+from typing_extensions import assert_type
+
+from fastapi_cognito_guard import CognitoAuth, CognitoUser, CurrentUser, OptionalUser, require_any
+
+auth = CognitoAuth()
+assert_type(auth, CognitoAuth[CognitoUser])
+
+
+class TierUser(CognitoUser):
+    tier: str = "free"
+
+
+tiered = CognitoAuth(user_model=TierUser)
+assert_type(tiered.current_user, Callable[..., Awaitable[TierUser]])
+assert_type(tiered.optional_user, Callable[..., Awaitable[TierUser | None]])
+assert_type(tiered.require_any(groups=["staff"]), Callable[..., Awaitable[TierUser]])
+app = FastAPI(lifespan=auth.lifespan)
+
+
+@app.get("/me")
+async def me(user: CurrentUser) -> str:
+    return user.sub
+
+
+@app.get("/maybe")
+async def maybe(user: OptionalUser) -> str | None:
+    return None if user is None else user.sub
+
+
+@app.get("/staff")
+async def staff(user: CognitoUser = Depends(require_any(groups=["staff"]))) -> str:
+    return user.sub
+"""
+
+
+def test_consumer_app_passes_mypy_strict(tmp_path: Path) -> None:
+    consumer = tmp_path / "consumer_app.py"
+    consumer.write_text(CONSUMER_APP)
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(consumer)],
+        cwd=repo,
+        env={"MYPYPATH": str(repo), "PATH": "", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 class TierUser(CognitoUser):
     """A user model lifting the ``custom:tier`` attribute into a typed field."""
 
@@ -686,6 +864,49 @@ def test_swagger_ui_init_oauth_is_none_without_a_domain(issuer: LocalIssuer) -> 
     assert CognitoAuth(issuer.settings()).swagger_ui_init_oauth is None
 
 
+@pytest.mark.parametrize("route", [*UNSCOPED_ROUTES, *SCOPED_ROUTES])
+def test_openapi_guarded_routes_list_401_and_403_with_the_error_body(
+    bearer_spec: dict[str, Any], route: str
+) -> None:
+    responses = bearer_spec["paths"][route]["get"]["responses"]
+    for status in ("401", "403"):
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/CognitoError"}
+    body = bearer_spec["components"]["schemas"]["CognitoError"]
+    assert body["required"] == ["detail", "code"]
+
+
+def test_openapi_unguarded_route_lists_no_401(bearer_spec: dict[str, Any]) -> None:
+    assert set(bearer_spec["paths"]["/health"]["get"]["responses"]) == {"200"}
+
+
+@pytest.mark.parametrize(
+    "oauth", [{"domain": "auth.example.com"}, {"oauth_url": "http://127.0.0.1:9/local"}]
+)
+async def test_init_app_wires_swagger_ui_sign_in_when_an_oauth_url_is_set(
+    issuer: LocalIssuer, oauth: dict[str, str]
+) -> None:
+    auth = CognitoAuth(issuer.settings(**oauth))
+    app = FastAPI(lifespan=auth.lifespan)  # no swagger_ui_init_oauth passed by hand
+    add_echo_route(app, "/me", Depends(auth.current_user))
+    async with running(app) as c:
+        docs = (await c.get("/docs")).text
+        spec = (await c.get("/openapi.json")).json()
+    assert app.swagger_ui_init_oauth == auth.swagger_ui_init_oauth
+    assert f'"clientId": "{issuer.client_id}"' in docs
+    assert '"usePkceWithAuthorizationCodeGrant": true' in docs
+    base = oauth.get("oauth_url") or f"https://{oauth['domain']}"
+    _, scheme = only_scheme(spec)
+    assert scheme["flows"]["authorizationCode"]["authorizationUrl"] == f"{base}/oauth2/authorize"
+
+
+def test_init_app_keeps_swagger_oauth_settings_the_app_was_given(issuer: LocalIssuer) -> None:
+    own = {"clientId": "from-the-app"}
+    app = FastAPI(swagger_ui_init_oauth=own)
+    CognitoAuth(issuer.settings(domain="auth.example.com")).init_app(app)
+    assert app.swagger_ui_init_oauth is own
+
+
 def test_openapi_module_dependencies_use_the_registered_auths_scheme(
     issuer: LocalIssuer,
 ) -> None:
@@ -729,6 +950,7 @@ def ws_client(auth: CognitoAuth[Any]) -> Any:
     ) -> None:
         await websocket.accept()
         await websocket.send_text(user.username or "")
+        await websocket.send_text(websocket.scope["query_string"].decode())
         await websocket.close()
 
     with TestClient(app) as client:
@@ -738,6 +960,30 @@ def ws_client(auth: CognitoAuth[Any]) -> Any:
 def test_websocket_dependency_accepts_a_valid_token(ws_client: Any, issuer: LocalIssuer) -> None:
     with ws_client.websocket_connect("/ws", headers=bearer(full_token(issuer))) as ws:
         assert ws.receive_text() == "alice"
+
+
+def test_websocket_dependency_accepts_the_bearer_subprotocol_and_names_it(
+    ws_client: Any, issuer: LocalIssuer
+) -> None:
+    offered = [BEARER_SUBPROTOCOL, full_token(issuer)]
+    with ws_client.websocket_connect("/ws", subprotocols=offered) as ws:
+        assert ws.accepted_subprotocol == BEARER_SUBPROTOCOL  # the route called accept()
+        assert ws.receive_text() == "alice"
+
+
+def test_websocket_dependency_removes_the_query_token_from_the_query_string(
+    ws_client: Any, issuer: LocalIssuer
+) -> None:
+    with ws_client.websocket_connect(f"/ws?access_token={full_token(issuer)}&room=7") as ws:
+        assert ws.receive_text() == "alice"
+        assert ws.receive_text() == "room=7"
+
+
+def test_websocket_dependency_refusal_through_the_subprotocol_names_it_and_closes_1008(
+    ws_client: Any, issuer: LocalIssuer
+) -> None:
+    offered = [BEARER_SUBPROTOCOL, forged_token(issuer)]
+    assert websocket_refusal(ws_client, "/ws", offered) == (BEARER_SUBPROTOCOL, 1008)
 
 
 def test_websocket_dependency_without_a_token_closes_with_1008(ws_client: Any) -> None:
@@ -756,6 +1002,63 @@ def test_websocket_dependency_without_the_scope_closes_with_1008(
     ):
         ws.receive_text()
     assert closed.value.code == 1008
+
+
+QUERY_NAME = st.one_of(
+    st.sampled_from(["access_token", "access%5Ftoken", "access_tok%65n", "room", "a+b", ""]),
+    st.text(alphabet="abc_%=+5F", max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(QUERY_NAME, st.text(alphabet="xyz%=+", max_size=4)), max_size=5))
+def test_no_access_token_parameter_survives_in_a_websocket_query_string(
+    pairs: list[tuple[str, str]],
+) -> None:
+    query = "&".join(f"{name}={value}" for name, value in pairs)
+    scope = {"type": "websocket", "headers": [], "query_string": query.encode()}
+    sent = [v for n, v in parse_qsl(query, keep_blank_values=True) if n == "access_token"]
+    assert connection_token(scope) == (sent[0] if sent and sent[0] else None)
+    remaining = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+    assert "access_token" not in {name for name, _ in remaining}
+
+
+def ws_dependency_app(auth: CognitoAuth[Any]) -> FastAPI:
+    app = FastAPI(lifespan=auth.lifespan)
+
+    @app.websocket("/ws")
+    async def echo(websocket: WebSocket, user: CognitoUser = Depends(auth.current_user)) -> None:
+        await websocket.accept()
+        await websocket.send_text(user.username or "")
+        await websocket.close()
+
+    return app
+
+
+@pytest.mark.parametrize("way", ["query", "subprotocol"])
+def test_websocket_dependency_over_uvicorn_keeps_the_token_out_of_its_log(
+    issuer: LocalIssuer, way: str
+) -> None:
+    token = full_token(issuer)
+    with (
+        issuer.serve(),
+        uvicorn_server(ws_dependency_app(CognitoAuth(issuer.settings()))) as (
+            url,
+            log,
+        ),
+    ):
+        ws_url = url.replace("http", "ws", 1) + "/ws"
+        if way == "query":
+            socket = connect(f"{ws_url}?access_token={token}")
+        else:
+            socket = connect(
+                ws_url, subprotocols=[Subprotocol(BEARER_SUBPROTOCOL), Subprotocol(token)]
+            )
+        with socket:
+            assert socket.recv(timeout=5) == "alice"
+            assert socket.subprotocol == (BEARER_SUBPROTOCOL if way == "subprotocol" else None)
+    assert "[accepted]" in log.text
+    assert token.rsplit(".", 1)[1] not in log.text
 
 
 # -- error bodies and lifespan ---------------------------------------------------------
@@ -813,25 +1116,6 @@ async def test_lifespan_can_run_twice(issuer: LocalIssuer) -> None:
 # -- end to end: uvicorn + moto -------------------------------------------------------
 
 
-@contextmanager
-def uvicorn_server(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port; yield its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped during start-up"
-            assert time.monotonic() < deadline, "uvicorn did not start in 10 s"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def moto_app(pool: CognitoPool) -> FastAPI:
     settings = CognitoSettings(
         user_pool_id=pool.pool_id, client_ids=[pool.client_id], jwks_url=pool.jwks_url
@@ -847,7 +1131,7 @@ def test_end_to_end_over_uvicorn_with_a_moto_pool(moto_pool: CognitoPool) -> Non
     moto_pool.create_user("alice", email="alice@example.com", groups=["premium"])
     tokens = moto_pool.tokens("alice")
     with (
-        uvicorn_server(moto_app(moto_pool)) as url,
+        uvicorn_server(moto_app(moto_pool)) as (url, _),
         httpx.Client(base_url=url, trust_env=False, timeout=10) as http,
     ):
         me = http.get("/me", headers=bearer(tokens["AccessToken"]))

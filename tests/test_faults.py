@@ -134,16 +134,6 @@ def on_clock(clock: FakeClock) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def registered_auth_restored() -> Iterator[None]:
-    """An app's lifespan registers its ``CognitoAuth`` module-wide; put the old one back."""
-    saved = fastapi_module._registered
-    try:
-        yield
-    finally:
-        fastapi_module._registered = saved
-
-
 def guarded_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
     app = FastAPI(lifespan=auth.lifespan)
 
@@ -276,7 +266,6 @@ async def observe_jwks(row: str) -> dict[str, Any]:
     with (
         FaultyJWKSServer(issuer) as target,
         FaultyJWKSServer(issuer, redirect_to=target.url) as server,
-        registered_auth_restored(),
     ):
         settings = server.settings(
             jwks_ttl_seconds=TTL,
@@ -404,7 +393,6 @@ async def observe_identity(row: str) -> dict[str, Any]:
         JWKSServer(issuer) as jwks,
         IdentityServer() as target,
         IdentityServer(redirect_to=target.url, slow_seconds=SLOW_SECONDS) as idp,
-        registered_auth_restored(),
     ):
         settings: CognitoSettings = jwks.settings(
             token_use="id", identity_pool_id=IDENTITY_POOL_ID, identity_endpoint=idp.url
@@ -459,7 +447,7 @@ def test_identity_fault_matrix(row: str, column: str) -> None:
 
 async def test_a_closed_user_http_client_gives_503_with_retry_after_not_500() -> None:
     issuer = LocalIssuer()
-    with JWKSServer(issuer) as server, registered_auth_restored():
+    with JWKSServer(issuer) as server:
         client = httpx.AsyncClient()
         await client.aclose()
         auth: CognitoAuth[CognitoUser] = CognitoAuth(server.settings(), http_client=client)

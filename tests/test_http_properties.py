@@ -36,7 +36,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastapi_cognito_guard
-import fastapi_cognito_guard.fastapi as fastapi_module
 from fastapi_cognito_guard import CognitoAuth, CognitoUser
 from fastapi_cognito_guard.testing import LocalIssuer
 
@@ -102,13 +101,11 @@ class Guarded:
 
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[Guarded]:
-    saved = fastapi_module._registered  # init_app registers the auth module-wide
     app = Guarded()
     try:
         yield app
     finally:
         app.close()
-        fastapi_module._registered = saved
 
 
 STATIC_TEXT = "\n".join(

@@ -37,7 +37,6 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-import fastapi_cognito_guard.fastapi as fastapi_module
 from fastapi_cognito_guard import (
     AwsCredentials,
     CognitoAuth,
@@ -667,8 +666,6 @@ OpenApi = Callable[
 @pytest.fixture
 def open_api(monkeypatch: pytest.MonkeyPatch) -> OpenApi:
     """``open_api(settings, transport)``: a running app with ``GET /aws`` and a client for it."""
-    # The lifespan registers the app's CognitoAuth module-wide; put the old one back after.
-    monkeypatch.setattr(fastapi_module, "_registered", fastapi_module._registered)
 
     @asynccontextmanager
     async def open_app(

@@ -31,7 +31,6 @@ from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-import fastapi_cognito_guard.fastapi as fastapi_module
 from fastapi_cognito_guard import (
     AwsCredentials,
     CognitoAuth,
@@ -677,12 +676,6 @@ async def test_moto_basic_flow_is_counted_and_cached(
 # -- the FastAPI dependencies -----------------------------------------------------------
 
 
-@pytest.fixture
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The lifespan registers the app's CognitoAuth module-wide; put the old one back after.
-    monkeypatch.setattr(fastapi_module, "_registered", fastapi_module._registered)
-
-
 def aws_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
     app = FastAPI(lifespan=auth.lifespan)
 
@@ -721,7 +714,7 @@ def aws_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
 
 
 @pytest.fixture
-def loopback_auth(loopback: Loopback, registered: None) -> CognitoAuth[CognitoUser]:
+def loopback_auth(loopback: Loopback) -> CognitoAuth[CognitoUser]:
     auth: CognitoAuth[CognitoUser] = CognitoAuth(loopback.settings)
     auth.verifier.cache_jwks(loopback.issuer.jwks())
     return auth
@@ -859,7 +852,7 @@ async def test_guest_identity_kept_by_the_session_hook_gives_each_visitor_one_id
 
 
 async def test_a_session_can_supply_the_id_token_through_caller_id_token(
-    loopback: Loopback, registered: None
+    loopback: Loopback,
 ) -> None:
     username = new_user()
     session_id_token = loopback.issuer.id_token(username)
@@ -881,7 +874,7 @@ async def test_a_session_can_supply_the_id_token_through_caller_id_token(
 
 
 def test_aws_credentials_on_a_websocket_without_an_id_token_closes_1008(
-    loopback: Loopback, registered: None
+    loopback: Loopback,
 ) -> None:
     auth: CognitoAuth[CognitoUser] = CognitoAuth(
         loopback.settings.model_copy(update={"token_use": "access"})

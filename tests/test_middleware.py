@@ -2,19 +2,25 @@
 
 What the tests here prove, one behaviour each:
 
-* ``CognitoAuthMiddleware`` (added with ``app.add_middleware``) leaves its
-  ``exclude_paths`` open without a token, ``/docs/oauth2-redirect`` included
-  (prefix match), but not look-alike paths such as ``/healthz``; every other
-  route is a 401 ``missing_token`` without a token, a 401 ``invalid_token``
-  challenge with a bad one, and a 200 with a valid one, where
+* ``CognitoAuthMiddleware`` (added with ``app.add_middleware``) by default leaves
+  exactly ``/health`` and the FastAPI app's own docs paths open (as the app
+  configured them), not what lies below them (``/docs/anything``) nor look-alikes
+  (``/healthz``); every other route is a 401 ``missing_token`` without a token, a
+  401 ``invalid_token`` challenge with a bad one, and a 200 with a valid one, where
   ``request.state.user`` and ``request.scope["user"]`` are the ``CognitoUser``.
-* A CORS preflight (``OPTIONS`` with ``Origin`` and
-  ``Access-Control-Request-Method``) passes through to the ``CORSMiddleware``
-  inside it, while a plain ``OPTIONS`` is guarded.
+* ``exclude_paths`` entries match exactly; ``/static/*`` opens what lies below
+  ``/static/`` but not ``/static``; ``"/"`` opens only the root; matching happens
+  within the app (behind ``root_path`` or a ``Mount``). A bare string, an empty
+  entry, a relative one or a stray ``*`` is a ``ValueError`` at construction.
+* No method is exempt: a CORS preflight reaches the app only through a
+  ``CORSMiddleware`` added outside the guard; an ``OPTIONS`` handler is guarded.
 * Unobtainable signing keys answer 503 ``keys_unavailable`` with ``Retry-After``.
-* WebSockets are accepted with the token in the ``Authorization`` header or the
-  ``access_token`` query parameter, and closed with 1008 without a token or with
-  a bad one.
+* WebSockets are accepted with the token in the ``Authorization`` header, the
+  ``cognito-bearer`` subprotocol pair (the accept then names ``cognito-bearer``
+  though the route calls a plain ``accept()``) or the ``access_token`` query
+  parameter (removed from the query string the app and the server see), and
+  closed with 1008 without a token or with a bad one. Over uvicorn, neither way
+  puts the token into its log.
 * ``CognitoAuthBackend`` in Starlette's ``AuthenticationMiddleware`` gives
   ``request.user`` (authenticated, display name), ``request.auth.scopes`` (token
   scopes and Cognito groups) and makes ``@requires("premium")`` pass with the group
@@ -37,6 +43,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.websockets import WebSocketDisconnect
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from fastapi_cognito_guard import (
     CognitoAuth,
@@ -44,14 +52,16 @@ from fastapi_cognito_guard import (
     CognitoAuthMiddleware,
     CognitoUser,
 )
+from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL
 from fastapi_cognito_guard.testing import LocalIssuer
-from tests.helpers import bearer
+from tests.helpers import bearer, websocket_refusal
+from tests.uvicorn_server import uvicorn_server
 
 if TYPE_CHECKING:
     from starlette.testclient import TestClient
 
 ORIGIN = "https://app.example.com"
-EXCLUDED = ["/health", "/docs", "/openapi.json"]
+DEFAULT_OPEN = ["/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"]
 
 
 def forged_token(issuer: LocalIssuer) -> str:
@@ -61,9 +71,10 @@ def forged_token(issuer: LocalIssuer) -> str:
     return f"{alice.rsplit('.', 1)[0]}.{mallory.rsplit('.', 1)[1]}"
 
 
-def protected_app(auth: CognitoAuth[Any]) -> FastAPI:
-    """A FastAPI app behind ``CognitoAuthMiddleware``, with CORS handled inside it."""
-    app = FastAPI()
+def protected_app(auth: CognitoAuth[Any], **fastapi_options: Any) -> FastAPI:
+    """A FastAPI app behind ``CognitoAuthMiddleware`` (default exclusions), with CORS
+    answered outside it."""
+    app = FastAPI(**fastapi_options)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -83,17 +94,30 @@ def protected_app(auth: CognitoAuth[Any]) -> FastAPI:
             "scope_user_is_state_user": scope_user is state_user,
         }
 
+    @app.get("/static/{name}")
+    async def static(name: str) -> dict[str, str]:
+        return {"file": name}
+
+    @app.get("/")
+    async def root() -> dict[str, str]:
+        return {"root": "yes"}
+
+    @app.options("/private")
+    async def private_options() -> dict[str, str]:
+        return {"allow": "GET"}
+
     @app.websocket("/ws")
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
         await websocket.send_text(websocket.scope["user"].username)
+        await websocket.send_text(websocket.scope["query_string"].decode())
         await websocket.close()
 
-    # add_middleware puts the last one outermost: the guard sees requests before CORS.
+    app.add_middleware(CognitoAuthMiddleware, auth=auth)
+    # add_middleware puts the last one outermost: CORS answers preflights before the guard.
     app.add_middleware(
         CORSMiddleware, allow_origins=[ORIGIN], allow_methods=["*"], allow_headers=["*"]
     )
-    app.add_middleware(CognitoAuthMiddleware, auth=auth, exclude_paths=EXCLUDED)
     return app
 
 
@@ -119,15 +143,18 @@ async def client(auth: CognitoAuth[Any]) -> AsyncIterator[httpx.AsyncClient]:
 # -- CognitoAuthMiddleware over HTTP ---------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"])
-async def test_excluded_paths_are_open_without_a_token(
+@pytest.mark.parametrize("path", DEFAULT_OPEN)
+async def test_default_exclusions_open_health_and_the_docs_without_a_token(
     client: httpx.AsyncClient, path: str
 ) -> None:
     response = await client.get(path)
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/private", "/healthz", "/no-such-route"])
+@pytest.mark.parametrize(
+    "path",
+    ["/private", "/healthz", "/no-such-route", "/health/anything", "/docs/anything", "/"],
+)
 async def test_other_paths_are_401_without_a_token(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 401
@@ -168,23 +195,135 @@ async def test_bad_token_is_401_invalid_token_without_echoing_it(
     assert token.rsplit(".", 1)[1] not in response.text
 
 
-async def test_cors_preflight_passes_to_the_app(client: httpx.AsyncClient) -> None:
-    response = await client.options(
-        "/private",
-        headers={
-            "Origin": ORIGIN,
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization",
-        },
-    )
+PREFLIGHT = {
+    "Origin": ORIGIN,
+    "Access-Control-Request-Method": "GET",
+    "Access-Control-Request-Headers": "authorization",
+}
+
+
+async def test_cors_preflight_is_answered_by_cors_middleware_outside_the_guard(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options("/private", headers=PREFLIGHT)
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == ORIGIN
 
 
-async def test_plain_options_is_guarded(client: httpx.AsyncClient) -> None:
+async def test_preflight_shaped_options_is_guarded_without_cors_outside(
+    auth: CognitoAuth[Any],
+) -> None:
+    app = FastAPI()
+
+    @app.options("/private")
+    async def private_options() -> dict[str, str]:
+        return {"allow": "GET"}
+
+    app.add_middleware(
+        CORSMiddleware, allow_origins=[ORIGIN], allow_methods=["*"], allow_headers=["*"]
+    )
+    app.add_middleware(CognitoAuthMiddleware, auth=auth)  # outermost: sees it first
+    async with await asgi_client(app) as c:
+        response = await c.options("/private", headers=PREFLIGHT)
+    assert response.status_code == 401
+    assert response.json()["code"] == "missing_token"
+
+
+async def test_options_handler_is_guarded(client: httpx.AsyncClient) -> None:
     response = await client.options("/private")
     assert response.status_code == 401
     assert response.json()["code"] == "missing_token"
+
+
+# -- exclude_paths ---------------------------------------------------------------------
+
+
+def excluding(auth: CognitoAuth[Any], exclude_paths: Any) -> FastAPI:
+    """``protected_app`` with its guard replaced by one excluding ``exclude_paths``."""
+    app = protected_app(auth)
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not CognitoAuthMiddleware]
+    app.add_middleware(CognitoAuthMiddleware, auth=auth, exclude_paths=exclude_paths)
+    return app
+
+
+async def status_of(app: Any, path: str, **transport: Any) -> int:
+    asgi = httpx.ASGITransport(app=app, **transport)
+    async with httpx.AsyncClient(transport=asgi, base_url="http://test") as c:
+        return (await c.get(path)).status_code
+
+
+@pytest.mark.parametrize(
+    "exclude_paths",
+    [
+        pytest.param("/health", id="bare-string"),
+        pytest.param([""], id="empty-entry"),
+        pytest.param(["health"], id="relative-entry"),
+        pytest.param(["/health", None], id="not-a-string"),
+        pytest.param(["/static*"], id="star-without-slash"),
+        pytest.param(["/*/admin"], id="star-inside"),
+    ],
+)
+def test_bad_exclude_paths_are_a_value_error_at_construction(
+    auth: CognitoAuth[Any], exclude_paths: Any
+) -> None:
+    with pytest.raises(ValueError, match="exclude_paths"):
+        CognitoAuthMiddleware(FastAPI(), auth=auth, exclude_paths=exclude_paths)
+
+
+@pytest.mark.parametrize(("path", "status"), [("/health", 200), ("/health/x", 401)])
+async def test_exclude_entry_matches_one_path_exactly(
+    auth: CognitoAuth[Any], path: str, status: int
+) -> None:
+    assert await status_of(excluding(auth, ["/health"]), path) == status
+
+
+@pytest.mark.parametrize(("path", "status"), [("/", 200), ("/private", 401), ("/health", 401)])
+async def test_root_entry_opens_only_the_root(
+    auth: CognitoAuth[Any], path: str, status: int
+) -> None:
+    assert await status_of(excluding(auth, ["/"]), path) == status
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/static/app.js", 200), ("/static", 401), ("/staticx", 401)]
+)
+async def test_star_entry_opens_the_paths_below_it_only(
+    auth: CognitoAuth[Any], path: str, status: int
+) -> None:
+    assert await status_of(excluding(auth, ["/static/*"]), path) == status
+
+
+async def test_empty_exclude_paths_guard_everything(auth: CognitoAuth[Any]) -> None:
+    assert await status_of(excluding(auth, []), "/health") == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/api-docs", 200), ("/spec.json", 200), ("/docs", 401), ("/redoc", 401)],
+)
+async def test_default_exclusions_follow_the_apps_own_docs_urls(
+    auth: CognitoAuth[Any], path: str, status: int
+) -> None:
+    app = protected_app(auth, docs_url="/api-docs", openapi_url="/spec.json", redoc_url=None)
+    assert await status_of(app, path) == status
+
+
+@pytest.mark.parametrize(("path", "status"), [("/api/health", 200), ("/api/private", 401)])
+async def test_exclusions_match_within_the_app_behind_a_root_path(
+    auth: CognitoAuth[Any], path: str, status: int
+) -> None:
+    assert await status_of(protected_app(auth), path, root_path="/api") == status
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/svc/health", 200), ("/svc/docs", 200), ("/svc/private", 401)]
+)
+async def test_exclusions_match_within_a_mounted_app(
+    auth: CognitoAuth[Any], path: str, status: int
+) -> None:
+    parent = FastAPI()
+    parent.mount("/svc", protected_app(auth))
+    assert await status_of(parent, path) == status
 
 
 async def test_unavailable_keys_are_503_with_retry_after(
@@ -224,6 +363,31 @@ def test_websocket_accepts_a_token_in_the_access_token_query(
         assert ws.receive_text() == "alice"
 
 
+def test_websocket_accepts_a_token_in_the_bearer_subprotocol_and_names_it(
+    ws_client: "TestClient", issuer: LocalIssuer
+) -> None:
+    offered = [BEARER_SUBPROTOCOL, issuer.access_token("alice")]
+    with ws_client.websocket_connect("/ws", subprotocols=offered) as ws:
+        assert ws.accepted_subprotocol == BEARER_SUBPROTOCOL  # the route called accept()
+        assert ws.receive_text() == "alice"
+
+
+def test_websocket_query_token_is_removed_from_the_query_string(
+    ws_client: "TestClient", issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token("alice")
+    with ws_client.websocket_connect(f"/ws?room=1&access_token={token}&x=%20y") as ws:
+        assert ws.receive_text() == "alice"
+        assert ws.receive_text() == "room=1&x=%20y"
+
+
+def test_websocket_rejected_through_the_subprotocol_still_names_it_and_closes_1008(
+    ws_client: "TestClient", issuer: LocalIssuer
+) -> None:
+    offered = [BEARER_SUBPROTOCOL, forged_token(issuer)]
+    assert websocket_refusal(ws_client, "/ws", offered) == (BEARER_SUBPROTOCOL, 1008)
+
+
 def test_websocket_without_a_token_is_closed_with_1008(ws_client: "TestClient") -> None:
     with pytest.raises(WebSocketDisconnect) as closed, ws_client.websocket_connect("/ws") as ws:
         ws.receive_text()
@@ -244,6 +408,48 @@ def test_websocket_with_a_bad_token_is_closed_with_1008(
     ):
         ws.receive_text()
     assert closed.value.code == 1008
+
+
+# -- over uvicorn: no token in its log -----------------------------------------------
+
+WS_IMPLEMENTATIONS = [
+    pytest.param(
+        "websockets",
+        marks=pytest.mark.filterwarnings(  # uvicorn's legacy implementation, still the default
+            "ignore::DeprecationWarning", "ignore:The .websockets. implementation is deprecated"
+        ),
+    ),
+    "websockets-sansio",
+]
+
+
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+def test_query_token_is_not_in_uvicorns_log(
+    auth: CognitoAuth[Any], issuer: LocalIssuer, ws: str
+) -> None:
+    token = issuer.access_token("alice")
+    with uvicorn_server(protected_app(auth), ws=ws) as (url, log):
+        ws_url = url.replace("http", "ws", 1)
+        with connect(f"{ws_url}/ws?room=1&access_token={token}") as socket:
+            assert socket.recv(timeout=5) == "alice"
+    assert "/ws?room=1" in log.text  # the access line was written...
+    assert token not in log.text  # ...without the token
+    assert token.rsplit(".", 1)[1] not in log.text
+
+
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+def test_subprotocol_token_is_accepted_over_uvicorn_and_not_logged(
+    auth: CognitoAuth[Any], issuer: LocalIssuer, ws: str
+) -> None:
+    token = issuer.access_token("alice")
+    with uvicorn_server(protected_app(auth), ws=ws) as (url, log):
+        ws_url = url.replace("http", "ws", 1)
+        subprotocols = [Subprotocol(BEARER_SUBPROTOCOL), Subprotocol(token)]
+        with connect(f"{ws_url}/ws", subprotocols=subprotocols) as socket:
+            assert socket.subprotocol == BEARER_SUBPROTOCOL
+            assert socket.recv(timeout=5) == "alice"
+    assert "[accepted]" in log.text
+    assert token.rsplit(".", 1)[1] not in log.text
 
 
 # -- CognitoAuthBackend in Starlette's AuthenticationMiddleware ------------------------

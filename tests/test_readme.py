@@ -1,15 +1,141 @@
-"""The README's set-up commands are the ones CI runs, and they stay runnable."""
+"""The README runs as written: its set-up commands are the ones CI runs, and its Python
+examples execute against a local issuer on 127.0.0.1.
+
+Every ```python block in README.md follows a marker comment
+``<!-- readme-test: SCENARIO [file=NAME] [needs=NAME,...] -->``. Blocks of one scenario
+run in order in one namespace, then the scenario's test drives the app they built;
+``standalone`` blocks each run alone (the app starts, every plain GET route answers
+without a 500); ``file=`` blocks are written to files and run by pytest in a
+subprocess, as a user's own test suite. ``needs=`` names the features a block uses
+(``CurrentUser``, ``CognitoAuth.login_router``): until every one exists the block's
+test is skipped, naming what is missing.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from fastapi_cognito_guard import CognitoAuth
+from fastapi_cognito_guard.testing import LocalIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+MARKED_BLOCK = re.compile(
+    r"<!-- readme-test: (?P<scenario>[\w-]+)(?P<options>[^>]*?)\s*-->\n```python\n(?P<code>.*?)```",
+    flags=re.S,
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    scenario: str
+    code: str
+    line: int
+    file: str | None
+    needs: tuple[str, ...]
+
+
+def readme_blocks() -> list[Block]:
+    blocks = []
+    for match in MARKED_BLOCK.finditer(README):
+        options = dict(option.split("=", 1) for option in match["options"].split())
+        blocks.append(
+            Block(
+                scenario=match["scenario"],
+                code=match["code"],
+                line=README.count("\n", 0, match.start()) + 1,
+                file=options.get("file"),
+                needs=tuple(filter(None, options.get("needs", "").split(","))),
+            )
+        )
+    return blocks
+
+
+def scenario(name: str) -> list[Block]:
+    blocks = [block for block in readme_blocks() if block.scenario == name]
+    assert blocks, f"README has no {name!r} example"
+    return blocks
+
+
+def missing_features(blocks: list[Block]) -> list[str]:
+    """The ``needs=`` names that do not exist yet: package attributes, dotted, where
+    ``CognitoAuth.x`` is looked up on an instance (dependencies may be set in ``__init__``)."""
+    package = importlib.import_module("fastapi_cognito_guard")
+    auth = package.CognitoAuth(
+        package.CognitoSettings(user_pool_id="eu-central-1_Test", client_ids=["readme"])
+    )
+    missing = []
+    for name in dict.fromkeys(need for block in blocks for need in block.needs):
+        first, *rest = name.split(".")
+        value: Any = auth if first == "CognitoAuth" and rest else getattr(package, first, None)
+        for part in rest:
+            value = getattr(value, part, None)
+        if value is None:
+            missing.append(name)
+    return missing
+
+
+def skip_unless_available(blocks: list[Block]) -> None:
+    missing = missing_features(blocks)
+    if missing:
+        lines = ", ".join(str(block.line) for block in blocks)
+        pytest.skip(f"README example (line {lines}) waits for: {', '.join(missing)}")
+
+
+def run(blocks: list[Block]) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": f"readme_{blocks[0].scenario.replace('-', '_')}"}
+    for block in blocks:
+        exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def plain_get_paths(app: FastAPI) -> list[str]:
+    return [
+        route.path
+        for route in app.routes
+        if isinstance(route, APIRoute) and "GET" in route.methods and "{" not in route.path
+    ]
+
+
+@pytest.fixture
+def environment(cognito_issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> LocalIssuer:
+    """``COGNITO_*`` pointing at a local issuer; identity pool calls go to a closed port."""
+    for name in list(os.environ):
+        if name.upper().startswith("COGNITO_"):
+            monkeypatch.delenv(name)
+    settings = cognito_issuer.settings()
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", settings.user_pool_id)
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", ",".join(settings.client_ids))
+    monkeypatch.setenv("COGNITO_JWKS_URL", str(settings.jwks_url))
+    monkeypatch.setenv(
+        "COGNITO_IDENTITY_POOL_ID", "eu-central-1:00000000-0000-0000-0000-0000000000"
+    )
+    monkeypatch.setenv("COGNITO_IDENTITY_ENDPOINT", "http://127.0.0.1:9/")
+    return cognito_issuer
+
+
+# -- set-up commands ------------------------------------------------------------------
 
 
 def readme_commands() -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
     return [line for block in blocks for line in block.splitlines() if "pip install" in line]
 
 
@@ -23,3 +149,183 @@ def test_readme_gives_exactly_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci_lines
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_links_to_sections_point_at_existing_headings() -> None:
+    security = (ROOT / "SECURITY.md").read_text()
+    links = re.findall(r"\]\((SECURITY\.md)?#([\w-]+)\)", README)
+
+    assert [
+        anchor for page, anchor in links if anchor not in anchors(security if page else README)
+    ] == []
+
+
+# -- the examples ---------------------------------------------------------------------
+
+
+def test_every_python_example_is_marked_to_run() -> None:
+    assert README.count("```python\n") == len(readme_blocks())
+
+
+def test_api_example_guards_routes_by_group_scope_and_either(environment: LocalIssuer) -> None:
+    blocks = scenario("api")
+    skip_unless_available(blocks)
+    app = run(blocks)["app"]
+    alice = environment.access_token(username="alice", groups=["premium"], scopes=["orders/read"])
+    machine = environment.client_credentials_token(scopes=["reports/read"])
+
+    with TestClient(app) as client:
+        assert client.get("/me", headers=bearer(alice)).json()["username"] == "alice"
+        assert client.get("/hello").json() == {"hello": "stranger"}
+        assert client.get("/hello", headers=bearer(alice)).json() == {"hello": "alice"}
+        assert client.get("/premium", headers=bearer(alice)).status_code == 200
+        assert client.get("/premium", headers=bearer(machine)).status_code == 403
+        assert client.get("/orders", headers=bearer(alice)).status_code == 200
+        assert client.get("/orders2", headers=bearer(machine)).status_code == 403
+        assert client.get("/reports", headers=bearer(machine)).status_code == 200
+        assert client.get("/reports", headers=bearer(alice)).status_code == 403
+        assert client.get("/me").status_code == 401
+
+
+def test_user_model_example_lifts_a_custom_attribute_from_id_tokens(
+    environment: LocalIssuer,
+) -> None:
+    app = run(scenario("api-user-model"))["app"]
+    token = environment.id_token(username="alice", custom={"tier": "gold"})
+
+    with TestClient(app) as client:
+        assert client.get("/tier", headers=bearer(token)).json() == {"tier": "gold"}
+
+
+def test_browser_example_sends_signed_out_visitors_to_the_hosted_ui(
+    environment: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = scenario("browser")
+    skip_unless_available(blocks)
+    oauth_url = environment.settings().oauth_url
+    assert oauth_url is not None
+    monkeypatch.setenv("COGNITO_OAUTH_URL", oauth_url)
+    monkeypatch.setenv("COGNITO_SESSION_SECRET", "s" * 32)
+    app = run(blocks)["app"]
+
+    with TestClient(app, follow_redirects=False) as client:
+        assert "Sign in" in client.get("/").text
+        account = client.get("/account", headers={"Accept": "text/html"})
+        assert account.status_code in (302, 303, 307)
+        assert account.headers["location"].startswith("/auth/login")
+        login = client.get("/auth/login")
+        assert login.headers["location"].startswith(f"{oauth_url.rstrip('/')}/oauth2/authorize")
+
+
+def test_microservice_example_answers_preflights_and_guards_the_rest(
+    environment: LocalIssuer,
+) -> None:
+    app = run(scenario("microservice"))["app"]
+    token = environment.access_token(username="alice")
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}
+
+    with TestClient(app) as client:
+        answer = client.options("/orders", headers=preflight)
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert client.get("/orders").status_code == 401
+        assert client.get("/orders", headers=bearer(token)).status_code == 200
+        assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_lambda_example_answers_by_the_token(environment: LocalIssuer) -> None:
+    namespace = run(scenario("lambda"))
+    handler, loop, verifier = namespace["handler"], namespace["loop"], namespace["verifier"]
+    token = environment.access_token(username="alice")
+    try:
+        accepted = handler({"headers": {"authorization": f"Bearer {token}"}}, None)
+        assert accepted["statusCode"] == 200
+        forged = handler({"headers": {"authorization": f"bearer {token[:-4]}AAAA"}}, None)
+        assert forged == {"statusCode": 401, "body": "bad_signature"}
+        assert handler({"headers": {}}, None) == {"statusCode": 401, "body": "missing_token"}
+    finally:
+        loop.run_until_complete(verifier.aclose())
+        loop.close()
+
+
+def test_testing_example_passes_as_a_users_test_suite(tmp_path: Path) -> None:
+    blocks = scenario("testing")
+    skip_unless_available(blocks)
+    for block in blocks:
+        assert block.file is not None
+        (tmp_path / block.file).write_text(block.code)
+    environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("COGNITO_")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    tests = sum(block.code.count("\ndef test_") for block in blocks)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{tests} passed" in result.stdout
+
+
+def standalone_blocks() -> Iterator[Any]:
+    for block in readme_blocks():
+        if block.scenario == "standalone":
+            yield pytest.param(block, id=f"line{block.line}")
+
+
+def example_modules() -> dict[str, str]:
+    """Every example whose features exist, as the module files a user would write."""
+    modules: dict[str, str] = {}
+    for block in readme_blocks():
+        if missing_features([block]):
+            continue
+        if block.file is not None:
+            name = block.file
+        elif block.scenario == "standalone":
+            name = f"readme_line{block.line}.py"
+        else:
+            name = f"readme_{block.scenario.replace('-', '_')}.py"
+        modules[name] = modules.get(name, "") + block.code
+    return modules
+
+
+def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    (user_type,) = CognitoAuth.__parameters__
+    if not getattr(user_type, "has_default", lambda: False)():
+        pytest.skip("`auth = CognitoAuth()` needs a default for CognitoAuth's user type")
+    for name, code in example_modules().items():
+        (tmp_path / name).write_text(code)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.stdout.splitlines() == [], result.stdout
+
+
+@pytest.mark.parametrize("block", list(standalone_blocks()))
+def test_standalone_example_starts_and_never_answers_500(
+    block: Block, environment: LocalIssuer
+) -> None:
+    skip_unless_available([block])
+    app = run([block])["app"]
+
+    with TestClient(app) as client:
+        assert client.get("/openapi.json").status_code == 200
+        for path in plain_get_paths(app):
+            assert client.get(path).status_code != 500, path

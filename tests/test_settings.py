@@ -6,11 +6,15 @@ that ``client_ids`` and ``additional_regions`` accept ``a,b``, a JSON list or a
 Python list; that every field of the §3 table has its documented default; that
 ``issuers``, ``jwks_url_for``, ``provider_name`` and ``identity_url`` derive
 the Cognito names a verifier and an identity pool need; and that every invalid
-value fails at construction with a ``pydantic.ValidationError`` naming the field.
+value fails at construction with a ``pydantic.ValidationError`` naming the field
+and its environment variable (``user_pool_id (COGNITO_USER_POOL_ID)``), without the
+value; and that a ``COGNITO_*`` variable no setting reads is logged once, by name,
+with the closest setting's variable when one is close.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -457,3 +461,111 @@ def test_domain_with_a_path_or_another_scheme_is_rejected(domain: str) -> None:
 )
 def test_domain_that_is_not_a_bare_host_name_is_rejected(domain: str) -> None:
     rejected("domain", domain=domain)
+
+
+# -- errors name the environment variable ------------------------------------------
+
+
+def test_missing_required_settings_name_their_environment_variables() -> None:
+    with pytest.raises(ValidationError) as caught:
+        CognitoSettings()
+
+    assert "user_pool_id (COGNITO_USER_POOL_ID)" in str(caught.value)
+    assert "client_ids (COGNITO_CLIENT_IDS)" in str(caught.value)
+
+
+def test_constraint_error_names_the_field_and_its_variable() -> None:
+    error = rejected("leeway_seconds", leeway_seconds=-1)
+
+    assert "leeway_seconds (COGNITO_LEEWAY_SECONDS)" in str(error)
+
+
+def test_validator_message_names_the_variable_exactly_once() -> None:
+    error = rejected("user_pool_id", user_pool_id="not-a-pool")
+
+    assert "user_pool_id (COGNITO_USER_POOL_ID) must look like" in str(error)
+    assert str(error).count("COGNITO_USER_POOL_ID") == 1
+
+
+def test_error_locations_stay_the_field_names() -> None:
+    error = rejected("client_ids", client_ids=[""])
+
+    assert [e["loc"] for e in error.errors()] == [("client_ids",)]
+
+
+def test_error_from_the_environment_never_shows_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", POOL)
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", "web")
+    monkeypatch.setenv("COGNITO_SESSION_SECRET", "too-short-but-secret")
+
+    with pytest.raises(ValidationError) as caught:
+        CognitoSettings()
+
+    assert "session_secret (COGNITO_SESSION_SECRET)" in str(caught.value)
+    assert "too-short-but-secret" not in str(caught.value)
+
+
+# -- unknown COGNITO_* variables ---------------------------------------------------
+
+
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_misspelled_variable_logs_one_warning_naming_it_and_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_ID", "web")
+
+    make()
+
+    (warning,) = warnings_logged(caplog)
+    assert "COGNITO_CLIENT_ID " in warning
+    assert "did you mean COGNITO_CLIENT_IDS?" in warning
+
+
+def test_unknown_variable_far_from_every_setting_is_named_without_a_guess(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("COGNITO_SOMETHING_ELSE", "x")
+
+    make()
+
+    (warning,) = warnings_logged(caplog)
+    assert "COGNITO_SOMETHING_ELSE" in warning
+    assert "did you mean" not in warning
+
+
+def test_unknown_variable_value_is_never_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_SECRETS", "very-secret-value")
+
+    make()
+
+    assert "very-secret-value" not in caplog.text
+
+
+def test_known_variables_and_other_prefixes_log_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", POOL)
+    monkeypatch.setenv("cognito_client_ids", "web")  # read case-insensitively, so known
+    monkeypatch.setenv("AWS_COGNITO_POOL", "x")
+
+    CognitoSettings()
+
+    assert warnings_logged(caplog) == []
+
+
+def test_each_unknown_variable_gets_its_own_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("COGNITO_POOL_ID", POOL)
+    monkeypatch.setenv("COGNITO_TOKENUSE", "id")
+
+    make()
+
+    assert len(warnings_logged(caplog)) == 2

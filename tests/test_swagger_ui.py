@@ -50,7 +50,7 @@ from tests.example_server import REPO_ROOT, ExampleServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # .ci/run installs Chromium and sets this, so CI fails rather than skips without it.
-if not CHROMIUM.exists() and not os.environ.get("COGNITO_GUARD_REQUIRE_BROWSER"):
+if not CHROMIUM.exists() and not os.environ.get("FCG_REQUIRE_BROWSER"):
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 fastapi_offline = pytest.importorskip("fastapi_offline", reason="pip install fastapi-offline")
