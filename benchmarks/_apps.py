@@ -10,7 +10,8 @@ the floor any auth dependency pays) and ``GET /me`` (the verified caller's
 serves ``create_app`` with ``uvicorn.run(..., factory=True, workers=N)`` on
 127.0.0.1; the app is chosen by ``BENCH_APP`` (``guard``, ``fastapi-cognito``,
 ``cloudauth``), its keys come from ``BENCH_JWKS_URL`` and ``BENCH_CACHE=off``
-turns this library's result cache off.
+turns this library's result cache off (``BENCH_CACHE=small`` keeps 256 entries, so
+a client cycling through more distinct tokens misses on every request).
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ def create_app() -> FastAPI:
     name = os.environ.get("BENCH_APP", "guard")
     jwks_url = os.environ["BENCH_JWKS_URL"]
     if name == "guard":
-        return guard_app(jwks_url, cache=os.environ.get("BENCH_CACHE", "on") != "off")
+        cache = os.environ.get("BENCH_CACHE", "on")
+        small = {"result_cache_size": 256} if cache == "small" else {}
+        return guard_app(jwks_url, cache=cache != "off", **small)
     return APPS[name](jwks_url)
 
 

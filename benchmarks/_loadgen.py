@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -106,14 +107,19 @@ def run_load(
     connections: int,
     headers: dict[str, str] | None = None,
     generator: str = "auto",
+    tokens_file: str | None = None,
 ) -> LoadResult:
     """Drive ``url`` for at most ``seconds`` and ``max_requests`` requests.
 
-    ``wrk`` counts whole seconds (at least one).
+    ``wrk`` counts whole seconds (at least one). ``tokens_file`` (one token a line;
+    the Python generator only) sends ``Authorization: Bearer <next token>`` on each
+    request, cycling through the file.
     """
     generator = available(generator)
     headers = headers or {}
     if generator == "wrk":
+        if tokens_file:
+            raise ValueError("distinct tokens need the Python load generator")
         return _run_wrk(url, seconds, max_requests, connections, headers)
     command = [
         sys.executable,
@@ -124,6 +130,7 @@ def run_load(
         f"--max-requests={max_requests}",
         f"--connections={connections}",
         *(f"--header={name}: {value}" for name, value in headers.items()),
+        *([f"--tokens-file={tokens_file}"] if tokens_file else []),
     ]
     done = subprocess.run(
         command, cwd=_ROOT, capture_output=True, text=True, timeout=seconds + 30, check=True
@@ -163,13 +170,22 @@ def _run_wrk(
 
 
 async def _drive(
-    url: str, seconds: float, max_requests: int, connections: int, headers: list[str]
+    url: str,
+    seconds: float,
+    max_requests: int,
+    connections: int,
+    headers: list[str],
+    tokens: list[str],
 ) -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     head = "".join(f"{line}\r\n" for line in headers)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}\r\n".encode()
+    template = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+    requests = [
+        f"{template}Authorization: Bearer {token}\r\n\r\n".encode() for token in tokens
+    ] or [f"{template}\r\n".encode()]
+    following = itertools.cycle(requests).__next__
     latencies: list[float] = []
     counts = {"sent": 0, "errors": 0, "non_2xx": 0}
     deadline = time.perf_counter() + seconds
@@ -183,7 +199,7 @@ async def _drive(
                     reader, writer = await asyncio.open_connection(host, port)
                 assert reader is not None
                 started = time.perf_counter()
-                writer.write(request)
+                writer.write(following())
                 response_head = await reader.readuntil(b"\r\n\r\n")
                 lines = response_head.decode("latin-1").split("\r\n")
                 fields = (line.split(":", 1) for line in lines[1:] if ":" in line)
@@ -226,9 +242,11 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, required=True)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--tokens-file", help="one bearer token a line, sent in turn")
     args = parser.parse_args()
+    tokens = Path(args.tokens_file).read_text().split() if args.tokens_file else []
     result = asyncio.run(
-        _drive(args.url, args.seconds, args.max_requests, args.connections, args.header)
+        _drive(args.url, args.seconds, args.max_requests, args.connections, args.header, tokens)
     )
     print(json.dumps(asdict(result)))
 

@@ -1,8 +1,9 @@
-"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks``.
+"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|dev-issuer``.
 
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
-``jwks`` lists the keys an issuer publishes and whether each would be used.
+``jwks`` lists the keys an issuer publishes and whether each would be used;
+``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 
 A token may be pasted as it travels (``Bearer …`` or a whole
 ``Authorization: Bearer …`` line). Nothing read from a token or a JWKS reaches
@@ -272,6 +273,13 @@ def _jwks(args: argparse.Namespace, out: TextIO) -> int:
     return asyncio.run(_list_keys(urls, out))
 
 
+def _dev_issuer(args: argparse.Namespace, out: TextIO) -> int:
+    from .testing import LocalIssuer, dev_issuer
+
+    issuer = LocalIssuer(args.pool_id, args.client_id, client_secret=args.client_secret)
+    return dev_issuer.run(issuer, out, host=args.host, port=args.port, public_url=args.public_url)
+
+
 def _add_pool_flags(command: argparse.ArgumentParser) -> None:
     """Flags that override the ``COGNITO_*`` settings naming the pool and its keys."""
     command.add_argument("--user-pool-id")
@@ -305,6 +313,15 @@ def _parser() -> argparse.ArgumentParser:
     jwks.add_argument("url", nargs="?", help="a JWKS URL (default: from the settings)")
     _add_pool_flags(jwks)
     jwks.set_defaults(run=_jwks)
+
+    dev = commands.add_parser("dev-issuer", help="run a local Cognito (hosted UI, token minting)")
+    dev.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    dev.add_argument("--port", type=int, default=8001, help="0: any free port")
+    dev.add_argument("--public-url", help="base URL the app and browser use (default: bound)")
+    dev.add_argument("--pool-id", default="eu-central-1_Local")
+    dev.add_argument("--client-id", default="local-client")
+    dev.add_argument("--client-secret", help="make the app client confidential")
+    dev.set_defaults(run=_dev_issuer)
     return parser
 
 

@@ -2,20 +2,40 @@
 
 Usable without FastAPI (a Lambda, a worker). One verifier serves one or more
 user pools; the pool is chosen by exact match of the token's ``iss``.
+
+The signature is checked before the claims are decoded, so that no forged token
+costs much more than the RSA check it fails: the route (pool and JWKS URL) is
+picked by reading the first ``"iss":"<issuer>"`` of the payload bytes as Cognito
+writes it (no JSON decode), else by the
+route whose fresh keys hold the token's ``kid``, else (a key not yet fetched) by
+decoding ``iss`` alone. After
+the signature, the full type-checked decode re-checks that ``iss`` is exactly one
+of that pool's issuers, then every other rule.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import httpx
-from cachetools import LRUCache
+from msgspec import UNSET
 
-from .claims import AccessTokenClaims, ClaimsParser, TokenClaims, bind_user_pool
+from .claims import (
+    AccessTokenClaims,
+    IdTokenClaims,
+    TokenClaims,
+    audience,
+    check_token_use,
+    decode_claims,
+    decode_issuer,
+    require_client_id,
+)
 from .errors import InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
 from .jwt import ParsedToken, parse
@@ -61,6 +81,7 @@ class _Pool:
 
     __slots__ = (
         "client_ids",
+        "issuers",
         "leeway",
         "settings",
         "token_uses",
@@ -72,6 +93,7 @@ class _Pool:
         self.settings = settings
         self.user_pool_id = settings.user_pool_id
         self.client_ids = frozenset(settings.client_ids)
+        self.issuers = frozenset(settings.issuers)
         self.token_uses = (
             frozenset({"access", "id"})
             if settings.token_use == "any"
@@ -95,6 +117,58 @@ class _Verified(NamedTuple):
     valid_until: float
     jwks_url: str
     kid: str
+
+
+class _ResultCache:
+    """Verified tokens by token: bounded, oldest insertion evicted first, thread-safe.
+
+    A plain dict plus a deque of insertion order rather than ``cachetools.LRUCache``:
+    a miss that inserts and evicts costs about half (benchmarks/verify.py), a hit is
+    one ``dict.get`` with no reordering, and ``cachetools`` caches are not safe
+    across threads (``verify_sync`` from a thread pool raised ``KeyError`` or
+    ``RuntimeError``). Reads are single dict operations, atomic in CPython; every
+    write holds a lock. Evicting the oldest insertion instead of the least recently
+    used entry costs a hot token one more RSA check per ``size`` new tokens.
+    """
+
+    __slots__ = ("_entries", "_lock", "_order", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._entries: dict[str, _Verified] = {}
+        self._order: deque[str] = deque()  # may hold tokens already dropped
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, token: str) -> _Verified | None:
+        return self._entries.get(token)
+
+    def put(self, token: str, entry: _Verified) -> None:
+        with self._lock:
+            entries, order = self._entries, self._order
+            while len(entries) >= self._size and order:
+                entries.pop(order.popleft(), None)
+            entries[token] = entry
+            order.append(token)
+            if len(order) > 2 * self._size:  # many tokens dropped before their turn
+                self._order = deque(entries)
+
+    def discard(self, token: str) -> None:
+        with self._lock:
+            self._entries.pop(token, None)
+
+    def discard_signed_by(self, jwks_url: str, kids: frozenset[str]) -> None:
+        with self._lock:
+            entries = self._entries
+            stale = [
+                token
+                for token, entry in entries.items()
+                if entry.jwks_url == jwks_url and entry.kid in kids
+            ]
+            for token in stale:
+                del entries[token]
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class CognitoVerifier:
@@ -136,11 +210,9 @@ class CognitoVerifier:
                 url = pool_settings.jwks_url_for(issuer)
                 self._routes[issuer] = _Route(pool, url)
                 self._jwks.register(url, policy)
-        self._claims = ClaimsParser(
-            frozenset().union(*(p.token_uses for p in self._pools.values()))
-        )
+        self._issuer_bytes = {issuer.encode(): route for issuer, route in self._routes.items()}
         size = max(s.result_cache_size for s in all_settings)
-        self._results: LRUCache[str, _Verified] | None = LRUCache(size) if size else None
+        self._results = _ResultCache(size) if size else None
         self.revocation: RevocationCheck | None = None
         """Consulted after every verification; a revoked token fails with ``revoked``."""
 
@@ -161,28 +233,29 @@ class CognitoVerifier:
         if cached is not None:
             self._jwks.revalidate(cached.jwks_url)
             return self._not_revoked(cached.claims)
-        parsed, claims, route = self._prepare(token)
+        parsed, route = self._prepare(token)
         kid = parsed.header.kid
         key = self._jwks.fresh_key(route.jwks_url, kid)
         if key is None:
             key = await self._jwks.get_key(route.jwks_url, kid)
-        return self._finish(token, parsed, claims, route, key)
+        return self._finish(token, parsed, route, key)
 
     def verify_sync(self, token: str) -> TokenClaims:
         """Verify ``token`` with the keys already cached; never touches the network.
 
         Keys must have been loaded by ``hydrate()``, ``cache_jwks()`` or an
-        earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised.
+        earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised. Safe to
+        call from several threads at once.
         """
         cached = self._cached(token)
         if cached is not None:
             return self._not_revoked(cached.claims)
-        parsed, claims, route = self._prepare(token)
+        parsed, route = self._prepare(token)
         kid = parsed.header.kid
         key = self._jwks.fresh_key(route.jwks_url, kid)
         if key is None:
             key = self._jwks.cached_key(route.jwks_url, kid)
-        return self._finish(token, parsed, claims, route, key)
+        return self._finish(token, parsed, route, key)
 
     def _cached(self, token: str) -> _Verified | None:
         results = self._results
@@ -193,49 +266,78 @@ class CognitoVerifier:
             return None
         if time.time() < entry.valid_until:
             return entry
-        del results[token]
+        results.discard(token)
         raise InvalidTokenError("expired", "token has expired")
 
-    def _prepare(self, token: str) -> tuple[ParsedToken, TokenClaims, _Route]:
+    def _prepare(self, token: str) -> tuple[ParsedToken, _Route]:
+        """Parse the token and pick its route without decoding the claims."""
         parsed = parse(token)
-        claims = self._claims.parse(parsed.payload)
-        route = self._routes.get(claims.iss)
-        if route is None:
+        payload = parsed.payload
+        route = self._quick_route(payload)
+        if route is not None:
+            return parsed, route
+        kid = parsed.header.kid  # any other spelling: the route whose fresh keys hold the kid
+        for route in self._routes.values():
+            if self._jwks.fresh_key(route.jwks_url, kid) is not None:
+                return parsed, route
+        found = self._routes.get(decode_issuer(payload))
+        if found is None:
             raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
-        return parsed, claims, route
+        return parsed, found
+
+    def _quick_route(self, payload: bytes) -> _Route | None:
+        """The route of the first ``"iss":"..."`` in the payload, as Cognito writes it
+        (a space after the colon allowed); None for any other spelling. A short
+        needle: CPython's search for a long one can take 30 µs on a crafted payload."""
+        at = payload.find(b'"iss":')
+        if at < 0:
+            return None
+        start = at + 6
+        if payload[start : start + 1] == b" ":
+            start += 1
+        if payload[start : start + 1] != b'"':
+            return None
+        end = payload.find(b'"', start + 1)
+        return self._issuer_bytes.get(payload[start + 1 : end])
 
     def _finish(
-        self,
-        token: str,
-        parsed: ParsedToken,
-        claims: TokenClaims,
-        route: _Route,
-        key: VerifyingKey,
+        self, token: str, parsed: ParsedToken, route: _Route, key: VerifyingKey
     ) -> TokenClaims:
         if not key.verify(parsed.signing_input, parsed.signature):
             raise InvalidTokenError("bad_signature", "token signature does not verify")
+        payload = parsed.payload
+        claim_set = decode_claims(payload)
         pool = route.pool
-        if claims.token_use not in pool.token_uses:
-            raise InvalidTokenError(
-                "wrong_token_use", f"{claims.token_use} tokens are not accepted here"
-            )
-        if isinstance(claims, AccessTokenClaims):
-            if claims.client_id not in pool.client_ids:
+        if claim_set.iss not in pool.issuers:
+            raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
+        check_token_use(claim_set, pool.token_uses)
+        claims: TokenClaims
+        if claim_set.token_use == "access":
+            if require_client_id(claim_set) not in pool.client_ids:
                 raise InvalidTokenError("wrong_client", "token was issued to another app client")
-        elif claims.aud not in pool.client_ids:
-            raise InvalidTokenError("wrong_audience", "token audience is not an allowed app client")
+            claims = AccessTokenClaims(claim_set, payload, "", pool.user_pool_id)
+        else:
+            client = audience(claim_set, pool.client_ids)
+            if client is None:
+                raise InvalidTokenError(
+                    "wrong_audience", "token audience is not an allowed app client"
+                )
+            claims = IdTokenClaims(claim_set, payload, client, pool.user_pool_id)
         now = time.time()
         leeway = pool.leeway
-        valid_until = claims.exp + leeway
+        valid_until = claim_set.exp + leeway
         if now >= valid_until:
             raise InvalidTokenError("expired", "token has expired")
-        if claims.nbf is not None and claims.nbf > now + leeway:
+        nbf = claim_set.nbf
+        if nbf is not UNSET and nbf > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token is not valid yet (nbf)")
-        if claims.iat is not None and claims.iat > now + leeway:
+        iat = claim_set.iat
+        if iat is not UNSET and iat > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token was issued in the future (iat)")
-        bind_user_pool(claims, pool.user_pool_id)
         if self._results is not None and pool.use_result_cache:
-            self._results[token] = _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
+            self._results.put(
+                token, _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
+            )
         return self._not_revoked(claims)
 
     def _not_revoked(self, claims: TokenClaims) -> TokenClaims:
@@ -246,15 +348,8 @@ class CognitoVerifier:
 
     def _forget_tokens_signed_by(self, jwks_url: str, kids: frozenset[str]) -> None:
         """Drop cached results whose signing key left (or changed in) the JWKS."""
-        if self._results is None:
-            return
-        stale = [
-            token
-            for token, entry in self._results.items()
-            if entry.jwks_url == jwks_url and entry.kid in kids
-        ]
-        for token in stale:
-            del self._results[token]
+        if self._results is not None:
+            self._results.discard_signed_by(jwks_url, kids)
 
     # -- keys --------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ PYTEST_DONT_REWRITE (no asserts here).
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "b64url",
     "b64url_uint",
     "bearer",
+    "claims_of",
     "public_jwk",
     "running",
     "websocket_refusal",
@@ -76,6 +78,15 @@ class FakeClock:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """The claims of a JWT, decoded without any check."""
+    segment = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    )
+    return decoded
 
 
 def b64url_uint(value: int) -> str:

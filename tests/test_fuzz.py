@@ -8,7 +8,10 @@ or with the claims of a token the issuer really issued, and nothing else.
   fields) are rejected unless the mutation left the token byte-identical to an
   issued one: nothing that was not issued is ever accepted;
 - random JSON headers and payloads, combined with a genuine signature, are
-  rejected with one of the documented codes.
+  rejected with one of the documented codes;
+- random payloads (JSON or arbitrary bytes) that the issuer really signed reach the
+  claim rules: they verify with every named claim well typed, or are rejected with
+  a documented code.
 
 The verifier has its keys seeded and its result cache off, so every example
 runs the full parse/claims/signature path without touching the network.
@@ -24,6 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -364,3 +369,54 @@ def test_header_with_a_list_or_object_alg_raises_only_invalid_token_error(
     _, payload, signature = token.split(".")
     header = b64url(json.dumps({"kid": issued.issuer.kid, "alg": alg}).encode())
     issued.check(f"{header}.{payload}.{signature}")
+
+
+# == (d) signed payloads: the claim rules themselves ===================================
+
+
+def check_signed(issued: Issued, token: str) -> None:
+    """A token the issuer really signed either verifies, with every named claim of the
+    type DESIGN §4 requires, or raises InvalidTokenError with a documented code."""
+    try:
+        claims = issued.verifier.verify_sync(token)
+    except InvalidTokenError as err:
+        code = err.code
+        event(f"rejected: {code}")
+        assert code in CODES
+        return
+    event(f"verified: {claims.token_use}")
+    for name in ("exp", "iat", "nbf", "auth_time"):
+        value = getattr(claims, name)
+        assert value is None or (type(value) is int and 0 <= value <= 253402300799)
+    assert all(type(group) is str for group in claims.groups)
+    assert type(claims.sub) is str
+    assert type(claims.iss) is str
+    assert isinstance(claims.to_dict(), dict)
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_payload_signed_by_the_issuer_is_verified_well_typed_or_rejected(
+    issued: Issued, data: st.DataObject
+) -> None:
+    issuer = issued.issuer
+    token_use = data.draw(st.sampled_from(["access", "id"]), label="token_use")
+    payload = data.draw(
+        edited(base_claims(issuer, token_use), claim_fields(issuer)), label="payload"
+    )
+    check_signed(issued, issuer.sign(payload) if isinstance(payload, dict) else "")
+
+
+@FUZZ
+@given(payload=st.binary(max_size=300), prefix=st.sampled_from([b"", b'{"iss":"', b"{"]))
+def test_arbitrary_payload_bytes_signed_by_the_issuer_raise_only_invalid_token_error(
+    issued: Issued, payload: bytes, prefix: bytes
+) -> None:
+    issuer = issued.issuer
+    header = b64url(json.dumps({"kid": issuer.kid, "alg": "RS256"}).encode())
+    signing_input = f"{header}.{b64url(prefix + payload)}"
+    key = issuer._keys[-1].private_key
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(InvalidTokenError) as info:
+        issued.verifier.verify_sync(f"{signing_input}.{b64url(signature)}")
+    assert info.value.code in CODES

@@ -1088,6 +1088,152 @@ def test_id_token_for_another_audience_is_rejected_as_wrong_audience(
     reject(make_verifier(token_use="id"), token, "wrong_audience")
 
 
+# -- claim types (DESIGN §4): the same rules whatever the token type --------------------
+
+MAX_NUMERIC_DATE = 253402300799
+NUMERIC_DATES = ("exp", "nbf", "iat", "auth_time")
+BAD_NUMERIC_DATES = {
+    "null": None,
+    "huge": 10**400,
+    "beyond_year_9999": MAX_NUMERIC_DATE + 1,
+    "negative": -1,
+    "float": 1.5e9,
+    "whole_float": 2.0e9,
+    "true": True,
+    "string": "1700000000",
+}
+# Claims the claim classes name, with a value of the wrong type for each.
+BAD_CLAIM_TYPES = {
+    "sub": [None, 7],
+    "iss": [None],
+    "jti": [None, 7],
+    "origin_jti": [None, ["x"]],
+    "event_id": [None],
+    "client_id": [None, ["test-client"]],
+    "username": [None, 7],
+    "cognito:username": [None, 7, ["alice"]],
+    "scope": [None, 12345, ["orders/read"]],
+    "aud": [None, 7, {"client": "test-client"}, ["test-client", None]],
+    "cognito:groups": [None, "admin", [7], ["admin", None]],
+    "cognito:roles": [None, "arn:aws:iam::1:role/x", [False]],
+    "cognito:preferred_role": [None, 7],
+    "email": [None],
+    "email_verified": [None, "yes", 1],
+    "version": [None, True, "2"],
+}
+
+
+def claims_of(issuer: LocalIssuer, token_use: str, **overrides: Any) -> dict[str, Any]:
+    return (live_access_claims if token_use == "access" else live_id_claims)(issuer, **overrides)
+
+
+BAD_CLAIMS = [
+    *(
+        (claim, value, f"{claim}_{kind}")
+        for claim in NUMERIC_DATES
+        for kind, value in BAD_NUMERIC_DATES.items()
+    ),
+    *(
+        (claim, value, f"{claim}={value!r}")
+        for claim, values in BAD_CLAIM_TYPES.items()
+        for value in values
+    ),
+]
+
+
+@pytest.mark.parametrize("token_use", ["access", "id"])
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [(claim, value) for claim, value, _ in BAD_CLAIMS],
+    ids=[name for _, _, name in BAD_CLAIMS],
+)
+def test_named_claim_of_the_wrong_type_is_rejected_as_malformed_on_every_token_type(
+    issuer: LocalIssuer,
+    make_verifier: Callable[..., CognitoVerifier],
+    token_use: str,
+    claim: str,
+    value: Any,
+) -> None:
+    token = signed(issuer, header_for(issuer), claims_of(issuer, token_use, **{claim: value}))
+    err = reject(make_verifier(token_use="any"), token, "malformed")
+    assert claim in err.message
+
+
+@pytest.mark.parametrize("token_use", ["access", "id"])
+def test_numeric_dates_at_the_bounds_are_accepted(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier], token_use: str
+) -> None:
+    claims = claims_of(issuer, token_use, exp=MAX_NUMERIC_DATE, nbf=0, auth_time=0)
+    verified = make_verifier(token_use="any").verify_sync(
+        signed(issuer, header_for(issuer), claims)
+    )
+    assert (verified.exp, verified.nbf, verified.auth_time) == (MAX_NUMERIC_DATE, 0, 0)
+
+
+def test_id_token_with_an_aud_list_naming_an_allowed_client_is_accepted(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    claims = live_id_claims(issuer, aud=["another-client", issuer.client_id])
+    verified = make_verifier(token_use="id").verify_sync(signed(issuer, header_for(issuer), claims))
+    assert verified.aud == issuer.client_id
+    assert verified.to_dict()["aud"] == ["another-client", issuer.client_id]
+
+
+@pytest.mark.parametrize("aud", [["another-client"], []], ids=["other", "empty"])
+def test_id_token_with_an_aud_list_naming_no_allowed_client_is_rejected_as_wrong_audience(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier], aud: list[str]
+) -> None:
+    token = signed(issuer, header_for(issuer), live_id_claims(issuer, aud=aud))
+    reject(make_verifier(token_use="id"), token, "wrong_audience")
+
+
+# -- cost bound (DESIGN §4): the signature is checked before the claims ----------------
+
+FORGED_PAYLOADS = {
+    "5000_bad_list_items": {"cognito:groups": [7] * 5000},
+    "1000_extra_claims": {f"c{i}": i for i in range(1000)},
+    "null_and_huge_dates": {"exp": 10**400, "iat": None, "nbf": -1},
+}
+
+
+@pytest.mark.parametrize("extra", FORGED_PAYLOADS.values(), ids=FORGED_PAYLOADS.keys())
+def test_forged_token_with_an_expensive_payload_fails_on_its_signature_first(
+    issuer: LocalIssuer,
+    make_verifier: Callable[..., CognitoVerifier],
+    attacker_key: rsa.RSAPrivateKey,
+    extra: dict[str, Any],
+) -> None:
+    payload = json.dumps(live_access_claims(issuer, **extra), separators=(",", ":"))
+    forged = signed(issuer, header_for(issuer), payload.encode(), key=attacker_key)
+    assert len(forged) <= 16 * 1024
+    reject(make_verifier(), forged, "bad_signature")
+
+
+def test_issuer_spelled_with_escaped_slashes_is_routed_by_its_decoded_value(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    payload = json.dumps(live_access_claims(issuer)).replace("/", "\\/").encode()
+    assert b'"iss": "https:\\/\\/' in payload
+    verified = make_verifier().verify_sync(signed(issuer, header_for(issuer), payload))
+    assert verified.iss == issuer.issuer
+
+
+def test_payload_naming_a_trusted_issuer_then_another_is_rejected_as_wrong_issuer(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    """The quick route finds the trusted ``iss``; the decode keeps the last one."""
+    body = json.dumps(live_access_claims(issuer))[1:]
+    payload = f'{{"iss":"{issuer.issuer}",{body[:-1]}, "iss": "https://evil.example"}}'
+    reject(make_verifier(), signed(issuer, header_for(issuer), payload.encode()), "wrong_issuer")
+
+
+def test_access_token_with_a_string_aud_is_accepted(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    token = signed(issuer, header_for(issuer), live_access_claims(issuer, aud="anything"))
+    assert make_verifier().verify_sync(token).sub
+
+
 @pytest.mark.parametrize(
     ("token_use", "claims"),
     [
@@ -1102,7 +1248,9 @@ def test_id_token_for_another_audience_is_rejected_as_wrong_audience(
             id="access_client_id_list",
         ),
         pytest.param("id", lambda i: without(live_id_claims(i), "aud"), id="id_without_aud"),
-        pytest.param("id", lambda i: live_id_claims(i, aud=["test-client"]), id="id_aud_list"),
+        pytest.param(
+            "id", lambda i: live_id_claims(i, aud=["test-client", 7]), id="id_aud_list_non_string"
+        ),
     ],
 )
 def test_missing_or_non_string_client_claim_is_rejected_as_malformed(

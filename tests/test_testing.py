@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +32,16 @@ from fastapi_cognito_guard.testing import LocalIssuer
 
 pytest_plugins = ["pytester"]
 
+ROOT = Path(__file__).resolve().parent.parent
 POOL = "eu-central-1_Test"
+CONSUMER = """
+from fastapi_cognito_guard.testing import LocalIssuer
+
+issuer = LocalIssuer()
+plain: str = issuer.access_token(**{"custom:tier": "gold", "cognito:roles": ["r"]})
+mixed: str = issuer.access_token("bob", groups=["premium"], **{"custom:seats": 5})
+id_token: str = issuer.id_token(username="bob", **{"custom:seats": 5})
+"""
 COGNITO_ISS = f"https://cognito-idp.eu-central-1.amazonaws.com/{POOL}"
 JWKS_SUFFIX = "/.well-known/jwks.json"
 
@@ -97,8 +109,13 @@ def test_settings_name_the_pool_and_the_client(issuer: LocalIssuer) -> None:
     assert COGNITO_ISS in settings.issuers
 
 
-def test_settings_point_the_jwks_url_at_the_issuer_on_loopback(issuer: LocalIssuer) -> None:
-    assert issuer.settings().jwks_url == f"http://127.0.0.1/{POOL}{JWKS_SUFFIX}"
+def test_settings_outside_serve_point_at_a_name_only_the_transport_answers(
+    issuer: LocalIssuer,
+) -> None:
+    settings = issuer.settings()
+
+    assert settings.jwks_url == f"https://local-issuer.invalid/{POOL}{JWKS_SUFFIX}"
+    assert settings.oauth_url is None
 
 
 def test_settings_overrides_win(issuer: LocalIssuer) -> None:
@@ -192,6 +209,37 @@ def test_claims_with_colons_can_be_passed_as_a_mapping(issuer: LocalIssuer) -> N
     claims = claims_of(issuer.access_token(**{"cognito:roles": ["arn:aws:iam::1:role/r"]}))
 
     assert claims["cognito:roles"] == ["arn:aws:iam::1:role/r"]
+
+
+def test_access_token_carries_no_custom_attributes_like_cognitos_default(
+    issuer: LocalIssuer,
+) -> None:
+    claims = claims_of(issuer.access_token("alice"))
+
+    assert not [name for name in claims if name.startswith("custom:")]
+
+
+def test_access_token_custom_adds_custom_attributes_on_purpose(issuer: LocalIssuer) -> None:
+    claims = claims_of(issuer.access_token(custom={"tier": "gold"}))
+
+    assert claims["custom:tier"] == "gold"
+
+
+def test_claims_with_colons_type_check_in_a_strict_consumer(tmp_path: Path) -> None:
+    consumer = tmp_path / "consumer.py"
+    consumer.write_text(CONSUMER)
+
+    # A process of its own: mypy raises the interpreter's recursion limit. Run from
+    # the repository, where mypy finds the package's sources.
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(consumer)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sub_is_stable_per_username_and_overridable(issuer: LocalIssuer) -> None:
@@ -478,6 +526,31 @@ def test_cognito_issuer_fixture_of_the_plugin_serves_a_trusted_issuer(
     result = pytester.runpytest(*INNER_ARGS)
 
     result.assert_outcomes(passed=1)
+
+
+SESSION_TEST = """
+def test_first(cognito_issuer_session):
+    cognito_issuer_session.login_as = "alice"
+    cognito_issuer_session.count("token")
+    test_first.kid = cognito_issuer_session.kid
+
+
+def test_second_gets_the_same_issuer_reset(cognito_issuer_session):
+    assert cognito_issuer_session.kid == test_first.kid
+    assert cognito_issuer_session.login_as is None
+    assert cognito_issuer_session.calls["token"] == 0
+    assert cognito_issuer_session.settings().oauth_url.startswith("http://127.0.0.1:")
+"""
+
+
+def test_session_fixture_shares_one_served_issuer_reset_for_each_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_user=SESSION_TEST)
+
+    result = pytester.runpytest(*INNER_ARGS)
+
+    result.assert_outcomes(passed=2)
 
 
 def test_cognito_issuer_fixture_comes_from_the_installed_plugin(

@@ -8,13 +8,17 @@ without a usable key; that ``hydrate()`` fetches each distinct JWKS URL once
 and raises ``KeysUnavailableError`` when one fails; that the result cache hands
 back the very claims object for a repeated token, is bounded, and is off for a
 pool with ``result_cache_size=0``; that ``verify_sync`` uses cached keys only;
-and that ``aclose()`` releases the verifier after use. The individual
-verification rules are specified in ``test_security.py``, key fetching and
+that ``verify_sync`` from many threads lets only ``InvalidTokenError`` and
+``KeysUnavailableError`` escape; and that ``aclose()`` releases the verifier after
+use. The individual verification rules are specified in ``test_security.py``, key fetching and
 caching in ``test_jwks.py``.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -339,7 +343,7 @@ async def test_result_cache_size_zero_verifies_every_time(
     assert second == first
 
 
-async def test_result_cache_is_bounded_and_evicts_the_least_recently_used(
+async def test_result_cache_is_bounded_and_evicts_the_oldest_entry(
     issuer: LocalIssuer, make_verifier: MakeVerifier
 ) -> None:
     verifier = make_verifier(issuer.settings(result_cache_size=3))
@@ -470,3 +474,47 @@ async def test_settings_built_in_code_work_end_to_end(issuer: LocalIssuer) -> No
             assert (await verifier.verify(issuer.id_token())).token_use == "id"
         finally:
             await verifier.aclose()
+
+
+def test_verify_sync_from_many_threads_lets_only_token_errors_escape(issuer: LocalIssuer) -> None:
+    """Threads share one small result cache while entries are inserted, evicted, expire
+    and are dropped for a retired key; a tiny switch interval forces interleavings."""
+    verifier = CognitoVerifier(issuer.settings(result_cache_size=4, leeway_seconds=0))
+    verifier.cache_jwks(issuer.jwks())
+    now = int(time.time())
+    tokens = [issuer.access_token(f"user{i}") for i in range(12)]
+    tokens += [issuer.access_token(f"brief{i}", exp=now + 1, iat=now) for i in range(6)]
+    tokens.append(tokens[0][:-4] + "AAAA")  # a bad signature
+    jwks_url = verifier.settings[0].jwks_url_for(issuer.issuer)
+    escaped: list[BaseException] = []
+    leaked: list[str] = []
+    deadline = time.monotonic() + 2.5
+
+    def hammer(offset: int) -> None:
+        i = offset
+        while time.monotonic() < deadline:
+            token = tokens[i % len(tokens)]
+            i += 1
+            try:
+                verifier.verify_sync(token)
+            except (InvalidTokenError, KeysUnavailableError) as err:
+                if any(part in str(err) or part in repr(err) for part in token.split(".")):
+                    leaked.append(err.code)
+            except BaseException as err:  # noqa: BLE001 - what escapes is the finding
+                escaped.append(err)
+            if offset == 0 and i % 7 == 0:
+                verifier._forget_tokens_signed_by(jwks_url, frozenset({issuer.kid}))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(thread.is_alive() for thread in threads)
+    assert escaped == []
+    assert leaked == []
