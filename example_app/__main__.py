@@ -33,15 +33,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             "localhost, or set the COGNITO_* settings of a real user pool."
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if dev_mode:
-        host_for_urls = f"[{args.host}]" if ":" in args.host else args.host
-        app = create_app(
-            dev_issuer=LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID),
-            base_url=f"http://{host_for_urls}:{args.port}",
-        )
-    else:
-        app = create_app()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    if not dev_mode:
+        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+        return
+    host_for_urls = f"[{args.host}]" if ":" in args.host else args.host
+    issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
+    # The issuer's hosted UI (sign-in page, token endpoint) serves on its own
+    # loopback port while the app runs, so "Sign in" works without AWS.
+    with issuer.serve():
+        app = create_app(dev_issuer=issuer, base_url=f"http://{host_for_urls}:{args.port}")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":

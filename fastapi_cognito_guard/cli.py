@@ -1,8 +1,9 @@
-"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|dev-issuer``.
+"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|revoke|dev-issuer``.
 
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
+``revoke`` adds a user or a session to the revocation list shared through Redis;
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 
 A token may be pasted as it travels (``Bearer …`` or a whole
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import time
@@ -31,7 +33,9 @@ from .errors import InvalidTokenError, KeysUnavailableError
 from .jwks import JWKSFetchError, download_jwks, issuer_form_twin
 from .jwt import b64url_decode
 from .keys import VerifyingKey, load_jwk
-from .settings import CognitoSettings
+from .revocation import SESSION, USER, RevocationList, shared_revocations
+from .settings import CognitoSettings, env_name
+from .stores import RedisLink, valid_id
 from .verifier import CognitoVerifier
 
 __all__ = ["main"]
@@ -288,6 +292,58 @@ def _add_pool_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--region")
 
 
+def _revoke(sub: str | None, origin_jti: str | None, out: TextIO) -> int:
+    """Add one entry to the shared list every process mirrors (needs only the Redis
+    settings; the user pool settings are not required)."""
+    kind, member = (USER, sub) if sub is not None else (SESSION, origin_jti or "")
+    if not valid_id(member):
+        option = "--sub" if kind == USER else "--origin-jti"
+        print(f"{option} must be 1-256 visible ASCII characters", file=sys.stderr)
+        return EXIT_USAGE
+    placeholders: dict[str, Any] = {
+        name: value
+        for name, value in (("user_pool_id", "us-east-1_unused"), ("client_ids", ["unused"]))
+        if not os.environ.get(env_name(name))
+    }
+    try:
+        settings = CognitoSettings(**placeholders)
+    except ValidationError as exc:
+        return _invalid_settings(exc)
+    if settings.redis_url is None:
+        print("revoke needs COGNITO_REDIS_URL (the shared revocation list)", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(_publish(settings, kind, member, out))
+
+
+async def _publish(settings: CognitoSettings, kind: str, member: str, out: TextIO) -> int:
+    assert settings.redis_url is not None
+    link = RedisLink(settings.redis_url, settings.redis_prefix)
+    revocations = RevocationList(settings.refresh_token_validity_seconds)
+    at = revocations.revoke_user(member) if kind == USER else revocations.revoke_session(member)
+    try:
+        shared = await shared_revocations(link, revocations).publish(kind, member, at)
+    finally:
+        await link.aclose()
+    if not shared:
+        print("Redis could not be reached: nothing was revoked", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"revoked {kind} {member}", file=out)
+    return EXIT_OK
+
+
+def _invalid_settings(exc: ValidationError) -> int:
+    # Each message names its field and environment variable already.
+    problems = "; ".join(
+        error["msg"] for error in exc.errors(include_url=False, include_input=False)
+    )
+    print(f"invalid settings (COGNITO_* or flags): {problems}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _revoke_command(args: argparse.Namespace, out: TextIO) -> int:
+    return _revoke(args.sub, args.origin_jti, out)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastapi_cognito_guard",
@@ -295,6 +351,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     token_help = "the token (a pasted 'Bearer ...' works), or - to read it from stdin"
+
+    revoke = commands.add_parser(
+        "revoke", help="add a user or session to the shared revocation list (COGNITO_REDIS_URL)"
+    )
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("--sub", help="revoke every token of this user issued up to now")
+    target.add_argument("--origin-jti", help="revoke every token of this sign-in")
+    revoke.set_defaults(run=_revoke_command)
 
     inspect = commands.add_parser("inspect", help="decode a token without verifying it")
     inspect.add_argument("token", help=token_help)

@@ -19,8 +19,9 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Annotated, Any, Generic, Protocol
-from urllib.parse import unquote_plus
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol
+from urllib.parse import unquote_plus, urlencode
 
 import httpx
 from cachetools import LRUCache
@@ -43,6 +44,7 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from pydantic import ValidationError
 from starlette.requests import HTTPConnection
+from starlette.routing import NoMatchFound
 from starlette.types import Message, Scope, Send
 from starlette.websockets import WebSocketState
 from typing_extensions import TypeVar
@@ -65,8 +67,15 @@ from .identity import (
     check_groups_to_roles,
     check_role_arn,
 )
+from .revocation import RevocationList, Revoker, SignOutResult, shared_revocations
+from .sessions.context import session_error, session_token
+from .sessions.manager import BrowserSessions, sessions_for
 from .settings import CognitoSettings
+from .stores import KeyValueStore, RedisLink, RedisStore
 from .verifier import CognitoVerifier
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 __all__ = [
     "BEARER_SUBPROTOCOL",
@@ -79,6 +88,7 @@ __all__ = [
     "bearer_token",
     "connection_token",
     "current_user",
+    "login_required",
     "optional_user",
     "require_any",
     "require_group",
@@ -178,8 +188,9 @@ def _is_token_parameter(part: bytes) -> bool:
 def connection_token(scope: Scope) -> str | None:
     """The bearer token of a request: the ``Authorization`` header; WebSockets may
     also use the ``cognito-bearer`` subprotocol pair or ``?access_token=`` (browsers
-    cannot set headers on a WebSocket). Read once per request."""
-    return _request_auth(scope).token
+    cannot set headers on a WebSocket). Read once per request. Without any of
+    those, the browser session's token (§13) when the request has one."""
+    return _request_auth(scope).token or session_token(scope)
 
 
 def offers_bearer_subprotocol(scope: Scope) -> bool:
@@ -389,7 +400,7 @@ class _OptionalUser(_UserDependency[UserT]):
     async def __call__(self, security_scopes: SecurityScopes, conn: HTTPConnection) -> UserT | None:
         """The verified caller, or None when no token was sent (a bad token is a 401)."""
         auth = self._resolve(conn)
-        if auth.request_token(conn) is None:
+        if auth.request_token(conn) is None and session_error(conn.scope) is None:
             return None
         user = await auth._user_for(conn)
         auth._check_scopes(conn, user, security_scopes.scopes, all=True)
@@ -407,6 +418,38 @@ def _names(kind: str, values: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
+class _LoginRequired(_CurrentUser[UserT]):
+    """``login_required``: ``current_user`` that sends signed-out browser navigations
+    (GET or HEAD accepting HTML) to ``/auth/login?next=<this page>``."""
+
+    async def __call__(self, security_scopes: SecurityScopes, conn: HTTPConnection) -> UserT:
+        try:
+            return await super().__call__(security_scopes, conn)
+        except CognitoHTTPException as exc:
+            if exc.status_code != 401 or not _is_navigation(conn):
+                raise
+            location = _sign_in_url(conn)
+        raise HTTPException(302, "sign-in required", headers={"Location": location})
+
+
+def _is_navigation(conn: HTTPConnection) -> bool:
+    return (
+        conn.scope["type"] == "http"
+        and conn.scope["method"] in ("GET", "HEAD")
+        and "text/html" in conn.headers.get("accept", "")
+    )
+
+
+def _sign_in_url(conn: HTTPConnection) -> str:
+    """The login route's path (``/auth/login`` when the app names none) with ``next``."""
+    try:
+        login = conn.url_for("cognito_login").path
+    except NoMatchFound:
+        login = "/auth/login"
+    here = conn.url.path + (f"?{conn.url.query}" if conn.url.query else "")
+    return f"{login}?{urlencode({'next': here})}"
+
+
 class _Guards(Generic[UserT]):
     """Builds the route dependencies over a token scheme and a way to find the auth.
 
@@ -419,6 +462,7 @@ class _Guards(Generic[UserT]):
         self.resolve = resolve
         self.current_user: Dependency[UserT] = _CurrentUser(scheme._describe, resolve)
         self.optional_user: Dependency[UserT | None] = _OptionalUser(scheme._describe, resolve)
+        self.login_required: Dependency[UserT] = _LoginRequired(scheme._describe, resolve)
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         groups = _names("require_group", groups)
@@ -547,6 +591,9 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency[UserT | None] = self._guards.optional_user
         """Dependency: the verified caller, or None when no token was sent."""
+        self.login_required: Dependency[UserT] = self._guards.login_required
+        """Dependency: ``current_user`` that redirects signed-out browser navigations to
+        ``/auth/login?next=...`` (other requests get the 401)."""
         size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in self.settings))
         self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
             LRUCache(size) if size else None
@@ -560,6 +607,13 @@ class CognitoAuth(Generic[UserT]):
         one guest identity for this process."""
         self.guest_credentials: Dependency[AwsCredentials] = self._make_guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
+        self._setup_revocation()
+        self.sessions: BrowserSessions | None = sessions_for(
+            self.settings, self.verifier, http_client, self.shared_store
+        )
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
+        if self.sessions is not None:
+            self.guest_identities = self.sessions.guest_identities
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
@@ -583,6 +637,22 @@ class CognitoAuth(Generic[UserT]):
             raise ValueError(f"require_pool names unconfigured user pools: {sorted(unknown)}")
         return self._guards.require_pool(*user_pool_ids)
 
+    # -- browser sign-in -------------------------------------------------------
+
+    def login_router(self, *, prefix: str = "/auth") -> APIRouter:
+        """The browser sign-in routes: ``GET {prefix}/login?next=``, ``GET
+        {prefix}/callback`` and ``GET``/``POST {prefix}/logout[?everywhere=true]``.
+
+        Raises ``ValueError`` naming the missing settings when ``session_secret``
+        or the OAuth2 URL (``domain`` / ``oauth_url``) is not configured.
+        """
+        from .sessions.routes import login_router
+
+        if self.sessions is None:  # BrowserSessions raises, naming what is missing
+            BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
+        assert self.sessions is not None
+        return login_router(self, self.sessions, prefix)
+
     # -- identity pools --------------------------------------------------------
 
     def identity_client(self, user_pool_id: str) -> IdentityPoolClient:
@@ -596,7 +666,13 @@ class CognitoAuth(Generic[UserT]):
             verifier = (
                 self.verifier if settings.token_use == "id" and len(self.settings) == 1 else None
             )
-            client = IdentityPoolClient(settings, verifier=verifier, http_client=self._http_client)
+            client = IdentityPoolClient(
+                settings,
+                verifier=verifier,
+                http_client=self._http_client,
+                store=self.shared_store,
+            )
+            client.verifier.revocation = self.revocations
             self._identity_clients[user_pool_id] = client
         return client
 
@@ -707,6 +783,12 @@ class CognitoAuth(Generic[UserT]):
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
+        if self.sessions is not None:
+            from .sessions.middleware import SessionMiddleware
+
+            installed = (getattr(entry, "cls", None) for entry in app.user_middleware)
+            if SessionMiddleware not in installed:
+                app.add_middleware(SessionMiddleware, sessions=self.sessions)
         if app.swagger_ui_init_oauth is None:
             app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
         if not getattr(app.openapi, "_cognito_guard", False):
@@ -738,15 +820,19 @@ class CognitoAuth(Generic[UserT]):
             await self.verifier.hydrate()
         except KeysUnavailableError as exc:
             logger.warning("signing keys not prefetched (%s); requests will retry", exc.message)
+        await self.start()
         try:
             yield
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the verifier's and the identity clients' HTTP connections."""
+        """Close the verifier's and the identity clients' HTTP connections (and Redis)."""
+        await self._stop_shared_state()
         for client in self._identity_clients.values():
             await client.aclose()
+        if self.sessions is not None:
+            await self.sessions.aclose()
         await self.verifier.aclose()
 
     @property
@@ -823,7 +909,8 @@ class CognitoAuth(Generic[UserT]):
             conn._send = accepting_bearer_subprotocol(conn._send)
         token = self.request_token(conn)
         if token is None:
-            raise self._http_error(MissingTokenError("Not authenticated"), conn)
+            error = session_error(conn.scope) or MissingTokenError("Not authenticated")
+            raise self._http_error(error, conn)
         try:
             return await self.request_user(conn.scope, token)
         except CognitoGuardError as error:
@@ -841,6 +928,120 @@ class CognitoAuth(Generic[UserT]):
                 "the token lacks a required scope", scopes=tuple(required)
             )
             raise self._http_error(error, conn)
+
+    # -- revocation, shared state and operations (DESIGN §14-16) ---------------
+
+    def _setup_revocation(self) -> None:
+        """Give every verifier the revocation list; with ``redis_url``, share it."""
+        self.revocations = RevocationList(
+            max(s.refresh_token_validity_seconds for s in self.settings)
+        )
+        """The revocation list (sessions and users) every verifier of this auth consults."""
+        self.verifier.revocation = self.revocations
+        redis = next(((s.redis_url, s.redis_prefix) for s in self.settings if s.redis_url), None)
+        self._redis = RedisLink(*redis) if redis else None
+        self._mirror = shared_revocations(self._redis, self.revocations) if self._redis else None
+        self.shared_store: KeyValueStore | None = RedisStore(self._redis) if self._redis else None
+        """Where shared caches live (Redis) when ``redis_url`` is set, else None."""
+        self._revoker = Revoker(
+            self.settings,
+            self.revocations,
+            http_client=self._http_client,
+            publish=self._mirror.publish if self._mirror else None,
+        )
+
+    async def start(self) -> None:
+        """Start what runs beside requests: the Redis mirror of the revocation list
+        (a full load, then pub/sub). ``lifespan`` calls it; call it yourself with
+        ``init_app``. Redis being down delays nothing: the mirror retries."""
+        if self._mirror is not None:
+            await self._mirror.start()
+
+    async def _stop_shared_state(self) -> None:
+        await self._revoker.aclose()
+        if self._mirror is not None:
+            await self._mirror.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
+        """Sign the holder of ``token`` out: its session (``origin_jti``) is revoked,
+        here at once and on the shared list; with ``everywhere`` the user is revoked
+        too and Cognito's ``GlobalSignOut`` is called (when the token carries the
+        ``aws.cognito.signin.user.admin`` scope). A Cognito failure is logged and
+        reported in the result, not raised; an invalid token raises
+        ``InvalidTokenError``."""
+        user = await self.authenticate(token)
+        return await self._revoker.sign_out(token, user, everywhere=everywhere)
+
+    async def revoke_user(self, sub: str) -> None:
+        """Reject every token of ``sub`` issued up to now (sign-ins from the next
+        second on work), in every process sharing the list. For operators and admin
+        routes, after their own ``AdminUserGlobalSignOut``. ``ValueError`` for a
+        malformed ``sub``."""
+        await self._revoker.revoke_user(sub)
+
+    async def revoke_session(self, origin_jti: str) -> None:
+        """Reject every token of one sign-in (its ``origin_jti``, refreshed tokens
+        included), in every process sharing the list. ``ValueError`` when malformed."""
+        await self._revoker.revoke_session(origin_jti)
+
+    @cached_property
+    def require_active_session(self) -> Dependency[UserT]:
+        """Dependency for sensitive routes: the verified caller, whose session Cognito
+        (``GetUser``) confirmed within ``revocation_check_seconds``. A session Cognito
+        reports dead -> 401 ``revoked`` (and it joins the revocation list); Cognito
+        unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
+        scope cannot be asked about and rely on the revocation list alone."""
+
+        async def active_session(
+            conn: HTTPConnection,
+            user: UserT = Security(self.current_user),
+            token: str | None = Security(self.scheme),
+        ) -> UserT:
+            assert token is not None  # current_user answered 401 without one
+            try:
+                await self._revoker.check_session(token, user)
+            except CognitoGuardError as error:
+                raise self._http_error(error, conn) from None
+            return user
+
+        return active_session
+
+    def ready(self) -> bool:
+        """True when every user pool's signing keys are usable: for ``/ready`` routes and
+        Kubernetes readiness probes. A pool without keys gets a background fetch, so a
+        probe that found it unready finds it ready once the keys arrive. Redis is not a
+        condition: verification works without it."""
+        usable = self.verifier.keys_usable()
+        if not all(usable.values()):
+            self.verifier.prefetch_missing()
+        return all(usable.values())
+
+    def health(self) -> dict[str, Any]:
+        """Each part's state, for operators: keys per pool, Redis, identity pools and
+        the revocation list's size. Never contains a token or a secret."""
+        keys = {
+            pool_id: {"usable": usable} for pool_id, usable in self.verifier.keys_usable().items()
+        }
+        redis: dict[str, Any] = {"configured": self._mirror is not None}
+        if self._mirror is not None:
+            redis.update(self._mirror.status())
+        identity = {
+            s.user_pool_id: {
+                "configured": bool(s.identity_pool_id),
+                "active": s.user_pool_id in self._identity_clients,
+            }
+            for s in self.settings
+        }
+        ok = all(pool["usable"] for pool in keys.values())
+        return {
+            "status": "ok" if ok and redis.get("connected", True) else "degraded",
+            "keys": keys,
+            "redis": redis,
+            "identity_pools": identity,
+            "revocations": len(self.revocations),
+        }
 
 
 # -- module-level dependencies: the app's CognitoAuth, or one from the environment --
@@ -922,6 +1123,7 @@ _module_guards: _Guards[CognitoUser] = _Guards(_BearerScheme(_described_scheme),
 
 current_user = _module_guards.current_user
 optional_user = _module_guards.optional_user
+login_required = _module_guards.login_required
 require_group = _module_guards.require_group
 require_scope = _module_guards.require_scope
 require_any = _module_guards.require_any

@@ -205,6 +205,19 @@ class JWKSCache:
             raise KeysUnavailableError("the cached signing keys are too old to use")
         return self._known(keyset, kid)
 
+    def usable(self, url: str) -> bool:
+        """Whether the URL's cached keys may verify tokens now (fresh, or stale within
+        ``max_stale``): what readiness means."""
+        keyset = self._sets.get(url)
+        if keyset is None or keyset.keys is None:
+            return False
+        return self._clock() - keyset.fetched_at < keyset.policy.ttl + keyset.policy.max_stale
+
+    def prefetch(self, url: str) -> None:
+        """Start a background fetch of the URL's JWKS unless one is in flight or the
+        last one failed within the cooldown (needs a running event loop)."""
+        self._refresh_in_background(self._keyset(url))
+
     async def get_key(self, url: str, kid: str) -> VerifyingKey:
         """The key for ``kid``, fetching or refreshing the URL's JWKS as needed."""
         keyset = self._keyset(url)

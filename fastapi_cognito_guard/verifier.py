@@ -379,6 +379,26 @@ class CognitoVerifier:
             if isinstance(result, BaseException):
                 raise result
 
+    def keys_usable(self) -> dict[str, bool]:
+        """Per user pool: whether its signing keys can verify tokens now (the JWKS
+        of any of its issuers, fresh or stale within ``jwks_max_stale_seconds``)."""
+        return {
+            pool_id: any(self._jwks.usable(url) for url in self._urls(pool_id))
+            for pool_id in self._pools
+        }
+
+    def prefetch_missing(self) -> None:
+        """Start background fetches of the keys of pools that have none usable (when
+        an event loop runs; one fetch per URL, failures retried after the cooldown)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for pool_id, usable in self.keys_usable().items():
+            if not usable:
+                for url in self._urls(pool_id):
+                    self._jwks.prefetch(url)
+
     def cache_jwks(self, jwks: Mapping[str, Any], user_pool_id: str | None = None) -> None:
         """Seed a pool's signing keys without HTTP (for every one of its issuers).
 

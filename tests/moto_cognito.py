@@ -38,6 +38,11 @@ moto 5.2.x facts (observed, not guessed):
 - ``Expiration`` is now + 90 s, computed from a naive UTC datetime with
   ``.timestamp()``: correct only when the process TZ is UTC (TZ=Asia/Tokyo gives a
   value 9 h in the past). 90 s is also below a "refresh 5 minutes early" margin.
+- ``GetUser`` / ``GlobalSignOut`` sent unsigned (as the library sends them: the
+  access token is the authorization) to the moto URL are routed to moto's
+  us-east-1 backend: ``GlobalSignOut`` finds only tokens of us-east-1 pools
+  (``GetUser`` searches every region). ``GlobalSignOut`` removes the user's
+  access tokens, after which ``GetUser`` answers ``NotAuthorizedException``.
 - ``create_group`` keeps ``RoleArn`` and ``Precedence`` (``admin_list_groups_for_user``
   returns them), but tokens never carry ``cognito:roles`` / ``cognito:preferred_role``;
   ``CognitoPool.role_claims`` derives them from the groups as Cognito does, for

@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         ("http.py", "this library, result cache on"),
         ("jwks_stampede.py", "Unknown kids"),
         ("memory.py", "result cache"),
+        ("revocation.py", "is_revoked alone"),
         ("identity.py", "sealed shared-store hit"),
     ],
 )

@@ -639,3 +639,53 @@ def test_module_entry_point_exits_with_the_failed_check(issuer: LocalIssuer, jwk
 
     assert result.returncode == 1
     assert "invalid token: expired: " in result.stderr
+
+
+# -- revoke ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["revoke", "--sub", ""],
+        ["revoke", "--origin-jti", "two words"],
+        ["revoke", "--sub", "x" * 300],
+    ],
+)
+def test_revoke_refuses_empty_or_malformed_ids_with_usage_status(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_REDIS_URL", "redis://127.0.0.1:9/0")
+    assert main(args) == 2
+    assert "1-256 visible ASCII characters" in capsys.readouterr().err
+
+
+def test_revoke_needs_a_redis_url(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COGNITO_REDIS_URL", raising=False)
+    assert main(["revoke", "--sub", "user-1"]) == 2
+    assert "COGNITO_REDIS_URL" in capsys.readouterr().err
+
+
+def test_revoke_with_an_unparsable_redis_url_names_the_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_REDIS_URL", "http://not-redis")
+    assert main(["revoke", "--sub", "user-1"]) == 2
+    assert "COGNITO_REDIS_URL" in capsys.readouterr().err
+
+
+def test_revoke_with_redis_down_fails_without_claiming_success(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, closed_jwks_url: str
+) -> None:
+    port = closed_jwks_url.split(":")[2].split("/")[0]
+    monkeypatch.setenv("COGNITO_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    assert main(["revoke", "--sub", "user-1"]) == 1
+    assert "nothing was revoked" in capsys.readouterr().err
+
+
+def test_revoke_requires_exactly_one_target(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["revoke", "--sub", "a", "--origin-jti", "b"])
+    assert exited.value.code == 2
