@@ -68,7 +68,7 @@ from .identity import (
     check_role_arn,
 )
 from .revocation import RevocationList, Revoker, SignOutResult, shared_revocations
-from .sessions.context import session_error, session_token
+from .sessions.context import session_context, session_error, session_token
 from .sessions.manager import BrowserSessions, sessions_for
 from .settings import CognitoSettings
 from .stores import KeyValueStore, RedisLink, RedisStore
@@ -734,12 +734,14 @@ class CognitoAuth(Generic[UserT]):
             raise self._http_error(error, conn) from None
 
     def caller_id_token(self, conn: HTTPConnection, user: CognitoUser) -> str:
-        """The caller's ID token for identity-pool exchanges: the bearer when it is an
-        ID token, else the ``X-Cognito-Id-Token`` header (the caller verifies it).
-
-        Every identity dependency gets the token here, so a browser session (which
-        holds the ID token itself) needs to plug in only at this one place.
-        """
+        """The caller's ID token for identity-pool exchanges: the browser session's
+        when the request is authenticated by its session cookie, else the bearer when
+        it is an ID token, else the ``X-Cognito-Id-Token`` header (the caller verifies
+        it and checks it names the same user)."""
+        context = session_context(conn.scope)
+        session = context.session if context is not None and not context.explicit else None
+        if session is not None and context is not None and context.token is not None:
+            return session.id_token
         token = connection_token(conn.scope) if user.token_use == "id" else None
         token = token or conn.headers.get("x-cognito-id-token")
         if not token:
