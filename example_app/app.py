@@ -1,11 +1,11 @@
 """An API guarded by fastapi-cognito-guard, using each of its features.
 
-Configured by the ``COGNITO_*`` environment. Without ``COGNITO_USER_POOL_ID`` it
-runs in dev mode: an embedded ``LocalIssuer`` signs tokens, its JWKS is served
-by this app, and ``GET /dev/token`` mints tokens; while the issuer serves its
+Configured by the ``COGNITO_*`` environment. With ``COGNITO_USER_POOL_ID`` unset
+or empty it runs in dev mode: an embedded ``LocalIssuer`` signs tokens, its JWKS
+is served by this app, and ``GET /dev/token`` mints tokens; while the issuer serves its
 local hosted UI (``python -m example_app`` starts it on another loopback port)
 browser sign-in works too, with a session secret generated per run. Dev mode
-is only reachable when no real settings are given.
+is only reachable when no real settings are given, and only on loopback (``__main__``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,9 +53,10 @@ DEV_POOL_ID = "eu-central-1_DevPool"
 DEV_CLIENT_ID = "example-app"
 
 
-def dev_mode_requested(environ: dict[str, str] | None = None) -> bool:
-    """Dev mode runs only when no user pool is configured at all."""
-    return not (environ if environ is not None else os.environ).get("COGNITO_USER_POOL_ID")
+def dev_mode_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Dev mode runs only when no user pool is configured: the id unset, empty or blank."""
+    pool_id = (environ if environ is not None else os.environ).get("COGNITO_USER_POOL_ID", "")
+    return not pool_id.strip()
 
 
 def _split(value: str) -> list[str]:
