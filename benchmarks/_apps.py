@@ -11,7 +11,9 @@ serves ``create_app`` with ``uvicorn.run(..., factory=True, workers=N)`` on
 127.0.0.1; the app is chosen by ``BENCH_APP`` (``guard``, ``fastapi-cognito``,
 ``cloudauth``), its keys come from ``BENCH_JWKS_URL`` and ``BENCH_CACHE=off``
 turns this library's result cache off (``BENCH_CACHE=small`` keeps 256 entries, so
-a client cycling through more distinct tokens misses on every request).
+a client cycling through more distinct tokens misses on every request);
+``BENCH_SESSION_SECRET`` and ``BENCH_OAUTH_URL`` turn browser sessions on (the
+session-cookie benchmark).
 """
 
 from __future__ import annotations
@@ -152,8 +154,11 @@ def create_app() -> FastAPI:
     jwks_url = os.environ["BENCH_JWKS_URL"]
     if name == "guard":
         cache = os.environ.get("BENCH_CACHE", "on")
-        small = {"result_cache_size": 256} if cache == "small" else {}
-        return guard_app(jwks_url, cache=cache != "off", **small)
+        settings: dict[str, Any] = {"result_cache_size": 256} if cache == "small" else {}
+        if os.environ.get("BENCH_SESSION_SECRET"):  # browser sessions on (cookie vs bearer)
+            settings["session_secret"] = os.environ["BENCH_SESSION_SECRET"]
+            settings["oauth_url"] = os.environ["BENCH_OAUTH_URL"]
+        return guard_app(jwks_url, cache=cache != "off", **settings)
     return APPS[name](jwks_url)
 
 

@@ -1,17 +1,22 @@
 """An API guarded by fastapi-cognito-guard, using each of its features.
 
-Configured by the ``COGNITO_*`` environment. Without ``COGNITO_USER_POOL_ID`` it
-runs in dev mode: an embedded ``LocalIssuer`` signs tokens, its JWKS is served
-by this app, and ``GET /dev/token`` mints tokens. Dev mode is only reachable
-when no real settings are given.
+Configured by the ``COGNITO_*`` environment. With ``COGNITO_USER_POOL_ID`` unset
+or empty it runs in dev mode: an embedded ``LocalIssuer`` signs tokens, its JWKS
+is served by this app, and ``GET /dev/token`` mints tokens; while the issuer serves its
+local hosted UI (``python -m example_app`` starts it on another loopback port)
+browser sign-in works too, with a session secret generated per run. Dev mode
+is only reachable when no real settings are given, and only on loopback (``__main__``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
+import json
 import logging
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,7 +30,8 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import SecretStr
 
 from fastapi_cognito_guard import (
     AwsCredentials,
@@ -34,9 +40,11 @@ from fastapi_cognito_guard import (
     CognitoUser,
     InvalidTokenError,
     current_user,
+    optional_user,
     require_group,
     require_scope,
 )
+from fastapi_cognito_guard.sessions.manager import BrowserSessions
 from fastapi_cognito_guard.testing import LocalIssuer
 
 logger = logging.getLogger("example_app")
@@ -45,9 +53,10 @@ DEV_POOL_ID = "eu-central-1_DevPool"
 DEV_CLIENT_ID = "example-app"
 
 
-def dev_mode_requested(environ: dict[str, str] | None = None) -> bool:
-    """Dev mode runs only when no user pool is configured at all."""
-    return not (environ if environ is not None else os.environ).get("COGNITO_USER_POOL_ID")
+def dev_mode_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Dev mode runs only when no user pool is configured: the id unset, empty or blank."""
+    pool_id = (environ if environ is not None else os.environ).get("COGNITO_USER_POOL_ID", "")
+    return not pool_id.strip()
 
 
 def _split(value: str) -> list[str]:
@@ -63,9 +72,12 @@ def create_app(
     """Build the example API; ``dev_issuer`` (dev mode) serves and signs its own keys."""
     if dev_issuer is not None:
         settings = dev_issuer.settings(
-            jwks_url=f"{base_url}/dev/{dev_issuer.user_pool_id}/.well-known/jwks.json"
+            jwks_url=f"{base_url}/dev/{dev_issuer.user_pool_id}/.well-known/jwks.json",
+            oauth_url=None,
         )
     auth: CognitoAuth[CognitoUser] = CognitoAuth(settings)
+    if dev_issuer is not None and dev_issuer.url is not None:
+        _dev_sign_in(auth, dev_issuer.url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +88,8 @@ def create_app(
         # The app cannot fetch its own JWKS before it listens: seed the keys.
         auth.init_app(app)
         auth.verifier.cache_jwks(dev_issuer.jwks())
+        if auth.sessions is not None:
+            auth.sessions.verifier.cache_jwks(dev_issuer.jwks())
         await auth.start()
         _announce_dev_mode(base_url)
         try:
@@ -99,17 +113,19 @@ def create_app(
         is_ready = auth.ready()
         return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
-    @app.post("/auth/logout", status_code=204)
-    async def logout(
-        everywhere: bool = False,
-        user: CognitoUser = Depends(current_user),
-        token: str | None = Security(auth.scheme),
-    ) -> Response:
-        """Bearer sign-out: revokes this token's session, or the user with ?everywhere=true."""
-        assert token is not None  # current_user answered 401 without one
-        with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out already
-            await auth.sign_out(token, everywhere=everywhere)
-        return Response(status_code=204)
+    if auth.sessions is None:  # with browser sign-in, the login router serves it (§13)
+
+        @app.post("/auth/logout", status_code=204)
+        async def logout(
+            everywhere: bool = False,
+            user: CognitoUser = Depends(current_user),
+            token: str | None = Security(auth.scheme),
+        ) -> Response:
+            """Bearer sign-out: revokes this token's session, or the user with ?everywhere=true."""
+            assert token is not None  # current_user answered 401 without one
+            with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out already
+                await auth.sign_out(token, everywhere=everywhere)
+            return Response(status_code=204)
 
     @app.get("/active")
     async def active(user: CognitoUser = Depends(auth.require_active_session)) -> dict[str, str]:
@@ -161,6 +177,7 @@ def create_app(
         except WebSocketDisconnect:
             return
 
+    _add_browser_routes(app, auth)
     if dev_issuer is not None:
         _add_dev_routes(app, dev_issuer)
     return app
@@ -174,6 +191,50 @@ def _described(credentials: AwsCredentials) -> dict[str, str | None]:
         "expiration": credentials.expiration.isoformat(),
         "role_arn": credentials.role_arn,
     }
+
+
+def _dev_sign_in(auth: CognitoAuth[CognitoUser], hosted_ui: str) -> None:
+    """Browser sign-in against the embedded issuer's local hosted UI, with a session
+    secret made for this run. Only the sessions point at it: Swagger UI keeps its
+    bearer input (the local hosted UI answers no CORS for Swagger's token request)."""
+    settings = auth.settings[0].model_copy(
+        update={
+            "oauth_url": hosted_ui,
+            "session_secret": [SecretStr(secrets.token_urlsafe(32))],
+        }
+    )
+    auth.sessions = BrowserSessions(settings, verifier=auth.verifier)
+    auth.guest_identities = auth.sessions.guest_identities
+
+
+def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
+    """``GET /``, ``POST /echo`` and, with sign-in configured, ``/auth/*`` (§13)."""
+    if auth.sessions is not None:
+        app.include_router(auth.login_router())
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(user: CognitoUser | None = Depends(optional_user)) -> str:
+        if user is not None:
+            name = html.escape(user.username or user.sub)
+            body = (
+                f"<p>Signed in as <strong id='user'>{name}</strong>.</p>"
+                "<form method='post' action='/auth/logout'>"
+                "<button type='submit'>Sign out</button></form>"
+            )
+        elif auth.sessions is not None:
+            body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"
+        else:
+            body = "<p>Browser sign-in is off (set COGNITO_DOMAIN and COGNITO_SESSION_SECRET).</p>"
+        return f"<!doctype html><meta charset=utf-8><title>Example app</title>{body}"
+
+    @app.post("/echo")
+    async def echo(request: Request, user: CognitoUser = Depends(current_user)) -> dict[str, Any]:
+        raw = (await request.body()).decode("utf-8", "replace")
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        return {"username": user.username or user.sub, "body": body}
 
 
 def _add_dev_routes(app: FastAPI, issuer: LocalIssuer) -> None:
@@ -218,5 +279,6 @@ def _announce_dev_mode(base_url: str) -> None:
         f'  curl -s -H "Authorization: Bearer $TOKEN" {base_url}/orders',
         f"  curl -s -i {base_url}/me    # no token: 401",
         f"  # /aws/identity needs COGNITO_IDENTITY_POOL_ID; Swagger UI: {base_url}/docs",
+        f"  # Browser sign-in (local hosted UI): open {base_url}/ and click Sign in",
     ]
     logger.warning("\n%s", "\n".join(lines))

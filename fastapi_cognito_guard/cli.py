@@ -5,6 +5,12 @@ with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
 ``revoke`` adds a user or a session to the revocation list shared through Redis;
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
+
+A token may be pasted as it travels (``Bearer …`` or a whole
+``Authorization: Bearer …`` line). Nothing read from a token or a JWKS reaches
+the terminal raw: control characters are shown escaped. Each subcommand is one
+``add_parser`` call with ``set_defaults(run=...)``; ``run(args, out)`` returns
+the exit status.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -23,7 +30,7 @@ import httpx
 from pydantic import ValidationError
 
 from .errors import InvalidTokenError, KeysUnavailableError
-from .jwks import MAX_JWKS_BYTES
+from .jwks import JWKSFetchError, download_jwks, issuer_form_twin
 from .jwt import b64url_decode
 from .keys import VerifyingKey, load_jwk
 from .revocation import SESSION, USER, RevocationList, shared_revocations
@@ -35,6 +42,21 @@ __all__ = ["main"]
 
 _TIME_CLAIMS = ("iat", "nbf", "auth_time", "exp")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_JWKS_DEADLINE = 10.0
+_SHOWN_LIMIT = 200
+_BEARER = re.compile(r"(?:authorization\s*:\s*)?bearer\s+", re.IGNORECASE)
+_UNUSED_CLIENT_ID = "unused-by-jwks"
+
+
+def _shown(value: object) -> str:
+    """``value`` safe for a terminal: escapes for control and format characters
+    (ANSI escapes, bidi overrides), long strings cut, containers named by type."""
+    if isinstance(value, str):
+        text = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in value)
+        return text if len(text) <= _SHOWN_LIMIT else f"{text[:_SHOWN_LIMIT]}…"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"<{type(value).__name__}>"
 
 
 def _relative(seconds: float) -> str:
@@ -50,7 +72,7 @@ def _relative(seconds: float) -> str:
 
 def _human_time(value: Any, now: float) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return repr(value)
+        return _shown(value)
     try:
         stamp = datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (ValueError, OverflowError, OSError):  # NaN, or outside what datetime can show
@@ -59,19 +81,30 @@ def _human_time(value: Any, now: float) -> str:
 
 
 def _read_token(value: str) -> str:
-    return sys.stdin.read().strip() if value == "-" else value.strip()
+    """The token from the argument (or stdin for ``-``), without a ``Bearer`` prefix."""
+    text = (sys.stdin.read() if value == "-" else value).strip()
+    prefix = _BEARER.match(text)
+    return text[prefix.end() :].strip() if prefix else text
 
 
-def _inspect(token: str, out: TextIO) -> int:
+def _decode(token: str) -> tuple[Any, Any]:
+    """The header and claims of ``token``, unverified; ``malformed`` if they do not decode."""
     parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidTokenError("malformed", "token does not have three segments")
     try:
-        if len(parts) != 3:
-            raise InvalidTokenError("malformed", "token does not have three segments")
         header = json.loads(b64url_decode(parts[0].encode("ascii")))
         claims = json.loads(b64url_decode(parts[1].encode("ascii")))
-    except (InvalidTokenError, ValueError, RecursionError) as exc:
-        message = exc.message if isinstance(exc, InvalidTokenError) else "segment is not JSON"
-        print(f"not a decodable JWT: {message}", file=sys.stderr)
+    except (ValueError, RecursionError):
+        raise InvalidTokenError("malformed", "segment is not JSON") from None
+    return header, claims
+
+
+def _inspect(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        header, claims = _decode(_read_token(args.token))
+    except InvalidTokenError as exc:
+        print(f"not a decodable JWT: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     print("UNVERIFIED: decoded only; neither the signature nor any claim was checked.", file=out)
     print("header:", json.dumps(header, indent=2, sort_keys=True), sep="\n", file=out)
@@ -86,24 +119,60 @@ def _inspect(token: str, out: TextIO) -> int:
     return EXIT_OK
 
 
+class _SettingsError(Exception):
+    """Settings (``COGNITO_*`` or flags) that do not validate; the message names each field."""
+
+
 def _settings(args: argparse.Namespace) -> CognitoSettings:
     flags = {
         "user_pool_id": args.user_pool_id,
-        "client_ids": args.client_id or None,
-        "token_use": args.token_use,
+        "client_ids": getattr(args, "client_id", None),
+        "token_use": getattr(args, "token_use", None),
         "jwks_url": args.jwks_url,
         "issuer": args.issuer,
         "region": args.region,
     }
-    return CognitoSettings(**{name: value for name, value in flags.items() if value is not None})
+    if args.command == "jwks":
+        # Keys are the pool's, whoever the client: jwks needs no COGNITO_CLIENT_IDS.
+        flags["client_ids"] = [_UNUSED_CLIENT_ID]
+    try:
+        return CognitoSettings(
+            **{name: value for name, value in flags.items() if value is not None}
+        )
+    except ValidationError as exc:
+        # Each message names its field and environment variable already.
+        raise _SettingsError(
+            "; ".join(error["msg"] for error in exc.errors(include_url=False, include_input=False))
+        ) from None
 
 
-async def _verify(settings: CognitoSettings, token: str, out: TextIO) -> int:
+def _differences(claims: Mapping[str, Any], settings: CognitoSettings) -> list[str]:
+    """The token's iss, token_use and client_id/aud where they differ from the settings."""
+    found: list[tuple[str, object, str]] = []
+    if claims.get("iss") not in settings.issuers:
+        found.append(("iss", claims.get("iss"), " | ".join(settings.issuers)))
+    token_use = claims.get("token_use")
+    allowed = ("access", "id") if settings.token_use == "any" else (settings.token_use,)
+    if token_use not in allowed:
+        found.append(("token_use", token_use, " | ".join(allowed)))
+    name = "client_id" if token_use == "access" else "aud"
+    client = claims.get(name)
+    clients = client if isinstance(client, list) else [client]
+    if not any(isinstance(c, str) and c in settings.client_ids for c in clients):
+        found.append((name, client, " | ".join(settings.client_ids)))
+    return [
+        f"  {claim:<10} token: {_shown(value)}\n  {'':<10} configured: {_shown(configured)}"
+        for claim, value, configured in found
+    ]
+
+
+async def _verify_token(settings: CognitoSettings, token: str, out: TextIO) -> int:
     verifier = CognitoVerifier(settings)
     try:
         claims = await verifier.verify(token)
     except InvalidTokenError as exc:
         print(f"invalid token: {exc.code}: {exc.message}", file=sys.stderr)
+        _print_differences(token, settings)
         return EXIT_FAILED
     except KeysUnavailableError as exc:
         print(f"keys unavailable: {exc.code}: {exc.message}", file=sys.stderr)
@@ -115,35 +184,112 @@ async def _verify(settings: CognitoSettings, token: str, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _jwks(urls: Sequence[str], out: TextIO) -> int:
-    status = EXIT_OK
-    for url in urls:
-        print(url, file=out)
-        try:
-            response = httpx.get(url, timeout=10)
-            response.raise_for_status()
-            if len(response.content) > MAX_JWKS_BYTES:
-                raise ValueError(f"response is larger than {MAX_JWKS_BYTES} bytes")
-            entries = response.json().get("keys")
-            if not isinstance(entries, list):
-                raise ValueError("no 'keys' list")
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            print(f"  fetch failed: {type(exc).__name__}: {exc}", file=out)
-            status = EXIT_FAILED
+def _print_differences(token: str, settings: CognitoSettings) -> None:
+    try:
+        _, claims = _decode(token)
+    except InvalidTokenError:
+        return
+    lines = _differences(claims, settings) if isinstance(claims, dict) else []
+    if lines:
+        print("the token differs from the settings:", *lines, sep="\n", file=sys.stderr)
+
+
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    settings = _settings(args)
+    return asyncio.run(_verify_token(settings, _read_token(args.token), out))
+
+
+def _key_lines(document: Mapping[str, Any]) -> list[str]:
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        return ["  no 'keys' list"]
+    lines = []
+    for jwk in entries:
+        if not isinstance(jwk, dict):
+            lines.append("  (an entry that is not an object)")
             continue
-        for jwk in entries:
-            if not isinstance(jwk, dict):
-                print("  (an entry that is not an object)", file=out)
-                continue
-            kid = str(jwk.get("kid"))
-            key = load_jwk(kid, jwk)
-            if isinstance(key, VerifyingKey):
-                verdict = f"RSA {key.key_size} bits, used"
-            else:
-                verdict = f"ignored: {key}"
-            described = f"kid={kid} kty={jwk.get('kty')} alg={jwk.get('alg')} use={jwk.get('use')}"
-            print(f"  {described}: {verdict}", file=out)
+        kid = _shown(jwk.get("kid"))
+        key = load_jwk(kid, jwk)
+        if isinstance(key, VerifyingKey):
+            verdict = f"RSA {key.key_size} bits, used"
+        else:
+            verdict = f"ignored: {key}"
+        fields = " ".join(f"{name}={_shown(jwk.get(name))}" for name in ("kty", "alg", "use"))
+        lines.append(f"  kid={kid} {fields}: {verdict}")
+    return lines
+
+
+async def _fetch(client: httpx.AsyncClient, url: str) -> list[str] | str:
+    """The key lines of one JWKS URL, or why it could not be fetched."""
+    try:
+        document = await asyncio.wait_for(download_jwks(client, url), _JWKS_DEADLINE)
+    except (httpx.HTTPError, JWKSFetchError) as exc:
+        return _shown(str(exc) or type(exc).__name__)
+    except asyncio.TimeoutError:
+        return f"no answer within {_JWKS_DEADLINE:.0f} s"
+    if not isinstance(document.get("keys"), list):
+        return "no 'keys' list"
+    return _key_lines(document)
+
+
+def _groups(urls: Sequence[str]) -> list[list[str]]:
+    """The URLs, with a pool's two issuer forms in one group (alternatives)."""
+    groups: list[list[str]] = []
+    placed: set[str] = set()
+    for url in urls:
+        if url in placed:
+            continue
+        twin = issuer_form_twin(url)
+        group = [url, twin] if twin is not None and twin in urls else [url]
+        placed.update(group)
+        groups.append(group)
+    return groups
+
+
+async def _list_keys(urls: Sequence[str], out: TextIO) -> int:
+    status = EXIT_OK
+    async with httpx.AsyncClient(timeout=_JWKS_DEADLINE) as client:
+        for group in _groups(urls):
+            results = [await _fetch(client, url) for url in group]
+            answered = any(isinstance(result, list) for result in results)
+            for url, result in zip(group, results, strict=True):
+                print(_shown(url), file=out)
+                if isinstance(result, list):
+                    print(*result, sep="\n", file=out)
+                elif answered:
+                    print(
+                        f"  not served ({result}); not needed: the other issuer form answered",
+                        file=out,
+                    )
+                else:
+                    print(f"  fetch failed: {result}", file=out)
+            if not answered:
+                status = EXIT_FAILED
     return status
+
+
+def _jwks(args: argparse.Namespace, out: TextIO) -> int:
+    if args.url:
+        urls = [args.url]
+    else:
+        settings = _settings(args)
+        urls = list(dict.fromkeys(settings.jwks_url_for(issuer) for issuer in settings.issuers))
+    return asyncio.run(_list_keys(urls, out))
+
+
+def _dev_issuer(args: argparse.Namespace, out: TextIO) -> int:
+    from .testing import LocalIssuer, dev_issuer
+
+    issuer = LocalIssuer(args.pool_id, args.client_id, client_secret=args.client_secret)
+    return dev_issuer.run(issuer, out, host=args.host, port=args.port, public_url=args.public_url)
+
+
+def _add_pool_flags(command: argparse.ArgumentParser) -> None:
+    """Flags that override the ``COGNITO_*`` settings naming the pool and its keys."""
+    command.add_argument("--user-pool-id")
+    command.add_argument("--jwks-url")
+    command.add_argument("--issuer")
+    command.add_argument("--region")
 
 
 def _revoke(sub: str | None, origin_jti: str | None, out: TextIO) -> int:
@@ -194,35 +340,44 @@ def _invalid_settings(exc: ValidationError) -> int:
     return EXIT_USAGE
 
 
+def _revoke_command(args: argparse.Namespace, out: TextIO) -> int:
+    return _revoke(args.sub, args.origin_jti, out)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastapi_cognito_guard",
         description="Inspect and verify Amazon Cognito tokens.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    token_help = "the token (a pasted 'Bearer ...' works), or - to read it from stdin"
+
     revoke = commands.add_parser(
         "revoke", help="add a user or session to the shared revocation list (COGNITO_REDIS_URL)"
     )
     target = revoke.add_mutually_exclusive_group(required=True)
     target.add_argument("--sub", help="revoke every token of this user issued up to now")
     target.add_argument("--origin-jti", help="revoke every token of this sign-in")
+    revoke.set_defaults(run=_revoke_command)
+
     inspect = commands.add_parser("inspect", help="decode a token without verifying it")
-    inspect.add_argument("token", help="the token, or - to read it from stdin")
-    for name, text in (
-        ("verify", "verify a token with the COGNITO_* settings (flags override them)"),
-        ("jwks", "fetch the JWKS and list its keys"),
-    ):
-        command = commands.add_parser(name, help=text)
-        if name == "verify":
-            command.add_argument("token", help="the token, or - to read it from stdin")
-        else:
-            command.add_argument("url", nargs="?", help="a JWKS URL (default: from the settings)")
-        command.add_argument("--user-pool-id")
-        command.add_argument("--client-id", action="append", help="repeat for several")
-        command.add_argument("--token-use", choices=("access", "id", "any"))
-        command.add_argument("--jwks-url")
-        command.add_argument("--issuer")
-        command.add_argument("--region")
+    inspect.add_argument("token", help=token_help)
+    inspect.set_defaults(run=_inspect)
+
+    verify = commands.add_parser(
+        "verify", help="verify a token with the COGNITO_* settings (flags override them)"
+    )
+    verify.add_argument("token", help=token_help)
+    _add_pool_flags(verify)
+    verify.add_argument("--client-id", action="append", help="repeat for several")
+    verify.add_argument("--token-use", choices=("access", "id", "any"))
+    verify.set_defaults(run=_verify)
+
+    jwks = commands.add_parser("jwks", help="fetch the JWKS and list its keys")
+    jwks.add_argument("url", nargs="?", help="a JWKS URL (default: from the settings)")
+    _add_pool_flags(jwks)
+    jwks.set_defaults(run=_jwks)
+
     dev = commands.add_parser("dev-issuer", help="run a local Cognito (hosted UI, token minting)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     dev.add_argument("--port", type=int, default=8001, help="0: any free port")
@@ -230,31 +385,16 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--pool-id", default="eu-central-1_Local")
     dev.add_argument("--client-id", default="local-client")
     dev.add_argument("--client-secret", help="make the app client confidential")
+    dev.set_defaults(run=_dev_issuer)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 check failed, 2 usage)."""
-    out = out or sys.stdout
     args = _parser().parse_args(argv)
-    if args.command == "inspect":
-        return _inspect(_read_token(args.token), out)
-    if args.command == "revoke":
-        return _revoke(args.sub, args.origin_jti, out)
-    if args.command == "dev-issuer":
-        from .testing import LocalIssuer, dev_issuer
-
-        issuer = LocalIssuer(args.pool_id, args.client_id, client_secret=args.client_secret)
-        return dev_issuer.run(
-            issuer, out, host=args.host, port=args.port, public_url=args.public_url
-        )
-    if args.command == "jwks" and args.url:
-        return _jwks([args.url], out)
     try:
-        settings = _settings(args)
-    except ValidationError as exc:
-        return _invalid_settings(exc)
-    if args.command == "jwks":
-        urls = dict.fromkeys(settings.jwks_url_for(issuer) for issuer in settings.issuers)
-        return _jwks(list(urls), out)
-    return asyncio.run(_verify(settings, _read_token(args.token), out))
+        status: int = args.run(args, out or sys.stdout)
+    except _SettingsError as exc:
+        print(f"invalid settings (COGNITO_* or flags): {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return status

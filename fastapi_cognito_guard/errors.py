@@ -11,13 +11,16 @@ __all__ = [
     "CognitoUnavailableError",
     "CredentialsDeniedError",
     "CredentialsUnavailableError",
+    "CsrfRejectedError",
     "IdentityPoolConfigError",
     "InsufficientScopeError",
     "InvalidTokenError",
     "KeysUnavailableError",
     "MissingGroupError",
     "MissingTokenError",
+    "OAuthUnavailableError",
     "ServiceUnavailableError",
+    "SignInError",
 ]
 
 
@@ -129,3 +132,31 @@ class IdentityPoolConfigError(CognitoGuardError):
 
     code = "identity_pool_misconfigured"
     status_code = 500
+
+
+class CsrfRejectedError(AuthorizationError):
+    """A cookie-authenticated unsafe request or WebSocket handshake from an untrusted
+    origin (HTTP 403; WebSocket close 1008)."""
+
+    code = "csrf_rejected"
+
+
+class SignInError(CognitoGuardError):
+    """Browser sign-in could not complete (HTTP 400, or 401 for tokens that fail
+    verification); ``code`` names the step: ``invalid_state``, ``invalid_request``,
+    ``access_denied``, ``signin_failed``, ``token_exchange_failed``, ``insecure_transport``
+    or a token check (``nonce_mismatch``, ``sub_mismatch``, ``wrong_audience``, ...)."""
+
+    code = "signin_failed"
+    status_code = 400
+
+    def __init__(self, code: str, message: str, *, status_code: int = 400) -> None:
+        super().__init__(message, code=code)
+        self.status_code = status_code
+
+
+class OAuthUnavailableError(ServiceUnavailableError):
+    """Cognito's OAuth2 endpoints could not be reached or answered with a server error
+    (HTTP 503 with ``Retry-After``)."""
+
+    code = "oauth_unavailable"

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from functools import cached_property
-from typing import Annotated, Any, Generic, Protocol
-from urllib.parse import unquote_plus
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol
+from urllib.parse import unquote_plus, urlencode
 
 import httpx
 from cachetools import LRUCache
@@ -44,6 +44,7 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from pydantic import ValidationError
 from starlette.requests import HTTPConnection
+from starlette.routing import NoMatchFound
 from starlette.types import Message, Scope, Send
 from starlette.websockets import WebSocketState
 from typing_extensions import TypeVar
@@ -65,11 +66,17 @@ from .identity import (
     IdentityPoolClient,
     check_groups_to_roles,
     check_role_arn,
+    warn_unshared_credentials,
 )
 from .revocation import RevocationList, Revoker, SignOutResult, shared_revocations
+from .sessions.context import session_context, session_error, session_token
+from .sessions.manager import BrowserSessions, sessions_for
 from .settings import CognitoSettings
 from .stores import KeyValueStore, RedisLink, RedisStore
 from .verifier import CognitoVerifier
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 __all__ = [
     "BEARER_SUBPROTOCOL",
@@ -82,6 +89,7 @@ __all__ = [
     "bearer_token",
     "connection_token",
     "current_user",
+    "login_required",
     "optional_user",
     "require_any",
     "require_group",
@@ -181,8 +189,9 @@ def _is_token_parameter(part: bytes) -> bool:
 def connection_token(scope: Scope) -> str | None:
     """The bearer token of a request: the ``Authorization`` header; WebSockets may
     also use the ``cognito-bearer`` subprotocol pair or ``?access_token=`` (browsers
-    cannot set headers on a WebSocket). Read once per request."""
-    return _request_auth(scope).token
+    cannot set headers on a WebSocket). Read once per request. Without any of
+    those, the browser session's token (§13) when the request has one."""
+    return _request_auth(scope).token or session_token(scope)
 
 
 def offers_bearer_subprotocol(scope: Scope) -> bool:
@@ -392,7 +401,7 @@ class _OptionalUser(_UserDependency[UserT]):
     async def __call__(self, security_scopes: SecurityScopes, conn: HTTPConnection) -> UserT | None:
         """The verified caller, or None when no token was sent (a bad token is a 401)."""
         auth = self._resolve(conn)
-        if auth.request_token(conn) is None:
+        if auth.request_token(conn) is None and session_error(conn.scope) is None:
             return None
         user = await auth._user_for(conn)
         auth._check_scopes(conn, user, security_scopes.scopes, all=True)
@@ -410,6 +419,38 @@ def _names(kind: str, values: Iterable[str]) -> tuple[str, ...]:
     return names
 
 
+class _LoginRequired(_CurrentUser[UserT]):
+    """``login_required``: ``current_user`` that sends signed-out browser navigations
+    (GET or HEAD accepting HTML) to ``/auth/login?next=<this page>``."""
+
+    async def __call__(self, security_scopes: SecurityScopes, conn: HTTPConnection) -> UserT:
+        try:
+            return await super().__call__(security_scopes, conn)
+        except CognitoHTTPException as exc:
+            if exc.status_code != 401 or not _is_navigation(conn):
+                raise
+            location = _sign_in_url(conn)
+        raise HTTPException(302, "sign-in required", headers={"Location": location})
+
+
+def _is_navigation(conn: HTTPConnection) -> bool:
+    return (
+        conn.scope["type"] == "http"
+        and conn.scope["method"] in ("GET", "HEAD")
+        and "text/html" in conn.headers.get("accept", "")
+    )
+
+
+def _sign_in_url(conn: HTTPConnection) -> str:
+    """The login route's path (``/auth/login`` when the app names none) with ``next``."""
+    try:
+        login = conn.url_for("cognito_login").path
+    except NoMatchFound:
+        login = "/auth/login"
+    here = conn.url.path + (f"?{conn.url.query}" if conn.url.query else "")
+    return f"{login}?{urlencode({'next': here})}"
+
+
 class _Guards(Generic[UserT]):
     """Builds the route dependencies over a token scheme and a way to find the auth.
 
@@ -422,6 +463,7 @@ class _Guards(Generic[UserT]):
         self.resolve = resolve
         self.current_user: Dependency[UserT] = _CurrentUser(scheme._describe, resolve)
         self.optional_user: Dependency[UserT | None] = _OptionalUser(scheme._describe, resolve)
+        self.login_required: Dependency[UserT] = _LoginRequired(scheme._describe, resolve)
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         groups = _names("require_group", groups)
@@ -550,6 +592,9 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency[UserT | None] = self._guards.optional_user
         """Dependency: the verified caller, or None when no token was sent."""
+        self.login_required: Dependency[UserT] = self._guards.login_required
+        """Dependency: ``current_user`` that redirects signed-out browser navigations to
+        ``/auth/login?next=...`` (other requests get the 401)."""
         size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in self.settings))
         self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
             LRUCache(size) if size else None
@@ -564,6 +609,12 @@ class CognitoAuth(Generic[UserT]):
         self.guest_credentials: Dependency[AwsCredentials] = self._make_guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
         self._setup_revocation()
+        self.sessions: BrowserSessions | None = sessions_for(
+            self.settings, self.verifier, http_client, self.shared_store
+        )
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
+        if self.sessions is not None:
+            self.guest_identities = self.sessions.guest_identities
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
@@ -587,6 +638,22 @@ class CognitoAuth(Generic[UserT]):
             raise ValueError(f"require_pool names unconfigured user pools: {sorted(unknown)}")
         return self._guards.require_pool(*user_pool_ids)
 
+    # -- browser sign-in -------------------------------------------------------
+
+    def login_router(self, *, prefix: str = "/auth") -> APIRouter:
+        """The browser sign-in routes: ``GET {prefix}/login?next=``, ``GET
+        {prefix}/callback`` and ``GET``/``POST {prefix}/logout[?everywhere=true]``.
+
+        Raises ``ValueError`` naming the missing settings when ``session_secret``
+        or the OAuth2 URL (``domain`` / ``oauth_url``) is not configured.
+        """
+        from .sessions.routes import login_router
+
+        if self.sessions is None:  # BrowserSessions raises, naming what is missing
+            BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
+        assert self.sessions is not None
+        return login_router(self, self.sessions, prefix)
+
     # -- identity pools --------------------------------------------------------
 
     def identity_client(self, user_pool_id: str) -> IdentityPoolClient:
@@ -607,6 +674,7 @@ class CognitoAuth(Generic[UserT]):
                 store=self.shared_store,
             )
             client.verifier.revocation = self.revocations
+            self.revocations.listeners.append(client.drop_revoked)
             self._identity_clients[user_pool_id] = client
         return client
 
@@ -668,12 +736,14 @@ class CognitoAuth(Generic[UserT]):
             raise self._http_error(error, conn) from None
 
     def caller_id_token(self, conn: HTTPConnection, user: CognitoUser) -> str:
-        """The caller's ID token for identity-pool exchanges: the bearer when it is an
-        ID token, else the ``X-Cognito-Id-Token`` header (the caller verifies it).
-
-        Every identity dependency gets the token here, so a browser session (which
-        holds the ID token itself) needs to plug in only at this one place.
-        """
+        """The caller's ID token for identity-pool exchanges: the browser session's
+        when the request is authenticated by its session cookie, else the bearer when
+        it is an ID token, else the ``X-Cognito-Id-Token`` header (the caller verifies
+        it and checks it names the same user)."""
+        context = session_context(conn.scope)
+        session = context.session if context is not None and not context.explicit else None
+        if session is not None and context is not None and context.token is not None:
+            return session.id_token
         token = connection_token(conn.scope) if user.token_use == "id" else None
         token = token or conn.headers.get("x-cognito-id-token")
         if not token:
@@ -692,7 +762,10 @@ class CognitoAuth(Generic[UserT]):
                 if identity_id is None:
                     identity_id = await client.new_guest_identity()
                     await keeper.set(conn, identity_id)
-                return await client.guest_credentials(identity_id)
+                credentials = await client.guest_credentials(identity_id)
+                if credentials.identity_id != identity_id:  # the pool forgot the kept one
+                    await keeper.set(conn, credentials.identity_id)
+                return credentials
             except CognitoGuardError as error:
                 raise self._http_error(error, conn) from None
 
@@ -717,6 +790,12 @@ class CognitoAuth(Generic[UserT]):
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
+        if self.sessions is not None:
+            from .sessions.middleware import SessionMiddleware
+
+            installed = (getattr(entry, "cls", None) for entry in app.user_middleware)
+            if SessionMiddleware not in installed:
+                app.add_middleware(SessionMiddleware, sessions=self.sessions)
         if app.swagger_ui_init_oauth is None:
             app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
         if not getattr(app.openapi, "_cognito_guard", False):
@@ -756,9 +835,11 @@ class CognitoAuth(Generic[UserT]):
 
     async def aclose(self) -> None:
         """Close the verifier's and the identity clients' HTTP connections (and Redis)."""
-        await self._stop_shared_state()
         for client in self._identity_clients.values():
-            await client.aclose()
+            await client.aclose()  # first: it may still be deleting revoked entries in Redis
+        await self._stop_shared_state()
+        if self.sessions is not None:
+            await self.sessions.aclose()
         await self.verifier.aclose()
 
     @property
@@ -835,7 +916,8 @@ class CognitoAuth(Generic[UserT]):
             conn._send = accepting_bearer_subprotocol(conn._send)
         token = self.request_token(conn)
         if token is None:
-            raise self._http_error(MissingTokenError("Not authenticated"), conn)
+            error = session_error(conn.scope) or MissingTokenError("Not authenticated")
+            raise self._http_error(error, conn)
         try:
             return await self.request_user(conn.scope, token)
         except CognitoGuardError as error:
@@ -868,6 +950,8 @@ class CognitoAuth(Generic[UserT]):
         self._mirror = shared_revocations(self._redis, self.revocations) if self._redis else None
         self.shared_store: KeyValueStore | None = RedisStore(self._redis) if self._redis else None
         """Where shared caches live (Redis) when ``redis_url`` is set, else None."""
+        if self.shared_store is not None:
+            warn_unshared_credentials(self.settings)
         self._revoker = Revoker(
             self.settings,
             self.revocations,
@@ -1048,6 +1132,7 @@ _module_guards: _Guards[CognitoUser] = _Guards(_BearerScheme(_described_scheme),
 
 current_user = _module_guards.current_user
 optional_user = _module_guards.optional_user
+login_required = _module_guards.login_required
 require_group = _module_guards.require_group
 require_scope = _module_guards.require_scope
 require_any = _module_guards.require_any

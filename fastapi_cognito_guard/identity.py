@@ -12,8 +12,12 @@ by everything that decides the role (``sub``, ``aud``, the requested role,
 ``cognito:roles``, ``cognito:preferred_role``, ``cognito:groups``), one exchange
 in flight per key. Identity ids live in a ``KeyValueStore`` (process memory by
 default); credentials live in process memory and, when the store is shared and
-``session_secret`` is set, sealed in the store too. Secret keys and session
-tokens never appear in reprs or logs.
+``session_secret`` is set, sealed in the store too. Each entry remembers the
+session and sign-in time of the token that obtained it: credentials obtained with
+a token the revocation list (§14) now rejects are never served, and the list's
+listener (``drop_revoked``) drops them at once. An identity the pool no longer
+knows (``ResourceNotFoundException``) is forgotten and replaced, once per call.
+Secret keys and session tokens never appear in reprs or logs.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -32,13 +36,15 @@ import httpx
 from cachetools import LRUCache
 
 from . import awshttp
-from .claims import IdTokenClaims
+from .claims import IdTokenClaims, decode_claims
 from .credentials import AwsCredentials
 from .errors import (
     CredentialsDeniedError,
     CredentialsUnavailableError,
     IdentityPoolConfigError,
+    InvalidTokenError,
 )
+from .revocation import SESSION, USER
 from .sealing import Sealer
 from .settings import CognitoSettings
 from .stores import KeyValueStore, MemoryStore
@@ -50,6 +56,7 @@ __all__ = [
     "IdentityPoolClient",
     "check_groups_to_roles",
     "check_role_arn",
+    "warn_unshared_credentials",
 ]
 
 logger = logging.getLogger("fastapi_cognito_guard")
@@ -76,6 +83,8 @@ _UNAVAILABLE = frozenset(
     }
 )
 _DENIED = frozenset({"NotAuthorizedException"})
+_GONE = "ResourceNotFoundException"
+"""Cognito's answer for an identity id it no longer knows (deleted, or another pool's)."""
 _ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 
 V = TypeVar("V")
@@ -99,8 +108,35 @@ def check_groups_to_roles(groups_to_roles: Mapping[str, str]) -> dict[str, str]:
     return dict(groups_to_roles)
 
 
+def warn_unshared_credentials(settings: Iterable[CognitoSettings]) -> None:
+    """Warn (one line) when identity-pool credentials must stay in each process although
+    a shared store is configured: sealing them needs ``session_secret``. ``CognitoAuth``
+    calls it at construction, so the warning comes at start-up, not on a request."""
+    unsealed = [s.identity_pool_id for s in settings if s.identity_pool_id and not s.session_secret]
+    if unsealed:
+        logger.warning(
+            "identity-pool credentials of %s stay in each process: sharing them in Redis "
+            "needs COGNITO_SESSION_SECRET to encrypt them (identity ids are shared)",
+            ", ".join(unsealed),
+        )
+
+
 Key = tuple[Any, ...]
 """An in-process cache key: a kind, then the values that decide the entry (hashable)."""
+
+Entry = tuple[AwsCredentials, IdTokenClaims | None]
+"""Cached credentials and the claims of the token that obtained them (None for guests)."""
+
+
+class _IdentityGone(IdentityPoolConfigError):
+    """The pool no longer knows an identity id (``ResourceNotFoundException``): the
+    caller forgets it and retries once with a new one. Twice in a row, the pool is
+    misconfigured (``IdentityPoolClient._misconfigured``)."""
+
+    def __init__(self, action: str, status: int) -> None:
+        super().__init__("the identity pool is misconfigured")
+        self.action = action
+        self.status = status
 
 
 class _SingleFlight:
@@ -129,8 +165,10 @@ class IdentityPoolClient:
     Needs ``identity_pool_id`` in the settings. ID tokens are verified with
     ``verifier`` (by default one for this pool that accepts ID tokens). ``flow``
     is ``"enhanced"`` or ``"basic"`` (default: ``settings.identity_flow``).
-    ``store`` keeps identity ids (and sealed credentials when it is shared);
-    by default a ``MemoryStore`` in this process.
+    ``store`` keeps identity ids (and sealed credentials when it is shared and
+    ``session_secret`` is set; without it they stay in this process); by default a
+    ``MemoryStore`` in this process. Credentials obtained with a token that
+    ``verifier.revocation`` now rejects are never served.
     """
 
     def __init__(
@@ -164,13 +202,9 @@ class IdentityPoolClient:
         secrets = [secret.get_secret_value() for secret in settings.session_secret]
         shared = store is not None and not isinstance(store, MemoryStore)
         self._sealer = Sealer(secrets, SEAL_PURPOSE) if shared and secrets else None
-        if shared and not secrets:
-            logger.warning(
-                "identity-pool credentials stay in each process: a shared store needs "
-                "COGNITO_SESSION_SECRET to encrypt them (identity ids are shared)"
-            )
-        self._credentials: LRUCache[Key, AwsCredentials] = LRUCache(cache_size)
+        self._credentials: LRUCache[Key, Entry] = LRUCache(cache_size)
         self._flights = _SingleFlight()
+        self._deleting: set[asyncio.Task[None]] = set()
         self._guest_identity_id: str | None = None
         self._misconfigured_logged = False
 
@@ -217,7 +251,7 @@ class IdentityPoolClient:
             claims.preferred_role,
             tuple(claims.groups),
         )
-        return await self._cached(key, lambda: self._exchange(id_token, claims.sub, role))
+        return await self._cached(key, claims, lambda: self._exchange(id_token, claims.sub, role))
 
     def _choose_role(
         self,
@@ -247,23 +281,34 @@ class IdentityPoolClient:
     async def _exchange(self, id_token: str, sub: str, role: str | None) -> AwsCredentials:
         logins = {self.settings.provider_name: id_token}
         id_key = self._store_key(("identity-id", self.settings.provider_name, sub))
-        identity_id = await self._identity_id(id_key, {"Logins": logins})
-        request: dict[str, Any] = {"IdentityId": identity_id, "Logins": logins}
+
+        async def attempt(again: bool) -> AwsCredentials:
+            if again:
+                await self._store.delete(id_key)  # forgotten by the pool: ask GetId again
+            identity_id = await self._identity_id(id_key, {"Logins": logins})
+            return await self._credentials_of(identity_id, logins, role)
+
         try:
-            if self.flow == "basic":
-                answer = await self._call("GetOpenIdToken", request)
-                token = answer.get("Token")
-                if not isinstance(token, str) or role is None:
-                    raise CredentialsUnavailableError(
-                        "the identity pool answered GetOpenIdToken without a token"
-                    )
-                return await self._sts.assume_role(self._http(), role, token, identity_id)
-            if role is not None:
-                request["CustomRoleArn"] = role
-            answer = await self._call("GetCredentialsForIdentity", request)
+            return await self._once_more_if_gone(attempt, "a user's")
         except (CredentialsDeniedError, IdentityPoolConfigError):
-            await self._store.delete(id_key)  # the identity may be gone: ask GetId again
+            await self._store.delete(id_key)  # the identity may be gone: ask GetId next time
             raise
+
+    async def _credentials_of(
+        self, identity_id: str, logins: dict[str, str], role: str | None
+    ) -> AwsCredentials:
+        request: dict[str, Any] = {"IdentityId": identity_id, "Logins": logins}
+        if self.flow == "basic":
+            answer = await self._call("GetOpenIdToken", request)
+            token = answer.get("Token")
+            if not isinstance(token, str) or role is None:
+                raise CredentialsUnavailableError(
+                    "the identity pool answered GetOpenIdToken without a token"
+                )
+            return await self._sts.assume_role(self._http(), role, token, identity_id)
+        if role is not None:
+            request["CustomRoleArn"] = role
+        answer = await self._call("GetCredentialsForIdentity", request)
         return _parse_credentials(answer, identity_id, role)
 
     # -- guests ------------------------------------------------------------------------
@@ -273,30 +318,101 @@ class IdentityPoolClient:
 
         ``identity_id`` is a guest identity from an earlier call (kept, for example,
         in the visitor's session); without it, this process's guest identity is
-        used, created with ``GetId`` on first use. A pool without guest access
-        answers ``NotAuthorizedException``: ``CredentialsDeniedError``.
+        used, created with ``GetId`` on first use. An identity the pool no longer
+        knows is replaced by a new one (the credentials name it: keep
+        ``identity_id`` of the result). A pool without guest access answers
+        ``NotAuthorizedException``: ``CredentialsDeniedError``.
         """
-        if identity_id is None:
-            identity_id = self._guest_identity_id
-            if identity_id is None:
-                identity_id = await self._flights.run(("guest-id",), self._new_guest_identity)
-        guest = identity_id
-        key = ("guest-credentials", guest)
-        return await self._cached(key, lambda: self._guest_exchange(guest))
+        guest = identity_id or await self._process_guest()
+
+        async def attempt(again: bool) -> AwsCredentials:
+            nonlocal guest
+            if again and identity_id is not None:
+                guest = await self.new_guest_identity()
+            elif again:
+                if self._guest_identity_id == guest:  # not yet replaced by a concurrent call
+                    self._guest_identity_id = None
+                guest = await self._process_guest()
+            return await self._guest_cached(guest)
+
+        return await self._once_more_if_gone(attempt, "a guest")
 
     async def new_guest_identity(self) -> str:
         """A new guest identity id (``GetId`` without logins), e.g. for a new session."""
         answer = await self._call("GetId", {"IdentityPoolId": self.identity_pool_id})
         return _identity_id_of(answer)
 
+    async def _process_guest(self) -> str:
+        """This process's guest identity id, made by one ``GetId`` on first use."""
+        if self._guest_identity_id is not None:
+            return self._guest_identity_id
+        return await self._flights.run(("guest-id",), self._new_guest_identity)
+
     async def _new_guest_identity(self) -> str:
         identity_id = await self.new_guest_identity()
         self._guest_identity_id = identity_id
         return identity_id
 
+    async def _guest_cached(self, identity_id: str) -> AwsCredentials:
+        key = ("guest-credentials", identity_id)
+        return await self._cached(key, None, lambda: self._guest_exchange(identity_id))
+
     async def _guest_exchange(self, identity_id: str) -> AwsCredentials:
         answer = await self._call("GetCredentialsForIdentity", {"IdentityId": identity_id})
         return _parse_credentials(answer, identity_id, None)
+
+    # -- revocation ----------------------------------------------------------------------
+
+    def drop_revoked(self, kind: str, member: str) -> None:
+        """A ``RevocationList`` listener: drop the credentials obtained with tokens of a
+        revoked user (``kind="user"``, ``member`` its ``sub``) or session (``"session"``,
+        its ``origin_jti``), here at once and from the shared store in the background
+        (every read checks the list too, so nothing waits on that deletion)."""
+        field = {USER: "sub", SESSION: "origin_jti"}.get(kind)
+        if field is None:
+            return
+        dropped = [
+            key
+            for key, (_, claims) in list(self._credentials.items())
+            if claims is not None and getattr(claims, field) == member
+        ]
+        for key in dropped:
+            del self._credentials[key]
+        if not dropped or self._sealer is None:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._delete_shared(dropped))
+        except RuntimeError:  # revoked outside an event loop: the reads' check suffices
+            return
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+
+    async def _delete_shared(self, keys: list[Key]) -> None:
+        for key in keys:
+            await self._store.delete(self._store_key(key))
+
+    def _revoked(self, claims: IdTokenClaims | None) -> bool:
+        """Whether the token that obtained an entry is revoked now (guests never are)."""
+        revocation = self.verifier.revocation
+        return claims is not None and revocation is not None and revocation.is_revoked(claims)
+
+    async def _once_more_if_gone(
+        self, attempt: Callable[[bool], Awaitable[AwsCredentials]], whose: str
+    ) -> AwsCredentials:
+        """``attempt(False)``; when the pool no longer knows the identity it used,
+        ``attempt(True)`` (which replaces it). Twice in a row: a misconfigured pool."""
+        try:
+            return await attempt(False)
+        except _IdentityGone:
+            logger.warning(
+                "identity pool %s no longer knows %s identity: using a new one",
+                self.identity_pool_id,
+                whose,
+            )
+        try:
+            return await attempt(True)
+        except _IdentityGone as gone:
+            raise self._misconfigured(gone.action, gone.status, _GONE) from None
 
     # -- caches --------------------------------------------------------------------------
 
@@ -318,34 +434,66 @@ class IdentityPoolClient:
         return identity_id
 
     async def _cached(
-        self, key: Key, exchange: Callable[[], Awaitable[AwsCredentials]]
+        self,
+        key: Key,
+        claims: IdTokenClaims | None,
+        exchange: Callable[[], Awaitable[AwsCredentials]],
     ) -> AwsCredentials:
-        """Fresh cached credentials for ``key``, else the result of one shared ``exchange``;
-        credentials that failed to refresh early are served while they still work."""
-        cached = self._credentials.get(key) or await self._load(key)
+        """Fresh cached credentials for ``key``, else the result of one shared ``exchange``
+        (made with the token of ``claims``); credentials that failed to refresh early are
+        served while they still work. Credentials obtained with a token revoked since
+        are never served: a shared exchange whose token was revoked meanwhile is made
+        again with this caller's token, or refused when that one is revoked too."""
+        cached = await self._lookup(key)
         if cached is not None and _seconds_left(cached) > REFRESH_MARGIN_SECONDS:
             return cached
+
+        async def keep() -> Entry:
+            return await self._exchange_and_keep(key, claims, exchange)
+
         try:
-            return await self._flights.run(key, lambda: self._exchange_and_keep(key, exchange))
+            credentials, obtained_by = await self._flights.run(key, keep)
         except CredentialsUnavailableError:
             if cached is not None and _seconds_left(cached) > 0:
                 return cached
             raise
+        if self._revoked(obtained_by):
+            if self._revoked(claims):
+                raise InvalidTokenError("revoked", "the session was revoked")
+            credentials, _ = await keep()
+        return credentials
 
     async def _exchange_and_keep(
-        self, key: Key, exchange: Callable[[], Awaitable[AwsCredentials]]
-    ) -> AwsCredentials:
+        self,
+        key: Key,
+        claims: IdTokenClaims | None,
+        exchange: Callable[[], Awaitable[AwsCredentials]],
+    ) -> Entry:
         credentials = await exchange()
         self._misconfigured_logged = False  # a later misconfiguration is a new incident
-        self._credentials[key] = credentials
+        entry = (credentials, claims)
+        self._credentials[key] = entry
         ttl = _seconds_left(credentials) - REFRESH_MARGIN_SECONDS
         if self._sealer is not None and ttl > 0:
             name = self._store_key(key)
-            sealed = self._sealer.seal(credentials.to_bytes(), name.encode())
+            sealed = self._sealer.seal(_pack(entry), name.encode())
             await self._store.set(name, sealed.encode(), ttl)
-        return credentials
+        return entry
 
-    async def _load(self, key: Key) -> AwsCredentials | None:
+    async def _lookup(self, key: Key) -> AwsCredentials | None:
+        """Cached credentials for ``key`` (here, else sealed in the shared store by any
+        process), unless the token that obtained them is revoked now: then dropped."""
+        entry = self._credentials.get(key) or await self._load(key)
+        if entry is None:
+            return None
+        if self._revoked(entry[1]):
+            self._credentials.pop(key, None)
+            if self._sealer is not None:
+                await self._store.delete(self._store_key(key))
+            return None
+        return entry[0]
+
+    async def _load(self, key: Key) -> Entry | None:
         """Credentials another process sealed into the shared store, if any."""
         if self._sealer is None:
             return None
@@ -354,10 +502,10 @@ class IdentityPoolClient:
         opened = (
             self._sealer.open(stored.decode("ascii", "replace"), name.encode()) if stored else None
         )
-        credentials = AwsCredentials.from_bytes(opened) if opened is not None else None
-        if credentials is not None:
-            self._credentials[key] = credentials
-        return credentials
+        entry = _unpack(opened) if opened is not None else None
+        if entry is not None:
+            self._credentials[key] = entry
+        return entry
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -395,6 +543,8 @@ class IdentityPoolClient:
     ) -> CredentialsDeniedError | CredentialsUnavailableError | IdentityPoolConfigError:
         kind = _error_type(answer, parsed)
         status = answer.status
+        if kind == _GONE and action != "GetId":  # GetId's: the pool itself is unknown
+            return _IdentityGone(action, status)
         if kind in _DENIED:
             return CredentialsDeniedError("the identity pool refused credentials for this user")
         if kind in _UNAVAILABLE or status in (200, 429) or status >= 500:
@@ -402,6 +552,11 @@ class IdentityPoolClient:
             return CredentialsUnavailableError(
                 "the identity pool is unavailable", retry_after=answer.retry_after
             )
+        return self._misconfigured(action, status, kind)
+
+    def _misconfigured(self, action: str, status: int, kind: str) -> IdentityPoolConfigError:
+        """The error for a pool that refuses a call as misconfigured; logged once per
+        incident (until an exchange succeeds)."""
         if not self._misconfigured_logged:
             self._misconfigured_logged = True
             logger.error(
@@ -416,7 +571,10 @@ class IdentityPoolClient:
         return IdentityPoolConfigError("the identity pool is misconfigured")
 
     async def aclose(self) -> None:
-        """Close the HTTP client and verifier this client created."""
+        """Finish dropping revoked credentials from the store; close the HTTP client and
+        verifier this client created."""
+        if self._deleting:
+            await asyncio.gather(*self._deleting)
         if self._owns_client and self._client is not None:
             await self._client.aclose()
         if self._owns_verifier:
@@ -461,6 +619,34 @@ def _parse_credentials(
         raise CredentialsUnavailableError(
             "the identity pool answered without usable credentials"
         ) from None
+
+
+_PROVENANCE = ("sub", "iss", "exp", "iat", "auth_time", "origin_jti")
+"""The claims an entry keeps of the token that obtained it: what the revocation list reads."""
+
+
+def _pack(entry: Entry) -> bytes:
+    """An entry as bytes for the shared store (sealed by the caller)."""
+    credentials, claims = entry
+    provenance = None
+    if claims is not None:
+        values = {name: getattr(claims, name) for name in _PROVENANCE}
+        provenance = {name: value for name, value in values.items() if value is not None}
+    return json.dumps([credentials.to_bytes().decode(), provenance]).encode()
+
+
+def _unpack(data: bytes) -> Entry | None:
+    """An entry from ``_pack`` output, or None when ``data`` is not that."""
+    try:
+        packed, provenance = json.loads(data)
+        credentials = AwsCredentials.from_bytes(packed.encode())
+        claims = None
+        if provenance is not None:
+            payload = json.dumps(provenance).encode()
+            claims = IdTokenClaims(decode_claims(payload), payload)
+    except (ValueError, TypeError, AttributeError, InvalidTokenError):
+        return None
+    return None if credentials is None else (credentials, claims)
 
 
 def _seconds_left(credentials: AwsCredentials) -> float:

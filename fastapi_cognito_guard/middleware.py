@@ -31,6 +31,7 @@ from .fastapi import (
     error_response,
     offers_bearer_subprotocol,
 )
+from .sessions.context import session_error
 
 __all__ = ["AuthenticatedCognitoUser", "CognitoAuthBackend", "CognitoAuthMiddleware"]
 
@@ -140,7 +141,7 @@ class CognitoAuthMiddleware:
         token = auth.request_token(HTTPConnection(scope))
         try:
             if token is None:
-                raise MissingTokenError("Not authenticated")
+                raise session_error(scope) or MissingTokenError("Not authenticated")
             user = await auth.request_user(scope, token)
         except CognitoGuardError as error:
             if kind == "websocket":

@@ -55,6 +55,12 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _plain_http_elsewhere(url: str) -> bool:
+    """Plain http to a host that is not loopback (only ``allow_insecure_http`` permits it)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback_host(parts.hostname)
+
+
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
     return f"COGNITO_{field.upper()}"
@@ -274,6 +280,19 @@ class CognitoSettings(BaseSettings):
                 "session_store (COGNITO_SESSION_STORE) 'redis' needs redis_url (COGNITO_REDIS_URL)"
             )
         return self
+
+    @property
+    def insecure_http_fields(self) -> list[str]:
+        """The URL settings that use plain http to a non-loopback host, which only
+        ``allow_insecure_http`` permits (for emulators; logged at start-up)."""
+        found = [
+            field
+            for field in _URL_FIELDS
+            if (url := getattr(self, field)) is not None and _plain_http_elsewhere(url)
+        ]
+        if any(_plain_http_elsewhere(origin) for origin in self.trusted_origins):
+            found.append("trusted_origins")
+        return found
 
     @property
     def pool_region(self) -> str:

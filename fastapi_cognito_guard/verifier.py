@@ -16,6 +16,7 @@ then every other rule.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -39,7 +40,7 @@ from .errors import InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
 from .jwt import ParsedToken, parse
 from .keys import VerifyingKey
-from .settings import CognitoSettings
+from .settings import CognitoSettings, env_name
 
 __all__ = ["CognitoVerifier", "RevocationCheck"]
 
@@ -54,6 +55,25 @@ class RevocationCheck(Protocol):
 
 
 _REVOKED = "token has been revoked"
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+
+def _warn_about_insecure_http(all_settings: Sequence[CognitoSettings]) -> None:
+    """One warning at construction when ``allow_insecure_http`` lets a URL use plain http
+    to a non-loopback host: keys, tokens and credentials then travel unencrypted."""
+    insecure = [
+        f"{field} ({env_name(field)}) of {pool.user_pool_id}"
+        for pool in all_settings
+        for field in pool.insecure_http_fields
+    ]
+    if insecure:
+        logger.warning(
+            "allow_insecure_http (COGNITO_ALLOW_INSECURE_HTTP) is on and plain http reaches a "
+            "non-loopback host for %s: meant for emulators (http://localstack:4566), never "
+            "for production",
+            ", ".join(insecure),
+        )
 
 
 class _Pool:
@@ -169,6 +189,7 @@ class CognitoVerifier:
         all_settings = [settings] if isinstance(settings, CognitoSettings) else list(settings)
         if not all_settings:
             raise ValueError("CognitoVerifier needs the settings of at least one user pool")
+        _warn_about_insecure_http(all_settings)
         self._jwks = JWKSCache(http_client, on_keys_retired=self._forget_tokens_signed_by)
         self._routes: dict[str, _Route] = {}
         self._pools: dict[str, _Pool] = {}
@@ -343,6 +364,7 @@ class CognitoVerifier:
     # -- keys --------------------------------------------------------------------
 
     def _urls(self, user_pool_id: str | None = None) -> list[str]:
+        """Every JWKS URL (of one pool, or all), once each, in configuration order."""
         return list(
             dict.fromkeys(
                 route.jwks_url
@@ -354,7 +376,10 @@ class CognitoVerifier:
     async def hydrate(self) -> None:
         """Fetch every pool's JWKS now, so the first requests need not wait.
 
-        Raises ``KeysUnavailableError`` if any JWKS could not be fetched (the
+        A pool's two issuer forms share one key set and one fetch: whichever
+        form answers serves both, so a pool that answers 403 on the form it does
+        not use (DESIGN §3) hydrates without a warning. Raises
+        ``KeysUnavailableError`` if any key set could not be fetched (the
         verifier stays usable and retries on demand).
         """
         results = await asyncio.gather(

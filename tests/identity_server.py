@@ -30,7 +30,10 @@ The same endpoint also plays STS for the basic flow: ``GetOpenIdToken`` answers
 POST (no target) answers STS's XML with role credentials (counted as
 ``AssumeRoleWithWebIdentity``). ``GetId`` without ``Logins`` makes a new guest
 identity while ``allow_guests`` is true, and answers ``NotAuthorizedException``
-(as Cognito does for a pool without guest access) otherwise. STS-only faults:
+(as Cognito does for a pool without guest access) otherwise. ``delete_identity(id)``
+does what ``DeleteIdentities`` does: calls naming that id answer
+``ResourceNotFoundException``, and ``GetId`` for its user makes a new identity.
+STS-only faults:
 ``"access_denied"`` (403 ``AccessDenied``), ``"invalid_identity_token"`` (400
 ``InvalidIdentityToken``), ``"throttling"`` (400 ``Throttling``). ``fault_action``
 limits a fault to one action (None: every action).
@@ -166,6 +169,8 @@ class IdentityServer(LoopbackServer):
         self.calls: Counter[str] = Counter()
         #: The JSON body of every request, in arrival order (secrets are the caller's).
         self.bodies: list[tuple[str, dict[str, Any]]] = []
+        #: Identity ids deleted with ``delete_identity``.
+        self.deleted: set[str] = set()
 
     # -- state -------------------------------------------------------------------
 
@@ -183,6 +188,11 @@ class IdentityServer(LoopbackServer):
     def requests(self) -> int:
         with self._lock:
             return sum(self.calls.values())
+
+    def delete_identity(self, identity_id: str) -> None:
+        """Forget one identity, as ``DeleteIdentities`` does."""
+        with self._lock:
+            self.deleted.add(identity_id)
 
     def _record(self, action: str) -> str | None:
         with self._lock:
@@ -221,7 +231,15 @@ class IdentityServer(LoopbackServer):
             logins = body.get("Logins") or {}
             token = next(iter(logins.values()), "") if isinstance(logins, dict) else ""
             identity = uuid.uuid5(uuid.NAMESPACE_URL, _sub_of(str(token)))
+            with self._lock:
+                while f"eu-central-1:{identity}" in self.deleted:  # the user's next identity
+                    identity = uuid.uuid5(uuid.NAMESPACE_URL, str(identity))
             return 200, {"IdentityId": f"eu-central-1:{identity}"}
+        with self._lock:
+            deleted = str(body.get("IdentityId")) in self.deleted
+        if deleted:
+            message = f"Identity '{body.get('IdentityId')}' not found."
+            return 400, {"__type": "ResourceNotFoundException", "message": message}
         if action == GET_CREDENTIALS:
             credentials = {
                 "AccessKeyId": ACCESS_KEY_ID,

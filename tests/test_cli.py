@@ -14,14 +14,23 @@ the entry point and its exit status. What they prove, one behaviour each:
   ``bad_signature``, ``unknown_kid``, ``malformed``) is printed by its exact code
   with exit 1, and so are keys that cannot be fetched (closed port); flags
   (``--client-id``, ``--jwks-url``, ``--token-use``) override the environment;
-  invalid or missing settings exit 2 naming the field.
+  invalid or missing settings exit 2 naming the field and its variable; a pasted
+  ``Bearer …`` (any case, extra whitespace, even the ``Authorization:`` name)
+  works for ``inspect`` and ``verify``; on failure the token's ``iss``,
+  ``client_id``/``aud`` and ``token_use`` are shown next to the configured ones
+  where they differ, control characters escaped.
 * ``jwks`` against a local server (``tests/jwks_server.JWKSServer`` with a custom
   document) lists every kid with its algorithm and key size, marks a 1024-bit key
   and a ``use: enc`` key as ignored, takes the URL from the settings when none is
-  given, and exits 1 on an unreachable URL.
+  given (no client id needed), and exits 1 on an unreachable URL. Hostile JWKS
+  bodies: a 64 MiB body is never held (peak memory of a subprocess), deeply nested
+  JSON is a failed fetch, and escape sequences in any field are printed escaped.
+  A pool's two issuer forms are alternatives (Cognito's URLs answered by an
+  ``httpx.MockTransport`` that injects 403s): one answering is success.
 """
 
 import base64
+import functools
 import io
 import json
 import os
@@ -31,12 +40,15 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
+import httpx
 import pytest
 
 from fastapi_cognito_guard.cli import main
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.example_server import REPO_ROOT, clean_environment
-from tests.jwks_server import JWKSServer, closed_port_url
+from tests.jwks_server import JWKS_SUFFIX, JWKSServer, closed_port_url
+
+pytest_plugins = ["tests.jwks_server"]
 
 OTHER_POOL_ISSUER = "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Other"
 
@@ -307,7 +319,7 @@ def test_verify_without_a_user_pool_id_exits_2_naming_it(
         ("COGNITO_LEEWAY_SECONDS", "-1", "leeway_seconds"),
     ],
 )
-def test_verify_with_an_invalid_setting_exits_2_naming_the_field(
+def test_verify_with_an_invalid_setting_exits_2_naming_the_field_and_its_variable(
     variable: str,
     value: str,
     field: str,
@@ -324,6 +336,94 @@ def test_verify_with_an_invalid_setting_exits_2_naming_the_field(
     err = capsys.readouterr().err
     assert err.startswith("invalid settings")
     assert f"{field} ({variable})" in err
+
+
+BEARER_FORMS = ["Bearer {}", "bearer   {}", "  BEARER\t{}  ", "Authorization: Bearer {}"]
+
+
+@pytest.mark.parametrize("pasted", BEARER_FORMS)
+def test_inspect_accepts_a_pasted_bearer_header(pasted: str, issuer: LocalIssuer) -> None:
+    status, output = run("inspect", pasted.format(issuer.access_token("carol")))
+
+    assert status == 0
+    assert '"username": "carol"' in output
+
+
+@pytest.mark.usefixtures("cognito_env")
+@pytest.mark.parametrize("pasted", BEARER_FORMS)
+def test_verify_accepts_a_pasted_bearer_header(pasted: str, issuer: LocalIssuer) -> None:
+    status, output = run("verify", pasted.format(issuer.access_token()))
+
+    assert status == 0
+    assert output.startswith("verified: access token")
+
+
+def difference(err: str, claim: str) -> tuple[str, str]:
+    """The token's and the configured value of ``claim`` as ``verify`` shows them."""
+    lines = err.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{claim} "))
+    token = lines[at].split("token: ", 1)[1]
+    configured = lines[at + 1].split("configured: ", 1)[1]
+    return token, configured
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_shows_the_tokens_issuer_next_to_the_configured_ones(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("verify", issuer.access_token(iss=OTHER_POOL_ISSUER))
+
+    token, configured = difference(capsys.readouterr().err, "iss")
+    assert token == OTHER_POOL_ISSUER
+    assert issuer.issuer in configured.split(" | ")
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_shows_the_tokens_client_id_next_to_the_configured_ones(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("verify", issuer.access_token(client_id="someone-else"))
+
+    assert difference(capsys.readouterr().err, "client_id") == ("someone-else", issuer.client_id)
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_shows_the_id_tokens_audience_next_to_the_configured_clients(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("verify", issuer.id_token(aud="someone-else"), "--token-use", "id")
+
+    assert difference(capsys.readouterr().err, "aud") == ("someone-else", issuer.client_id)
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_shows_the_tokens_token_use_next_to_the_configured_one(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("verify", issuer.id_token())
+
+    assert difference(capsys.readouterr().err, "token_use") == ("id", "access")
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_shows_no_differences_when_the_token_matches_the_settings(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("verify", issuer.access_token(expires_in=-3600))
+
+    assert status == 1
+    assert "differs" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_escapes_control_characters_of_a_shown_claim(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("verify", issuer.access_token(client_id="\x1b[2J\x1b]0;owned\x07"))
+
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert difference(err, "client_id")[0] == "\\u001b[2J\\u001b]0;owned\\u0007"
 
 
 # -- jwks -------------------------------------------------------------------------------
@@ -392,12 +492,125 @@ def test_jwks_unreachable_url_exits_1() -> None:
     assert "fetch failed" in output
 
 
+def test_jwks_needs_no_client_id(
+    issuer: LocalIssuer, jwks_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", issuer.user_pool_id)
+    monkeypatch.setenv("COGNITO_JWKS_URL", jwks_url)
+
+    status, output = run("jwks")
+
+    assert status == 0
+    assert key_line(output, issuer.kid).endswith("used")
+
+
+def test_jwks_survives_deeply_nested_json(
+    jwks_server: JWKSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwks_server.fault = "deep_json"
+
+    status, output = run("jwks", jwks_server.url)
+
+    assert status == 1
+    assert "fetch failed: response is JSON nested too deeply" in output
+
+
+def test_jwks_never_prints_terminal_escapes_from_the_document(
+    jwks_server: JWKSServer, issuer: LocalIssuer
+) -> None:
+    usable = issuer.jwks()["keys"][0]
+    hostile = {**usable, "kid": "\x1b]0;owned\x07\x1b[2J\u202e", "alg": "\x1b[31mRS256"}
+    nested = {**usable, "kid": "nested", "use": [[["sig"]]]}
+    jwks_server.document = {"keys": [hostile, nested]}
+
+    status, output = run("jwks", jwks_server.url)
+
+    assert status == 0
+    assert "\x1b" not in output
+    assert "\u202e" not in output
+    assert "kid=\\u001b]0;owned\\u0007\\u001b[2J\\u202e " in output
+    assert "use=<list>" in key_line(output, "nested")
+
+
+def test_jwks_reads_no_more_than_64_kib_of_a_hostile_body(jwks_server: JWKSServer) -> None:
+    jwks_server.huge_bytes = 64 * 1024 * 1024
+    jwks_server.fault = "huge_chunked"
+    script = (
+        "import resource, sys\n"
+        "from fastapi_cognito_guard.cli import main\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "status = main(['jwks', sys.argv[1]])\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print('grown_kib', grown)\n"
+        "sys.exit(status)\n"
+    )
+
+    result = run_python("-c", script, jwks_server.url)
+
+    assert result.returncode == 1, result.stderr
+    assert "larger than 65536 bytes" in result.stdout
+    grown_kib = int(result.stdout.split("grown_kib ", 1)[1])
+    assert grown_kib < 16 * 1024  # the 64 MiB body was never held
+
+
+@pytest.fixture
+def cognito_hosts(monkeypatch: pytest.MonkeyPatch, issuer: LocalIssuer) -> Callable[[str], None]:
+    """Fault injection for Cognito's own JWKS URLs: ``refuse(url)`` makes one answer 403;
+    the others serve ``issuer``'s JWKS. Nothing leaves the process."""
+    refused: set[str] = set()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if str(request.url) in refused:
+            return httpx.Response(403, json={"message": "Forbidden"})
+        return httpx.Response(200, json=issuer.jwks())
+
+    client = functools.partial(
+        httpx.AsyncClient, transport=httpx.MockTransport(answer), trust_env=False
+    )
+    monkeypatch.setattr(httpx, "AsyncClient", client)
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", issuer.user_pool_id)
+    return refused.add
+
+
+@pytest.mark.parametrize("unused", ["issuer-cognito-idp", "cognito-idp"])
+def test_jwks_succeeds_when_the_pools_unused_issuer_form_answers_403(
+    unused: str, issuer: LocalIssuer, cognito_hosts: Callable[[str], None]
+) -> None:
+    region = issuer.user_pool_id.split("_")[0]
+    refused = f"https://{unused}.{region}.amazonaws.com/{issuer.user_pool_id}{JWKS_SUFFIX}"
+    cognito_hosts(refused)
+
+    status, output = run("jwks")
+
+    assert status == 0
+    assert "not served (HTTP 403); not needed: the other issuer form answered" in output
+    assert key_line(output, issuer.kid).endswith("used")
+
+
+def test_jwks_fails_when_both_issuer_forms_fail(
+    issuer: LocalIssuer, cognito_hosts: Callable[[str], None]
+) -> None:
+    region = issuer.user_pool_id.split("_")[0]
+    for form in ("cognito-idp", "issuer-cognito-idp"):
+        cognito_hosts(f"https://{form}.{region}.amazonaws.com/{issuer.user_pool_id}{JWKS_SUFFIX}")
+
+    status, output = run("jwks")
+
+    assert status == 1
+    assert output.count("fetch failed: HTTP 403") == 2
+
+
 # -- the module entry point -------------------------------------------------------------
 
 
 def run_module(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_python("-m", "fastapi_cognito_guard", *argv, env=env)
+
+
+def run_python(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run this Python in the repository with a clean environment plus ``env``."""
     return subprocess.run(
-        [sys.executable, "-m", "fastapi_cognito_guard", *argv],
+        [sys.executable, *argv],
         cwd=REPO_ROOT,
         env=clean_environment(env),
         capture_output=True,

@@ -16,6 +16,11 @@ What the tests here prove, one behaviour each:
 * Dev mode is unreachable with real settings: with ``COGNITO_USER_POOL_ID`` and
   ``COGNITO_CLIENT_IDS`` set, ``dev_mode_requested()`` is False and
   ``create_app()`` has no ``/dev/...`` route (``/dev/token`` is a 404).
+* ``python -m example_app`` (its ``main(argv)`` in process, ``uvicorn.run``
+  replaced so nothing binds) runs dev mode with the pool id unset, empty or
+  blank; dev mode binds only to loopback (``127.0.0.1``, ``localhost``,
+  ``::1``) and refuses any other ``--host`` with a message and a non-zero exit;
+  with real settings any host may be bound.
 * Against moto's Cognito (real HTTP on 127.0.0.1, real moto tokens), in process
   through the app's lifespan: ``/me`` and ``/premium`` admit a user of group
   ``premium``, and ``/aws/identity`` (access token as bearer, ID token in
@@ -25,6 +30,7 @@ What the tests here prove, one behaviour each:
   caller without a token guest credentials.
 """
 
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,9 +39,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+import example_app.__main__ as example_main
 from example_app import create_app, dev_mode_requested
 from fastapi_cognito_guard import CognitoSettings
 from tests.example_server import ExampleServer
@@ -166,6 +174,85 @@ async def test_websocket_without_a_token_is_closed_with_1008(dev_server: Example
 
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1008
+
+
+# -- dev mode only for an unset or empty pool id, only on loopback ---------------------
+
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what dev mode must refuse to bind
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What ``example_app.__main__.main`` hands to uvicorn (nothing binds a port)."""
+    calls: list[dict[str, Any]] = []
+
+    def run(app: FastAPI, **options: Any) -> None:
+        calls.append({"app": app, **options})
+
+    monkeypatch.setattr(example_main.uvicorn, "run", run)
+    for name in list(os.environ):
+        if name.startswith("COGNITO_"):
+            monkeypatch.delenv(name)
+    return calls
+
+
+def has_dev_token_route(app: FastAPI) -> bool:
+    return "/dev/token" in {getattr(route, "path", "") for route in app.routes}
+
+
+@pytest.mark.parametrize("pool_id", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_python_m_example_app_runs_dev_mode_with_the_pool_id_unset_or_empty(
+    pool_id: str | None, served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pool_id is not None:
+        monkeypatch.setenv("COGNITO_USER_POOL_ID", pool_id)
+
+    example_main.main(["--port", "8123"])
+
+    assert [call["host"] for call in served] == ["127.0.0.1"]
+    assert has_dev_token_route(served[0]["app"])
+
+
+@pytest.mark.parametrize("host", [ALL_INTERFACES, "::", "192.0.2.10", "example.com"])
+@pytest.mark.parametrize("pool_id", [None, ""], ids=["unset", "empty"])
+def test_dev_mode_refuses_a_non_loopback_host(
+    host: str,
+    pool_id: str | None,
+    served: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if pool_id is not None:
+        monkeypatch.setenv("COGNITO_USER_POOL_ID", pool_id)
+
+    with pytest.raises(SystemExit) as exited:
+        example_main.main(["--host", host])
+
+    assert exited.value.code != 0
+    assert served == []
+    err = capsys.readouterr().err
+    assert "dev mode" in err
+    assert "binds only to loopback" in err
+    assert f"--host {host}" in err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_dev_mode_binds_a_loopback_host(host: str, served: list[dict[str, Any]]) -> None:
+    example_main.main(["--host", host, "--port", "8123"])
+
+    assert [call["host"] for call in served] == [host]
+
+
+def test_real_settings_may_bind_any_host(
+    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", "eu-central-1_AbC123xyz")
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", "real-client")
+
+    example_main.main(["--host", ALL_INTERFACES])
+
+    assert [call["host"] for call in served] == [ALL_INTERFACES]
+    assert not has_dev_token_route(served[0]["app"])
 
 
 # -- real settings: no dev mode -------------------------------------------------------

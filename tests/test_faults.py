@@ -35,8 +35,12 @@ ID token as the bearer, two requests during the fault and two after it:
 - ``calls``: ``(GetId, GetCredentialsForIdentity)`` calls during the fault, the
   same after it, and calls at the redirect target.
 
+Outside the matrix: a user-supplied HTTP client that is already closed gives the
+app's callers 503 ``keys_unavailable`` with Retry-After, never a 500.
+
 Time for the JWKS cache is a fake monotonic clock (TTL and cooldown pass at
-once); only fetch timeouts are real (0.3 s).
+once); only fetch timeouts are real (1 s, so a busy machine does not time out a
+healthy fetch).
 """
 
 from __future__ import annotations
@@ -75,8 +79,8 @@ from tests.identity_server import IdentityServer
 from tests.jwks_server import FAULTS as BASE_FAULTS
 from tests.jwks_server import JWKSServer
 
-TIMEOUT = 0.3  # real seconds: every fetch or identity call deadline
-SLOW_SECONDS = 1.0  # a trickling body lasts this long, far past TIMEOUT
+TIMEOUT = 1.0  # real seconds: every fetch or identity call deadline (room for a busy CI machine)
+SLOW_SECONDS = 3.0  # a trickling body lasts this long, far past TIMEOUT
 TTL = 300.0
 COOLDOWN = 10.0
 MAX_STALE = 3600.0
@@ -436,3 +440,21 @@ async def observe_identity(row: str) -> dict[str, Any]:
 )
 def test_identity_fault_matrix(row: str, column: str) -> None:
     assert observe_identity(row)[column] == IDENTITY_EXPECTED[row][column]
+
+
+# -- the user's own HTTP client --------------------------------------------------------
+
+
+async def test_a_closed_user_http_client_gives_503_with_retry_after_not_500() -> None:
+    issuer = LocalIssuer()
+    with JWKSServer(issuer) as server:
+        client = httpx.AsyncClient()
+        await client.aclose()
+        auth: CognitoAuth[CognitoUser] = CognitoAuth(server.settings(), http_client=client)
+        async with running(guarded_app(auth)) as app_client:
+            response = await app_client.get("/me", headers=bearer(issuer.access_token()))
+
+        status, retry_after, code = answer(response)
+        assert (status, code) == (503, "keys_unavailable")
+        assert retry_after is not None
+        assert server.requests == 0

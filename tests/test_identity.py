@@ -545,8 +545,14 @@ def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
-@pytest.mark.parametrize("action", ACTIONS)
-@pytest.mark.parametrize("kind", ["ResourceNotFoundException", "InvalidParameterException"])
+MISCONFIGURED_CALLS = [
+    ("ResourceNotFoundException", GET_ID),  # for GetCredentials: a forgotten identity (below)
+    ("InvalidParameterException", GET_ID),
+    ("InvalidParameterException", GET_CREDENTIALS),
+]
+
+
+@pytest.mark.parametrize(("kind", "action"), MISCONFIGURED_CALLS)
 async def test_misconfigured_pool_is_a_config_error_logged_once(
     issuer: LocalIssuer,
     fake: FakeCognito,
@@ -567,6 +573,23 @@ async def test_misconfigured_pool_is_a_config_error_logged_once(
     [record] = error_records(caplog)
     assert FAKE_IDENTITY_POOL_ID in record.getMessage()
     assert kind in record.getMessage()
+
+
+async def test_an_identity_forgotten_again_right_after_get_id_is_a_config_error_logged_once(
+    issuer: LocalIssuer,
+    fake: FakeCognito,
+    fake_client: IdentityPoolClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake.faults[GET_CREDENTIALS] = aws_error("ResourceNotFoundException")
+
+    for _ in range(3):
+        with pytest.raises(IdentityPoolConfigError):
+            await fake_client.credentials_for(issuer.id_token(new_user()))
+
+    assert (fake.count(GET_ID), fake.count(GET_CREDENTIALS)) == (6, 6)  # one retry each
+    [record] = error_records(caplog)
+    assert "ResourceNotFoundException" in record.getMessage()
 
 
 # Regression: InvalidIdentityPoolConfigurationException (no role / bad trust policy) used to
@@ -603,7 +626,8 @@ async def test_nothing_is_cached_after_a_failure(
     creds = await fake_client.credentials_for(id_token)
 
     assert creds.secret_key == FAKE_SECRET
-    assert fake.count(action) == 2
+    forgotten = action == GET_CREDENTIALS and fault is MISCONFIGURED_FAULTS["resource_not_found"]
+    assert fake.count(action) == (3 if forgotten else 2)  # a forgotten identity: one retry
 
 
 async def test_concurrent_callers_share_one_failed_exchange(

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -39,14 +40,14 @@ from fastapi_cognito_guard import (
 )
 from fastapi_cognito_guard import jwks as jwks_module
 from fastapi_cognito_guard import verifier as verifier_module
-from fastapi_cognito_guard.jwks import MAX_JWKS_BYTES, JWKSPolicy
+from fastapi_cognito_guard.jwks import MAX_JWKS_BYTES, JWKSPolicy, issuer_form_twin
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import FakeClock
 from tests.jwks_server import JWKS_SUFFIX, JWKSServer
 
 pytest_plugins = ["tests.jwks_server"]
 
-TIMEOUT = 0.5
+TIMEOUT = 1.0  # real seconds: room for a busy machine to answer a healthy fetch
 TTL = 300.0
 COOLDOWN = 10.0
 MAX_STALE = 3600.0
@@ -753,7 +754,7 @@ async def test_cache_jwks_with_several_pools_needs_and_honours_user_pool_id(
     await client.aclose()
 
 
-async def test_default_jwks_url_is_the_matched_issuers_well_known_path(
+async def test_both_issuer_forms_of_a_pool_share_one_fetch_from_the_original_form(
     make_verifier: MakeVerifier,
 ) -> None:
     issuer = LocalIssuer(user_pool_id=POOL)
@@ -766,11 +767,11 @@ async def test_default_jwks_url_is_the_matched_issuers_well_known_path(
     verifier = make_verifier(issuer.settings(jwks_url=None), http_client=client)
 
     for _ in range(2):
-        for iss in (ISS, ISS_NEW_FORM):
+        for iss in (ISS_NEW_FORM, ISS):
             await verifier.verify(issuer.sign(access_claims(issuer, iss=iss)))
 
-    assert urls == [ISS + JWKS_SUFFIX, ISS_NEW_FORM + JWKS_SUFFIX]
-    assert issuer.jwks_requests == 2
+    assert urls == [ISS + JWKS_SUFFIX]
+    assert issuer.jwks_requests == 1
     await client.aclose()
 
 
@@ -867,6 +868,244 @@ async def test_aclose_does_not_wait_for_a_hanging_fetch(jwks_server: JWKSServer)
 
     started = time.perf_counter()
     await verifier.aclose()
-    with pytest.raises((asyncio.CancelledError, KeysUnavailableError)):
+    with pytest.raises(KeysUnavailableError):
         await asyncio.wait_for(pending, 3)
     assert time.perf_counter() - started < 3
+
+
+async def test_a_closed_user_client_makes_keys_unavailable_not_an_error(
+    jwks_server: JWKSServer, make_verifier: MakeVerifier
+) -> None:
+    client = httpx.AsyncClient()
+    await client.aclose()
+    verifier = make_verifier(fast(jwks_server), http_client=client)
+
+    with pytest.raises(KeysUnavailableError):
+        await verifier.verify(jwks_server.issuer.access_token())
+    assert jwks_server.requests == 0
+
+
+async def test_aclose_during_a_key_fetch_gives_waiting_callers_keys_unavailable(
+    jwks_server: JWKSServer,
+) -> None:
+    jwks_server.fault = "hang"
+    verifier = CognitoVerifier(fast(jwks_server, jwks_timeout_seconds=30))
+    token = jwks_server.issuer.access_token()
+    waiting = [asyncio.ensure_future(verifier.verify(token)) for _ in range(3)]
+    await wait_until(lambda: jwks_server.requests == 1)
+
+    await verifier.aclose()
+    outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 3)
+
+    assert [type(outcome) for outcome in outcomes] == [KeysUnavailableError] * 3
+
+
+async def test_closing_the_user_client_during_a_key_fetch_gives_keys_unavailable(
+    jwks_server: JWKSServer,
+) -> None:
+    jwks_server.fault = "hang"
+    client = httpx.AsyncClient()
+    verifier = CognitoVerifier(fast(jwks_server, jwks_timeout_seconds=30), http_client=client)
+    waiting = asyncio.ensure_future(verifier.verify(jwks_server.issuer.access_token()))
+    await wait_until(lambda: jwks_server.requests == 1)
+
+    await client.aclose()
+
+    with pytest.raises(KeysUnavailableError):
+        await asyncio.wait_for(waiting, 3)
+    await verifier.aclose()
+
+
+# -- redirects ------------------------------------------------------------------
+
+
+async def test_a_user_client_that_follows_redirects_never_follows_a_jwks_redirect(
+    jwks_server: JWKSServer, make_verifier: MakeVerifier
+) -> None:
+    issuer = jwks_server.issuer
+    forger = LocalIssuer(user_pool_id=issuer.user_pool_id, client_id=issuer.client_id)
+    jwks_server.document = forger.jwks()  # what the redirect target would hand out
+    jwks_server.fault = "redirect"
+    async with httpx.AsyncClient(follow_redirects=True) as client:
+        verifier = make_verifier(fast(jwks_server), http_client=client)
+
+        with pytest.raises(KeysUnavailableError):
+            await verifier.verify(forger.access_token())
+
+    assert jwks_server.paths == [urlsplit(jwks_server.url).path]
+
+
+# -- a pool's two issuer forms (DESIGN §3) -----------------------------------------
+
+
+def forms_transport(issuer: LocalIssuer, refused: set[str]) -> tuple[httpx.AsyncClient, list[str]]:
+    """Cognito's JWKS URLs: 403 for those in ``refused``, the issuer's JWKS otherwise."""
+    urls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        urls.append(url)
+        if url in refused:
+            return httpx.Response(403, json={"message": "Forbidden"})
+        return httpx.Response(200, json=issuer.jwks())
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer)), urls
+
+
+@pytest.mark.parametrize(
+    ("unused", "used"),
+    [(ISS_NEW_FORM, ISS), (ISS, ISS_NEW_FORM)],
+    ids=["pool_on_the_original_issuer", "pool_on_the_updated_issuer"],
+)
+async def test_hydrate_succeeds_quietly_when_one_issuer_form_answers_403(
+    unused: str, used: str, make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    issuer = LocalIssuer(user_pool_id=POOL)
+    client, _ = forms_transport(issuer, {unused + JWKS_SUFFIX})
+    verifier = make_verifier(issuer.settings(jwks_url=None), http_client=client)
+
+    await verifier.hydrate()
+
+    assert warnings_in(caplog) == []
+    token = issuer.sign(access_claims(issuer, iss=used))
+    assert verifier.verify_sync(token).iss == used
+    await client.aclose()
+
+
+async def test_the_issuer_form_that_answered_is_asked_first_at_the_next_refresh(
+    make_verifier: MakeVerifier, clock: FakeClock
+) -> None:
+    issuer = LocalIssuer(user_pool_id=POOL)
+    client, urls = forms_transport(issuer, {ISS + JWKS_SUFFIX})
+    verifier = make_verifier(
+        issuer.settings(jwks_url=None, jwks_ttl_seconds=TTL), http_client=client
+    )
+    await verifier.hydrate()
+    clock.advance(TTL + 1)
+
+    await verifier.hydrate()
+
+    assert urls == [ISS + JWKS_SUFFIX, ISS_NEW_FORM + JWKS_SUFFIX, ISS_NEW_FORM + JWKS_SUFFIX]
+    await client.aclose()
+
+
+async def test_both_issuer_forms_failing_is_one_failed_fetch_logged_once(
+    make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    issuer = LocalIssuer(user_pool_id=POOL)
+    client, urls = forms_transport(issuer, {ISS + JWKS_SUFFIX, ISS_NEW_FORM + JWKS_SUFFIX})
+    verifier = make_verifier(issuer.settings(jwks_url=None), http_client=client)
+
+    with pytest.raises(KeysUnavailableError):
+        await verifier.hydrate()
+
+    assert len(urls) == 2
+    assert len(fetch_failures(caplog)) == 1
+    await client.aclose()
+
+
+async def test_a_replica_regions_issuer_is_not_an_alternative_of_the_home_region(
+    make_verifier: MakeVerifier,
+) -> None:
+    issuer = LocalIssuer(user_pool_id=POOL)
+    replica = f"https://cognito-idp.eu-west-1.amazonaws.com/{POOL}{JWKS_SUFFIX}"
+    client, _ = forms_transport(issuer, {replica})
+    verifier = make_verifier(
+        issuer.settings(jwks_url=None, additional_regions=["eu-west-1"]), http_client=client
+    )
+
+    with pytest.raises(KeysUnavailableError):
+        await verifier.hydrate()
+    await client.aclose()
+
+
+def test_issuer_form_twin_pairs_only_cognitos_own_jwks_urls() -> None:
+    assert issuer_form_twin(ISS + JWKS_SUFFIX) == ISS_NEW_FORM + JWKS_SUFFIX
+    assert issuer_form_twin(ISS_NEW_FORM + JWKS_SUFFIX) == ISS + JWKS_SUFFIX
+    assert issuer_form_twin(f"http://127.0.0.1:9/{POOL}{JWKS_SUFFIX}") is None
+    assert issuer_form_twin(ISS.replace("https", "http") + JWKS_SUFFIX) is None
+    assert issuer_form_twin(ISS + JWKS_SUFFIX + "?x=1") is None
+
+
+# -- plain http to an emulator (allow_insecure_http, DESIGN §3) ---------------------
+
+EMULATOR_JWKS = f"http://localstack:4566/{POOL}{JWKS_SUFFIX}"
+
+
+class ToLoopback(httpx.AsyncBaseTransport):
+    """Stands in for docker-compose's name resolution: every host is this loopback server."""
+
+    def __init__(self, server: JWKSServer) -> None:
+        self.server = server
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hosts: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.hosts.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
+        loopback = urlsplit(self.server.base_url)
+        request.url = request.url.copy_with(host=loopback.hostname, port=loopback.port)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_an_http_emulator_jwks_url_is_refused_without_allow_insecure_http() -> None:
+    issuer = LocalIssuer(user_pool_id=POOL)
+
+    with pytest.raises(ValueError, match="COGNITO_ALLOW_INSECURE_HTTP"):
+        issuer.settings(jwks_url=EMULATOR_JWKS)
+
+
+async def test_an_http_emulator_jwks_url_serves_keys_with_allow_insecure_http(
+    jwks_server: JWKSServer, make_verifier: MakeVerifier
+) -> None:
+    issuer = jwks_server.issuer
+    transport = ToLoopback(jwks_server)
+    async with httpx.AsyncClient(transport=transport) as client:
+        verifier = make_verifier(
+            issuer.settings(jwks_url=EMULATOR_JWKS, allow_insecure_http=True), http_client=client
+        )
+
+        assert (await verifier.verify(issuer.access_token())).username == "alice"
+    assert transport.hosts == ["http://localstack:4566"]
+
+
+def test_allow_insecure_http_logs_one_warning_at_construction_naming_the_setting(
+    make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    issuer = LocalIssuer(user_pool_id=POOL)
+    settings = issuer.settings(
+        jwks_url=EMULATOR_JWKS,
+        identity_endpoint="http://localstack:4566/",
+        allow_insecure_http=True,
+    )
+
+    make_verifier(settings)
+
+    [warning] = warnings_in(caplog)
+    assert "COGNITO_ALLOW_INSECURE_HTTP" in warning
+    assert "jwks_url (COGNITO_JWKS_URL)" in warning
+    assert "identity_endpoint (COGNITO_IDENTITY_ENDPOINT)" in warning
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"allow_insecure_http": True},
+        {"allow_insecure_http": True, "jwks_url": f"http://127.0.0.1:9/{POOL}{JWKS_SUFFIX}"},
+    ],
+    ids=["default", "allowed_but_unused", "loopback_http"],
+)
+def test_no_insecure_http_warning_unless_plain_http_reaches_another_host(
+    overrides: dict[str, Any], make_verifier: MakeVerifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+
+    make_verifier(LocalIssuer(user_pool_id=POOL).settings(**overrides))
+
+    assert warnings_in(caplog) == []

@@ -26,9 +26,12 @@ from fastapi_cognito_guard import (
     InvalidTokenError,
     RevocationList,
 )
+from fastapi_cognito_guard.revocation import shared_revocations
+from fastapi_cognito_guard.stores import RedisLink
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running
 from tests.moto_cognito import CognitoPool, boto_client, create_pool, decode_unverified
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 # -- the list, through the verifier ------------------------------------------------
 
@@ -134,6 +137,57 @@ def test_entries_are_pruned_once_they_outlive_a_refresh_token() -> None:
 def test_malformed_ids_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="visible ASCII"):
         RevocationList(100).revoke_user(bad)
+
+
+def test_listeners_hear_each_new_or_later_entry_once() -> None:
+    clock = [1_000_000.0]
+    revocations = RevocationList(3600, clock=lambda: clock[0])
+    heard: list[tuple[str, str]] = []
+    revocations.listeners.append(lambda kind, member: heard.append((kind, member)))
+    revocations.revoke_user("u")
+    revocations.merge("user", "u", 999_000)  # older: already covered
+    revocations.revoke_session("s")
+    clock[0] += 5
+    revocations.revoke_user("u")  # later: heard again
+    assert heard == [("user", "u"), ("session", "s"), ("user", "u")]
+
+
+class Listening:
+    """One process's revocation list, mirrored in Redis, and what its listener heard."""
+
+    def __init__(self, url: str) -> None:
+        self.link = RedisLink(url, "listeners:")
+        self.revocations = RevocationList(3600)
+        self.mirror = shared_revocations(self.link, self.revocations)
+        self.heard: list[tuple[str, str]] = []
+        self.event = asyncio.Event()
+        self.revocations.listeners.append(self.hear)
+
+    def hear(self, kind: str, member: str) -> None:
+        self.heard.append((kind, member))
+        self.event.set()
+
+    async def close(self) -> None:
+        await self.mirror.stop()
+        await self.link.aclose()
+
+
+async def test_listeners_hear_entries_from_another_process_through_redis(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    a, b, late = (Listening(redis_server.url) for _ in range(3))
+    try:
+        await a.mirror.start()
+        await b.mirror.start()
+        at = a.revocations.revoke_user("user-1")
+        assert await a.mirror.publish("user", "user-1", at)
+        await asyncio.wait_for(b.event.wait(), 5)  # pub/sub
+        await late.mirror.start()  # a process starting later: its first load
+    finally:
+        for process in (a, b, late):
+            await process.close()
+
+    assert a.heard == b.heard == late.heard == [("user", "user-1")]
 
 
 # -- Cognito: GetUser and GlobalSignOut against moto ---------------------------------

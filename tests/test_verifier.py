@@ -230,9 +230,10 @@ async def test_cache_jwks_seeds_every_issuer_of_the_pool(
 # -- hydrate -------------------------------------------------------------------------
 
 
-async def test_hydrate_fetches_every_distinct_jwks_url_once(
+async def test_hydrate_fetches_each_pools_keys_once_per_region(
     issuer: LocalIssuer, other_issuer: LocalIssuer, make_verifier: MakeVerifier
 ) -> None:
+    # A pool's two issuer forms are alternatives (DESIGN §3): one fetch serves both.
     transport = RecordingTransport(issuer, other_issuer)
     verifier = make_verifier(
         [
@@ -246,17 +247,10 @@ async def test_hydrate_fetches_every_distinct_jwks_url_once(
     await verifier.hydrate()
 
     assert sorted(transport.urls) == sorted(
-        f"{iss}{JWKS_SUFFIX}"
-        for iss in (
-            issuer.issuer,
-            iss_new_form(issuer),
-            iss_replica(issuer),
-            other_issuer.issuer,
-            iss_new_form(other_issuer),
-        )
+        f"{iss}{JWKS_SUFFIX}" for iss in (issuer.issuer, iss_replica(issuer), other_issuer.issuer)
     )
-    assert issuer.jwks_requests - before == 3
-    assert other_issuer.jwks_requests - other_before == 2
+    assert issuer.jwks_requests - before == 2
+    assert other_issuer.jwks_requests - other_before == 1
 
 
 async def test_hydrate_fetches_a_jwks_url_shared_by_issuers_once(
@@ -302,7 +296,7 @@ async def test_hydrate_raises_keys_unavailable_when_a_jwks_url_fails(
     with pytest.raises(KeysUnavailableError):
         await verifier.hydrate()
 
-    assert len(transport.urls) == 4  # every URL was still tried once
+    assert len(transport.urls) == 3  # the healthy pool once, both forms of the failing one
     assert verifier.verify_sync(issuer.access_token()).sub  # the healthy pool is ready
 
 

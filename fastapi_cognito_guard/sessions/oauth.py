@@ -1,0 +1,138 @@
+"""Calls to Cognito's OAuth2 endpoints: ``/oauth2/token`` and ``/oauth2/revoke``.
+
+The app client authenticates with HTTP Basic when it has a secret (Cognito's
+``client_secret_basic``), and names itself with ``client_id`` either way. Every
+call has a whole-call deadline and reads at most ``MAX_ANSWER_BYTES``; an
+unreachable endpoint, a timeout or a server error is ``OAuthUnavailableError``,
+an answer that is an OAuth error, not a token response or too large is
+``TokenEndpointError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from ..errors import OAuthUnavailableError
+
+__all__ = ["MAX_ANSWER_BYTES", "OAuthClient", "TokenEndpointError"]
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+MAX_ANSWER_BYTES = 64 * 1024
+"""A token response is a few KB; anything past this is not one."""
+
+
+class TokenEndpointError(Exception):
+    """The token endpoint refused the grant (``error`` is Cognito's OAuth error, e.g.
+    ``invalid_grant``) or answered with something that is not a token response
+    (``error`` None)."""
+
+    def __init__(self, error: str | None) -> None:
+        super().__init__(error or "not a token response")
+        self.error = error
+
+
+class _TooLarge(Exception):
+    """The answer passed ``MAX_ANSWER_BYTES``."""
+
+
+class OAuthClient:
+    """One app client talking to one OAuth2 base URL."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str | None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._secret = client_secret
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"OAuthClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    def authorize_url(self, params: dict[str, str]) -> str:
+        return f"{self.base_url}/oauth2/authorize?{urlencode(params)}"
+
+    def logout_url(self, logout_uri: str) -> str:
+        query = urlencode({"client_id": self.client_id, "logout_uri": logout_uri})
+        return f"{self.base_url}/logout?{query}"
+
+    async def token(self, form: dict[str, str]) -> dict[str, Any]:
+        """POST a grant to ``/oauth2/token``; the answer has at least an ``access_token``."""
+        status, answer = await self._call("/oauth2/token", form)
+        if (
+            status == 200
+            and isinstance(answer, dict)
+            and isinstance(answer.get("access_token"), str)
+        ):
+            return answer
+        error = answer.get("error") if isinstance(answer, dict) else None
+        raise TokenEndpointError(error if isinstance(error, str) and error.isidentifier() else None)
+
+    async def revoke(self, refresh_token: str) -> bool:
+        """Revoke a refresh token (and the tokens minted from it); failures are logged."""
+        try:
+            status, answer = await self._call("/oauth2/revoke", {"token": refresh_token})
+        except OAuthUnavailableError:
+            return False
+        if status != 200:
+            error = answer.get("error") if isinstance(answer, dict) else None
+            logger.warning("refresh token revocation refused: HTTP %s %s", status, error or "")
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+
+    async def _call(self, path: str, form: dict[str, str]) -> tuple[int, Any]:
+        try:
+            status, content = await asyncio.wait_for(self._post(path, form), self._timeout)
+        except _TooLarge:
+            logger.warning("Cognito %s answered more than %d bytes", path, MAX_ANSWER_BYTES)
+            return 200, None
+        except (httpx.HTTPError, asyncio.TimeoutError) as exc:
+            logger.warning("Cognito %s failed: %s", path, type(exc).__name__)
+            raise OAuthUnavailableError("Cognito's OAuth2 endpoint could not be reached") from None
+        if status >= 500 or status == 429:
+            logger.warning("Cognito %s unavailable: HTTP %s", path, status)
+            raise OAuthUnavailableError("Cognito's OAuth2 endpoint is unavailable")
+        try:
+            return status, json.loads(content)
+        except (ValueError, RecursionError):
+            return status, None
+
+    async def _post(self, path: str, form: dict[str, str]) -> tuple[int, bytes]:
+        if self._client is None or (self._owns_client and self._client.is_closed):
+            self._client = httpx.AsyncClient()
+        auth = (self.client_id, self._secret) if self._secret is not None else None
+        request = self._client.build_request(
+            "POST",
+            self.base_url + path,
+            data={**form, "client_id": self.client_id},
+            headers={"Accept": "application/json"},
+        )
+        response = await self._client.send(request, auth=auth, stream=True)
+        try:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > MAX_ANSWER_BYTES:
+                    raise _TooLarge
+        finally:
+            await response.aclose()
+        return response.status_code, bytes(content)

@@ -1,0 +1,111 @@
+"""The whole browser sign-in journey in a real headless Chromium (Playwright).
+
+The example app runs for real (``python -m example_app --port N``: dev mode,
+uvicorn on 127.0.0.1, its embedded ``LocalIssuer`` serving the local hosted UI
+on another loopback port). Debian's ``/usr/bin/chromium`` opens ``/``, clicks
+"Sign in", signs in on the hosted UI's page, lands back on ``/`` with the
+username shown, calls ``POST /echo`` with the session cookie only (same-origin
+``fetch``), signs out with the page's button and sees the "Sign in" link again.
+Screenshot of the signed-in page: ``docs/browser-sign-in.png`` (refreshed with
+``UPDATE_SCREENSHOTS=1``). Nothing but 127.0.0.1 is reached.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.example_server import REPO_ROOT, ExampleServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and not os.environ.get("COGNITO_GUARD_REQUIRE_BROWSER"):
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+from tests.test_swagger_ui import CHROMIUM_ARGS, TIMEOUT_MS  # noqa: E402
+
+SCREENSHOTS = (
+    REPO_ROOT / "docs"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "cognito-guard-screenshots"
+)
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
+    server = ExampleServer.start(tmp_path_factory.mktemp("browser-sign-in"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(server: ExampleServer) -> Iterator[Any]:
+    blocked: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(viewport={"width": 900, "height": 500})
+        context.set_default_timeout(TIMEOUT_MS)
+
+        def only_loopback(route: Any) -> None:
+            if urlsplit(route.request.url).hostname == "127.0.0.1":
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_loopback)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+    assert blocked == [], f"requests that would have left 127.0.0.1: {blocked}"
+
+
+def test_browser_signs_in_calls_a_guarded_route_with_the_cookie_and_signs_out(
+    server: ExampleServer, page: Any
+) -> None:
+    page.goto(f"{server.base_url}/")
+    page.get_by_role("link", name="Sign in").click()
+
+    # The local hosted UI's own sign-in page, on the issuer's port.
+    page.locator("input[name=username]").fill("carol")
+    page.get_by_role("button", name="Sign in").click()
+
+    page.wait_for_url(f"{server.base_url}/")
+    assert page.locator("#user").inner_text() == "carol"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "browser-sign-in.png"))
+
+    cookies = page.context.cookies(server.base_url)
+    session = [c for c in cookies if c["name"].startswith("fcg_session")]
+    assert session, cookies
+    assert all(c["httpOnly"] and c["sameSite"] == "Lax" for c in session)
+    assert not any(JWT.search(c["value"]) for c in cookies)
+    assert page.evaluate("document.cookie") == ""  # nothing readable by page scripts
+
+    echoed = page.evaluate(
+        """async () => {
+            const r = await fetch('/echo', {method: 'POST', body: JSON.stringify({n: 1})});
+            return {status: r.status, body: await r.json()};
+        }"""
+    )
+    assert echoed == {"status": 200, "body": {"username": "carol", "body": {"n": 1}}}
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{server.base_url}/")
+    assert page.get_by_role("link", name="Sign in").is_visible()
+    assert not [c for c in page.context.cookies(server.base_url) if "fcg_session" in c["name"]]
+    assert not JWT.search(server.stderr)
