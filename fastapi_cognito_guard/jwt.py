@@ -32,28 +32,31 @@ shuts out ``none``, the HMAC family and algorithm confusion alike."""
 
 _MAX_CACHED_HEADERS = 512
 
-# pybase64 (>= 1.5) decodes base64url itself when given the url-safe alphabet and
-# ``ignorechars``: its strict translation turns "+" and "/" into characters the
-# validating decoder refuses, so one C call both enforces the alphabet and decodes,
-# with no copy of the segment in Python. "=" is refused by ``parse`` for the whole
-# token (a segment must not carry padding); the decoder gets the padding it needs.
+# base64url without padding: "+", "/" and "=" are refused for the whole token by
+# three C searches on the string, then each segment is decoded by one positional
+# pybase64 call with the url-safe alphabet (no copy of the segment in Python, no
+# keyword parsing), given the padding the decoder needs.
 _URLSAFE = b"-_"
-_NOTHING_IGNORED = b""
 _PAD = ("", None, "==", "=")
 # With 2 or 3 characters in the last quantum some low bits of the last one are
 # unused; a canonical encoding keeps them zero, so each token has one spelling.
 _CANONICAL_LAST = (None, None, frozenset("AQgw"), frozenset("AEIMQUYcgkosw048"))
 
 
+def _standard_characters(text: str) -> bool:
+    """Whether ``text`` holds a character of standard base64 that base64url lacks."""
+    return "=" in text or "+" in text or "/" in text
+
+
 def _decode(segment: str) -> bytes:
-    """Decode one unpadded base64url segment (no "=" in it), or raise ``malformed``."""
+    """Decode one segment free of "=", "+" and "/", or raise ``malformed``."""
     rest = len(segment) % 4
     pad = _PAD[rest]
     canonical = _CANONICAL_LAST[rest]
     if pad is None or (canonical is not None and segment[-1] not in canonical):
         raise InvalidTokenError("malformed", "token segment is not canonical base64url")
     try:
-        return pybase64.b64decode(segment + pad, _URLSAFE, True, ignorechars=_NOTHING_IGNORED)
+        return pybase64.b64decode(segment + pad, _URLSAFE, True)
     except ValueError:  # binascii.Error, or a character beyond ASCII
         raise InvalidTokenError("malformed", "token segment is not base64url") from None
 
@@ -64,8 +67,8 @@ def b64url_decode(segment: bytes) -> bytes:
         text = segment.decode("ascii")
     except UnicodeDecodeError:
         raise InvalidTokenError("malformed", "token segment is not base64url") from None
-    if "=" in text:
-        raise InvalidTokenError("malformed", "token segment is not canonical base64url")
+    if _standard_characters(text):
+        raise InvalidTokenError("malformed", "token segment is not base64url")
     return _decode(text)
 
 
@@ -162,8 +165,8 @@ def parse(token: object) -> ParsedToken:
         or token.find(".", second + 1) >= 0
     ):
         raise InvalidTokenError("malformed", "token does not have three non-empty segments")
-    if "=" in token:
-        raise InvalidTokenError("malformed", "token segment is not canonical base64url")
+    if _standard_characters(token):
+        raise InvalidTokenError("malformed", "token segment is not base64url")
     try:
         signing_input = token[:second].encode("ascii")
     except UnicodeEncodeError:

@@ -54,12 +54,12 @@ def malformed(call: Callable[[], object]) -> InvalidTokenError:
 
 
 @pytest.fixture
-def counted_header_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+def counted_header_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """An empty header memo, and the segments ``_parse_header`` is called with."""
-    calls: list[bytes] = []
+    calls: list[str] = []
     real = jwt_module._parse_header
 
-    def counting(segment: bytes) -> Header:
+    def counting(segment: str) -> Header:
         calls.append(segment)
         return real(segment)
 
@@ -140,7 +140,7 @@ def test_only_rs256_is_allowed() -> None:
 
 
 def test_each_distinct_header_is_validated_once(
-    issuer: LocalIssuer, counted_header_parses: list[bytes]
+    issuer: LocalIssuer, counted_header_parses: list[str]
 ) -> None:
     token = issuer.sign({"sub": "x"}, header={"kid": "memo-once", "alg": "RS256"})
 
@@ -151,7 +151,7 @@ def test_each_distinct_header_is_validated_once(
 
 
 def test_tokens_sharing_a_header_share_its_validation(
-    issuer: LocalIssuer, counted_header_parses: list[bytes]
+    issuer: LocalIssuer, counted_header_parses: list[str]
 ) -> None:
     tokens = [issuer.access_token(f"user{i}") for i in range(5)]
 
@@ -161,7 +161,7 @@ def test_tokens_sharing_a_header_share_its_validation(
     assert len(counted_header_parses) == 1
 
 
-def test_different_headers_are_each_validated(counted_header_parses: list[bytes]) -> None:
+def test_different_headers_are_each_validated(counted_header_parses: list[str]) -> None:
     parse(compact({"alg": "RS256", "kid": "one"}))
     parse(compact({"alg": "RS256", "kid": "two"}))
     parse(compact({"alg": "RS256", "kid": "one"}))
@@ -170,7 +170,7 @@ def test_different_headers_are_each_validated(counted_header_parses: list[bytes]
 
 
 def test_rejected_header_is_not_memoised_and_is_rejected_every_time(
-    counted_header_parses: list[bytes],
+    counted_header_parses: list[str],
 ) -> None:
     token = compact({"alg": "HS256", "kid": "k"})
 
@@ -184,7 +184,7 @@ def test_rejected_header_is_not_memoised_and_is_rejected_every_time(
 
 
 def test_header_memo_stays_bounded_under_many_distinct_headers(
-    counted_header_parses: list[bytes],
+    counted_header_parses: list[str],
 ) -> None:
     limit = jwt_module._MAX_CACHED_HEADERS
     largest = 0
@@ -198,7 +198,7 @@ def test_header_memo_stays_bounded_under_many_distinct_headers(
 
 
 def test_header_still_validates_correctly_after_the_memo_overflows(
-    counted_header_parses: list[bytes],
+    counted_header_parses: list[str],
 ) -> None:
     for i in range(jwt_module._MAX_CACHED_HEADERS + 1):
         parse(compact({"alg": "RS256", "kid": f"k{i}"}))
@@ -275,6 +275,15 @@ def test_characters_outside_the_alphabet_are_malformed(segment: bytes) -> None:
     malformed(lambda: b64url_decode(segment))
 
 
+@pytest.mark.parametrize("where", [0, 1, 2], ids=["header", "payload", "signature"])
+@pytest.mark.parametrize("char", ["+", "/", "=", "é", "\u20ac", " "])
+def test_parse_rejects_a_character_base64url_lacks_in_any_segment(where: int, char: str) -> None:
+    segments = compact({"alg": "RS256", "kid": "k"}).split(".")
+    segments[where] = segments[where][:8] + char + segments[where][9:]
+
+    malformed(lambda: parse(".".join(segments)))
+
+
 # -- the length limit ----------------------------------------------------------------
 
 
@@ -315,7 +324,7 @@ def test_token_over_the_length_limit_is_malformed(delta: int) -> None:
     assert "16 KiB" in err.message
 
 
-def test_length_is_checked_before_the_header_is_read(counted_header_parses: list[bytes]) -> None:
+def test_length_is_checked_before_the_header_is_read(counted_header_parses: list[str]) -> None:
     malformed(lambda: parse(token_of_length(MAX_TOKEN_LENGTH + 1)))
 
     assert counted_header_parses == []
