@@ -53,10 +53,17 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi_cognito_guard.identity import IdentityPoolClient
+from fastapi_cognito_guard.settings import CognitoSettings
+from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.verifier import CognitoVerifier
+from tests.jwks_server import JWKSServer
 from tests.loopback_server import DISCONNECTS, LoopbackHandler, LoopbackServer
 
 __all__ = [
@@ -325,3 +332,38 @@ def _sts_error(code: str) -> bytes:
         f"<Code>{code}</Code><Message>simulated {code}</Message></Error>"
         "<RequestId>local</RequestId></ErrorResponse>"
     ).encode()
+
+
+IDENTITY_POOL_ID = "eu-central-1:11111111-2222-3333-4444-555555555555"
+
+
+@dataclass
+class IdentityLoopback:
+    """An issuer's JWKS server and a loopback identity endpoint (also playing STS), with
+    settings for an identity pool that points at both."""
+
+    issuer: LocalIssuer
+    idp: IdentityServer
+    settings: CognitoSettings
+
+    def client(self, **kwargs: Any) -> IdentityPoolClient:
+        """An identity-pool client whose verifier has the issuer's keys seeded."""
+        verifier = CognitoVerifier(self.issuer.settings(token_use="id"))
+        verifier.cache_jwks(self.issuer.jwks())
+        return IdentityPoolClient(self.settings, verifier=verifier, **kwargs)
+
+
+@contextlib.contextmanager
+def identity_loopback(issuer: LocalIssuer) -> Iterator[IdentityLoopback]:
+    """Serve ``issuer``'s JWKS and an identity endpoint for the duration; afterwards
+    the endpoint must have seen no malformed request."""
+    with JWKSServer(issuer) as jwks, IdentityServer() as idp:
+        settings = jwks.settings(
+            token_use="id",
+            identity_pool_id=IDENTITY_POOL_ID,
+            identity_endpoint=idp.url,
+            sts_endpoint=idp.url,
+        )
+        yield IdentityLoopback(issuer, idp, settings)
+        if idp.errors:
+            raise AssertionError(f"the identity endpoint saw bad requests: {idp.errors}")

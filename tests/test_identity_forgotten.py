@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -22,48 +21,33 @@ from starlette.requests import HTTPConnection
 from fastapi_cognito_guard import (
     AwsCredentials,
     CognitoAuth,
-    CognitoSettings,
     CognitoUser,
-    CognitoVerifier,
     CredentialsUnavailableError,
     IdentityPoolClient,
 )
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running
-from tests.identity_server import GET_CREDENTIALS, GET_ID, GET_OPEN_ID_TOKEN, IdentityServer
-from tests.jwks_server import JWKSServer
+from tests.identity_server import (
+    GET_CREDENTIALS,
+    GET_ID,
+    GET_OPEN_ID_TOKEN,
+    IdentityLoopback,
+    identity_loopback,
+)
 
-IDENTITY_POOL_ID = "eu-central-1:11111111-2222-3333-4444-555555555555"
 READER = "arn:aws:iam::123456789012:role/reader"
 WRITER = "arn:aws:iam::123456789012:role/writer"
 ROLES = {"cognito:roles": [READER, WRITER]}
 
 
-@dataclass
-class Pool:
-    issuer: LocalIssuer
-    idp: IdentityServer
-    settings: CognitoSettings
-
-    def client(self, flow: str = "enhanced") -> IdentityPoolClient:
-        return IdentityPoolClient(self.settings, verifier=CognitoVerifier(self.settings), flow=flow)
+@pytest.fixture
+def pool(issuer: LocalIssuer) -> Iterator[IdentityLoopback]:
+    with identity_loopback(issuer) as loopback:
+        yield loopback
 
 
 @pytest.fixture
-def pool(issuer: LocalIssuer) -> Iterator[Pool]:
-    with JWKSServer(issuer) as jwks, IdentityServer() as idp:
-        settings = jwks.settings(
-            token_use="id",
-            identity_pool_id=IDENTITY_POOL_ID,
-            identity_endpoint=idp.url,
-            sts_endpoint=idp.url,
-        )
-        yield Pool(issuer, idp, settings)
-        assert idp.errors == []
-
-
-@pytest.fixture
-async def client(pool: Pool) -> AsyncIterator[IdentityPoolClient]:
+async def client(pool: IdentityLoopback) -> AsyncIterator[IdentityPoolClient]:
     client = pool.client()
     yield client
     await client.aclose()
@@ -73,7 +57,7 @@ async def client(pool: Pool) -> AsyncIterator[IdentityPoolClient]:
 
 
 async def test_a_kept_guest_identity_the_pool_forgot_is_replaced_by_a_new_one(
-    pool: Pool, client: IdentityPoolClient
+    pool: IdentityLoopback, client: IdentityPoolClient
 ) -> None:
     kept = await client.new_guest_identity()
     pool.idp.delete_identity(kept)
@@ -87,7 +71,7 @@ async def test_a_kept_guest_identity_the_pool_forgot_is_replaced_by_a_new_one(
 
 
 async def test_the_process_guest_identity_the_pool_forgot_is_replaced_by_a_new_one(
-    pool: Pool, client: IdentityPoolClient
+    pool: IdentityLoopback, client: IdentityPoolClient
 ) -> None:
     pool.idp.fault_action, pool.idp.fault = GET_CREDENTIALS, "truncated_json"
     with pytest.raises(CredentialsUnavailableError):
@@ -111,9 +95,9 @@ async def test_the_process_guest_identity_the_pool_forgot_is_replaced_by_a_new_o
     ("flow", "action"), [("enhanced", GET_CREDENTIALS), ("basic", GET_OPEN_ID_TOKEN)]
 )
 async def test_a_users_cached_identity_the_pool_forgot_is_asked_for_again(
-    pool: Pool, flow: str, action: str
+    pool: IdentityLoopback, flow: str, action: str
 ) -> None:
-    client = pool.client(flow)
+    client = pool.client(flow=flow)
     token = pool.issuer.id_token(f"user-{uuid.uuid4().hex[:8]}", **ROLES)
     try:
         first = await client.credentials_for(token, READER)
@@ -161,14 +145,16 @@ def aws_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
 
 
 @pytest.fixture
-async def http(pool: Pool) -> AsyncIterator[tuple[CognitoAuth[CognitoUser], httpx.AsyncClient]]:
+async def http(
+    pool: IdentityLoopback,
+) -> AsyncIterator[tuple[CognitoAuth[CognitoUser], httpx.AsyncClient]]:
     auth: CognitoAuth[CognitoUser] = CognitoAuth(pool.settings)
     async with running(aws_app(auth)) as client:
         yield auth, client
 
 
 async def test_a_guest_whose_kept_identity_was_forgotten_gets_200_and_keeps_the_new_one(
-    pool: Pool, http: tuple[CognitoAuth[CognitoUser], httpx.AsyncClient]
+    pool: IdentityLoopback, http: tuple[CognitoAuth[CognitoUser], httpx.AsyncClient]
 ) -> None:
     auth, client = http
     auth.guest_identities = keeper = KeptGuestIds()
@@ -185,7 +171,7 @@ async def test_a_guest_whose_kept_identity_was_forgotten_gets_200_and_keeps_the_
 
 
 async def test_a_user_whose_identity_was_forgotten_gets_200_not_500(
-    pool: Pool, http: tuple[CognitoAuth[CognitoUser], httpx.AsyncClient]
+    pool: IdentityLoopback, http: tuple[CognitoAuth[CognitoUser], httpx.AsyncClient]
 ) -> None:
     _, client = http
     username = f"user-{uuid.uuid4().hex[:8]}"

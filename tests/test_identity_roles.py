@@ -52,10 +52,13 @@ from tests.identity_server import (
     GET_CREDENTIALS,
     GET_ID,
     GET_OPEN_ID_TOKEN,
+    IDENTITY_POOL_ID,
     SECRET_KEY,
     SESSION_TOKEN,
     STS_ASSUME,
+    IdentityLoopback,
     IdentityServer,
+    identity_loopback,
 )
 from tests.jwks_server import JWKSServer
 from tests.moto_cognito import REGION, CognitoPool, create_identity_pool
@@ -64,7 +67,6 @@ ACCOUNT = "123456789012"
 READER = f"arn:aws:iam::{ACCOUNT}:role/reader"
 WRITER = f"arn:aws:iam::{ACCOUNT}:role/writer"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"
-IDENTITY_POOL_ID = "eu-central-1:11111111-2222-3333-4444-555555555555"
 SESSION_SECRET = "a-session-secret-of-at-least-32-characters!"
 
 
@@ -81,38 +83,21 @@ def id_verifier(issuer: LocalIssuer) -> CognitoVerifier:
 # -- loopback identity endpoint ---------------------------------------------------------
 
 
-@dataclass
-class Loopback:
-    issuer: LocalIssuer
-    idp: IdentityServer
-    settings: CognitoSettings
-
-    def client(self, **kwargs: Any) -> IdentityPoolClient:
-        return IdentityPoolClient(self.settings, verifier=id_verifier(self.issuer), **kwargs)
+@pytest.fixture
+def loopback(issuer: LocalIssuer) -> Iterator[IdentityLoopback]:
+    with identity_loopback(issuer) as served:
+        yield served
 
 
 @pytest.fixture
-def loopback(issuer: LocalIssuer) -> Iterator[Loopback]:
-    with JWKSServer(issuer) as jwks, IdentityServer() as idp:
-        settings = jwks.settings(
-            token_use="id",
-            identity_pool_id=IDENTITY_POOL_ID,
-            identity_endpoint=idp.url,
-            sts_endpoint=idp.url,
-        )
-        yield Loopback(issuer, idp, settings)
-        assert idp.errors == []
-
-
-@pytest.fixture
-async def enhanced(loopback: Loopback) -> AsyncIterator[IdentityPoolClient]:
+async def enhanced(loopback: IdentityLoopback) -> AsyncIterator[IdentityPoolClient]:
     client = loopback.client()
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-async def basic(loopback: Loopback) -> AsyncIterator[IdentityPoolClient]:
+async def basic(loopback: IdentityLoopback) -> AsyncIterator[IdentityPoolClient]:
     client = loopback.client(flow="basic")
     yield client
     await client.aclose()
@@ -142,7 +127,7 @@ ROLE_DECIDING_CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 @pytest.mark.parametrize("change", ROLE_DECIDING_CHANGES, ids=ROLE_DECIDING_CHANGES.keys())
 async def test_a_change_of_role_deciding_claims_forces_a_new_exchange(
-    loopback: Loopback, change: str
+    loopback: IdentityLoopback, change: str
 ) -> None:
     before, after = ROLE_DECIDING_CHANGES[change]
     settings = loopback.settings.model_copy(
@@ -165,7 +150,7 @@ async def test_a_change_of_role_deciding_claims_forces_a_new_exchange(
 
 
 async def test_a_requested_role_has_its_own_cache_entry(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER, WRITER]})
 
@@ -178,7 +163,7 @@ async def test_a_requested_role_has_its_own_cache_entry(
 
 
 async def test_a_new_token_with_the_same_claims_is_served_from_cache(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     username = new_user()
 
@@ -241,7 +226,7 @@ async def test_sts_posts_never_follow_a_redirect_even_when_the_client_would(
 
 
 async def test_groups_to_roles_picks_the_first_listed_group_the_user_holds(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     token = loopback.issuer.id_token(
         new_user(), groups=["readers", "writers"], **{"cognito:roles": [READER, WRITER]}
@@ -256,7 +241,7 @@ async def test_groups_to_roles_picks_the_first_listed_group_the_user_holds(
 
 
 async def test_groups_to_roles_without_a_held_group_is_denied_without_a_call(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     token = loopback.issuer.id_token(new_user(), groups=["readers"])
 
@@ -267,7 +252,7 @@ async def test_groups_to_roles_without_a_held_group_is_denied_without_a_call(
 
 
 async def test_a_mapped_role_outside_cognito_roles_is_denied_and_logged_by_name(
-    loopback: Loopback, enhanced: IdentityPoolClient, caplog: pytest.LogCaptureFixture
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "fastapi_cognito_guard")
     token = loopback.issuer.id_token(new_user(), groups=["admins"], **{"cognito:roles": [READER]})
@@ -306,13 +291,13 @@ def test_role_arns_with_paths_and_partitions_parse() -> None:
 
 @pytest.mark.parametrize("flow", ["", "Basic", "classic", "enhanced "])
 def test_a_flow_other_than_enhanced_or_basic_is_a_value_error_naming_the_argument(
-    loopback: Loopback, flow: str
+    loopback: IdentityLoopback, flow: str
 ) -> None:
     with pytest.raises(ValueError, match="flow"):
         IdentityPoolClient(loopback.settings, flow=flow)
 
 
-def test_the_flow_defaults_to_the_identity_flow_setting(loopback: Loopback) -> None:
+def test_the_flow_defaults_to_the_identity_flow_setting(loopback: IdentityLoopback) -> None:
     settings = loopback.settings.model_copy(update={"identity_flow": "basic"})
 
     assert IdentityPoolClient(settings).flow == "basic"
@@ -322,7 +307,7 @@ def test_the_flow_defaults_to_the_identity_flow_setting(loopback: Loopback) -> N
 
 
 async def test_basic_flow_is_get_id_get_open_id_token_then_assume_role(
-    loopback: Loopback, basic: IdentityPoolClient
+    loopback: IdentityLoopback, basic: IdentityPoolClient
 ) -> None:
     token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER, WRITER]})
 
@@ -342,7 +327,7 @@ async def test_basic_flow_is_get_id_get_open_id_token_then_assume_role(
 
 
 async def test_basic_flow_without_a_role_takes_the_preferred_role(
-    loopback: Loopback, basic: IdentityPoolClient
+    loopback: IdentityLoopback, basic: IdentityPoolClient
 ) -> None:
     claims = {"cognito:roles": [READER, WRITER], "cognito:preferred_role": READER}
 
@@ -353,7 +338,7 @@ async def test_basic_flow_without_a_role_takes_the_preferred_role(
 
 
 async def test_basic_flow_without_any_role_to_assume_is_denied_without_a_call(
-    loopback: Loopback, basic: IdentityPoolClient
+    loopback: IdentityLoopback, basic: IdentityPoolClient
 ) -> None:
     with pytest.raises(CredentialsDeniedError):
         await basic.credentials_for(loopback.issuer.id_token(new_user()))
@@ -362,7 +347,7 @@ async def test_basic_flow_without_any_role_to_assume_is_denied_without_a_call(
 
 
 async def test_basic_flow_credentials_are_cached_with_one_exchange_in_flight(
-    loopback: Loopback, basic: IdentityPoolClient
+    loopback: IdentityLoopback, basic: IdentityPoolClient
 ) -> None:
     token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER]})
 
@@ -385,7 +370,7 @@ STS_FAULTS = {
 
 @pytest.mark.parametrize("fault", STS_FAULTS, ids=STS_FAULTS.keys())
 async def test_sts_errors_map_to_denied_or_unavailable(
-    loopback: Loopback, fault: str, caplog: pytest.LogCaptureFixture
+    loopback: IdentityLoopback, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     error, retry_after = STS_FAULTS[fault]
@@ -409,7 +394,7 @@ async def test_sts_errors_map_to_denied_or_unavailable(
 
 
 async def test_sts_answer_with_a_document_type_declaration_is_refused(
-    loopback: Loopback,
+    loopback: IdentityLoopback,
 ) -> None:
     # Otherwise well-formed credentials, but their secret comes from an entity.
     answer = (
@@ -430,7 +415,7 @@ async def test_sts_answer_with_a_document_type_declaration_is_refused(
 
 
 async def test_guest_credentials_use_get_id_and_credentials_without_logins(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     creds = await enhanced.guest_credentials()
 
@@ -442,7 +427,7 @@ async def test_guest_credentials_use_get_id_and_credentials_without_logins(
 
 
 async def test_one_guest_identity_per_process_across_calls(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     results = await asyncio.gather(*(enhanced.guest_credentials() for _ in range(10)))
     again = await enhanced.guest_credentials()
@@ -452,7 +437,7 @@ async def test_one_guest_identity_per_process_across_calls(
 
 
 async def test_a_kept_guest_identity_is_reused_not_recreated(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     kept = await enhanced.new_guest_identity()
 
@@ -464,7 +449,7 @@ async def test_a_kept_guest_identity_is_reused_not_recreated(
 
 
 async def test_guests_use_the_enhanced_flow_even_when_users_use_the_basic_flow(
-    loopback: Loopback, basic: IdentityPoolClient
+    loopback: IdentityLoopback, basic: IdentityPoolClient
 ) -> None:
     await basic.guest_credentials()
 
@@ -472,7 +457,7 @@ async def test_guests_use_the_enhanced_flow_even_when_users_use_the_basic_flow(
 
 
 async def test_a_pool_without_guest_access_is_credentials_denied(
-    loopback: Loopback, enhanced: IdentityPoolClient
+    loopback: IdentityLoopback, enhanced: IdentityPoolClient
 ) -> None:
     loopback.idp.allow_guests = False
 
@@ -504,15 +489,19 @@ class SharedStore:
         await self.memory.delete(key)
 
 
-def with_secret(loopback: Loopback) -> CognitoSettings:
+def with_secret(loopback: IdentityLoopback) -> CognitoSettings:
     return loopback.settings.model_copy(update={"session_secret": [SecretStr(SESSION_SECRET)]})
 
 
-def worker(loopback: Loopback, settings: CognitoSettings, store: SharedStore) -> IdentityPoolClient:
+def worker(
+    loopback: IdentityLoopback, settings: CognitoSettings, store: SharedStore
+) -> IdentityPoolClient:
     return IdentityPoolClient(settings, verifier=id_verifier(loopback.issuer), store=store)
 
 
-async def test_a_shared_store_lets_a_second_process_skip_the_exchange(loopback: Loopback) -> None:
+async def test_a_shared_store_lets_a_second_process_skip_the_exchange(
+    loopback: IdentityLoopback,
+) -> None:
     shared = SharedStore()
     settings = with_secret(loopback)
     token = loopback.issuer.id_token(new_user())
@@ -525,7 +514,7 @@ async def test_a_shared_store_lets_a_second_process_skip_the_exchange(loopback: 
     assert loopback.idp.counts() == (1, 1)
 
 
-async def test_credentials_in_a_shared_store_are_sealed(loopback: Loopback) -> None:
+async def test_credentials_in_a_shared_store_are_sealed(loopback: IdentityLoopback) -> None:
     shared = SharedStore()
     client = worker(loopback, with_secret(loopback), shared)
 
@@ -541,7 +530,7 @@ async def test_credentials_in_a_shared_store_are_sealed(loopback: Loopback) -> N
 
 
 async def test_without_a_session_secret_credentials_stay_in_the_process(
-    loopback: Loopback,
+    loopback: IdentityLoopback,
 ) -> None:
     shared = SharedStore()
     client = worker(loopback, loopback.settings, shared)
@@ -551,7 +540,9 @@ async def test_without_a_session_secret_credentials_stay_in_the_process(
     assert list(shared.values.values()) == [creds.identity_id.encode()]  # the id only
 
 
-async def test_a_tampered_shared_entry_is_ignored_and_exchanged_again(loopback: Loopback) -> None:
+async def test_a_tampered_shared_entry_is_ignored_and_exchanged_again(
+    loopback: IdentityLoopback,
+) -> None:
     shared = SharedStore()
     settings = with_secret(loopback)
     token = loopback.issuer.id_token(new_user())
@@ -713,14 +704,14 @@ def aws_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
 
 
 @pytest.fixture
-def loopback_auth(loopback: Loopback) -> CognitoAuth[CognitoUser]:
+def loopback_auth(loopback: IdentityLoopback) -> CognitoAuth[CognitoUser]:
     auth: CognitoAuth[CognitoUser] = CognitoAuth(loopback.settings)
     auth.verifier.cache_jwks(loopback.issuer.jwks())
     return auth
 
 
 async def test_aws_credentials_for_a_role_in_cognito_roles_is_200_with_the_role(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER, WRITER]})
 
@@ -733,7 +724,9 @@ async def test_aws_credentials_for_a_role_in_cognito_roles_is_200_with_the_role(
 
 
 async def test_aws_credentials_for_a_role_outside_cognito_roles_is_403_before_any_call(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser], caplog: pytest.LogCaptureFixture
+    loopback: IdentityLoopback,
+    loopback_auth: CognitoAuth[CognitoUser],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "fastapi_cognito_guard")
     token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER]})
@@ -749,7 +742,7 @@ async def test_aws_credentials_for_a_role_outside_cognito_roles_is_403_before_an
 
 
 async def test_aws_credentials_for_groups_to_roles_picks_by_group(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     roles = {"cognito:roles": [READER, WRITER]}
     reader = loopback.issuer.id_token(new_user(), groups=["readers"], **roles)
@@ -780,7 +773,7 @@ def test_aws_credentials_for_bad_arguments_fail_at_construction(
 
 
 async def test_guest_credentials_need_no_token_and_keep_one_identity_per_process(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     async with running(aws_app(loopback_auth)) as client:
         responses = [await client.get("/guest") for _ in range(3)]
@@ -791,7 +784,7 @@ async def test_guest_credentials_need_no_token_and_keep_one_identity_per_process
 
 
 async def test_guest_credentials_ignore_a_token_sent(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     token = loopback.issuer.id_token(new_user())
 
@@ -804,7 +797,7 @@ async def test_guest_credentials_ignore_a_token_sent(
 
 
 async def test_guest_credentials_of_a_pool_without_guest_access_are_403(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     loopback.idp.allow_guests = False
 
@@ -830,7 +823,7 @@ class CookieGuestIds:
 
 
 async def test_guest_identity_kept_by_the_session_hook_gives_each_visitor_one_identity(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     loopback_auth.guest_identities = CookieGuestIds()
 
@@ -851,7 +844,7 @@ async def test_guest_identity_kept_by_the_session_hook_gives_each_visitor_one_id
 
 
 async def test_a_session_can_supply_the_id_token_through_caller_id_token(
-    loopback: Loopback,
+    loopback: IdentityLoopback,
 ) -> None:
     username = new_user()
     session_id_token = loopback.issuer.id_token(username)
@@ -873,7 +866,7 @@ async def test_a_session_can_supply_the_id_token_through_caller_id_token(
 
 
 def test_aws_credentials_on_a_websocket_without_an_id_token_closes_1008(
-    loopback: Loopback,
+    loopback: IdentityLoopback,
 ) -> None:
     auth: CognitoAuth[CognitoUser] = CognitoAuth(
         loopback.settings.model_copy(update={"token_use": "access"})
@@ -893,7 +886,7 @@ def test_aws_credentials_on_a_websocket_without_an_id_token_closes_1008(
 
 
 def test_aws_credentials_on_a_websocket_with_an_id_token_bearer_is_served(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser]
+    loopback: IdentityLoopback, loopback_auth: CognitoAuth[CognitoUser]
 ) -> None:
     token = loopback.issuer.id_token(new_user())
 
@@ -907,7 +900,9 @@ def test_aws_credentials_on_a_websocket_with_an_id_token_bearer_is_served(
 
 
 async def test_no_response_log_or_repr_contains_the_secret_or_session_token(
-    loopback: Loopback, loopback_auth: CognitoAuth[CognitoUser], caplog: pytest.LogCaptureFixture
+    loopback: IdentityLoopback,
+    loopback_auth: CognitoAuth[CognitoUser],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     token = loopback.issuer.id_token(new_user(), **{"cognito:roles": [READER, WRITER]})
