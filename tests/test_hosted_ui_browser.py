@@ -9,9 +9,7 @@ interception), so nothing but the issuer listens.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,12 +17,10 @@ import httpx
 import pytest
 
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.browser_support import CHROMIUM, playwright_sync_api
 from tests.helpers import claims_of
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists() and not os.environ.get("COGNITO_GUARD_REQUIRE_BROWSER"):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+sync_api = playwright_sync_api()
 
 CALLBACK = "http://127.0.0.1:9/auth/callback"  # port 9 (discard): never really asked
 

@@ -7,8 +7,8 @@ run in order in one namespace, then the scenario's test drives the app they buil
 ``standalone`` blocks each run alone (the app starts, every plain GET route answers
 without a 500); ``file=`` blocks are written to files and run by pytest in a
 subprocess, as a user's own test suite. ``needs=`` names the features a block uses
-(``CurrentUser``, ``CognitoAuth.login_router``): until every one exists the block's
-test is skipped, naming what is missing.
+(``CurrentUser``, ``CognitoAuth.login_router``): a missing one fails the block's
+test, naming it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from fastapi_cognito_guard import CognitoAuth
 from fastapi_cognito_guard.testing import LocalIssuer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +87,12 @@ def missing_features(blocks: list[Block]) -> list[str]:
     return missing
 
 
-def skip_unless_available(blocks: list[Block]) -> None:
+def require_available(blocks: list[Block]) -> None:
+    """Every name a README example marks as needed must exist: a missing one fails
+    (the README promises it), it is never a skip."""
     missing = missing_features(blocks)
-    if missing:
-        lines = ", ".join(str(block.line) for block in blocks)
-        pytest.skip(f"README example (line {lines}) waits for: {', '.join(missing)}")
+    lines = ", ".join(str(block.line) for block in blocks)
+    assert not missing, f"README example (line {lines}) uses what the package lacks: {missing}"
 
 
 def run(blocks: list[Block]) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def test_every_python_example_is_marked_to_run() -> None:
 
 def test_api_example_guards_routes_by_group_scope_and_either(environment: LocalIssuer) -> None:
     blocks = scenario("api")
-    skip_unless_available(blocks)
+    require_available(blocks)
     app = run(blocks)["app"]
     alice = environment.access_token(username="alice", groups=["premium"], scopes=["orders/read"])
     machine = environment.client_credentials_token(scopes=["reports/read"])
@@ -207,7 +207,7 @@ def test_browser_example_sends_signed_out_visitors_to_the_hosted_ui(
     environment: LocalIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocks = scenario("browser")
-    skip_unless_available(blocks)
+    require_available(blocks)
     oauth_url = environment.settings().oauth_url
     assert oauth_url is not None
     monkeypatch.setenv("COGNITO_OAUTH_URL", oauth_url)
@@ -256,7 +256,7 @@ def test_lambda_example_answers_by_the_token(environment: LocalIssuer) -> None:
 
 def test_testing_example_passes_as_a_users_test_suite(tmp_path: Path) -> None:
     blocks = scenario("testing")
-    skip_unless_available(blocks)
+    require_available(blocks)
     for block in blocks:
         assert block.file is not None
         (tmp_path / block.file).write_text(block.code)
@@ -300,9 +300,6 @@ def example_modules() -> dict[str, str]:
 
 
 def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
-    (user_type,) = CognitoAuth.__parameters__
-    if not getattr(user_type, "has_default", lambda: False)():
-        pytest.skip("`auth = CognitoAuth()` needs a default for CognitoAuth's user type")
     for name, code in example_modules().items():
         (tmp_path / name).write_text(code)
 
@@ -322,7 +319,7 @@ def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
 def test_standalone_example_starts_and_never_answers_500(
     block: Block, environment: LocalIssuer
 ) -> None:
-    skip_unless_available([block])
+    require_available([block])
     app = run([block])["app"]
 
     with TestClient(app) as client:

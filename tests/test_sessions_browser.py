@@ -22,12 +22,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser_support import CHROMIUM, playwright_sync_api
 from tests.example_server import REPO_ROOT, ExampleServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists() and not os.environ.get("COGNITO_GUARD_REQUIRE_BROWSER"):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+sync_api = playwright_sync_api()
 
 from tests.test_swagger_ui import CHROMIUM_ARGS, TIMEOUT_MS  # noqa: E402
 

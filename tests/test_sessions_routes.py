@@ -320,9 +320,6 @@ async def test_logout_revokes_clears_and_sends_the_browser_to_the_hosted_ui(
         assert not issuer.refresh_token_is_active(open_session(cookie).refresh_token)
 
 
-@pytest.mark.skipif(
-    not hasattr(CognitoAuth, "sign_out"), reason="auth.sign_out (revocation, §14) not merged yet"
-)
 async def test_a_session_cookie_copied_before_logout_is_refused_after_it(
     issuer: LocalIssuer,
 ) -> None:

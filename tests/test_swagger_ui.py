@@ -33,6 +33,7 @@ expected to install all three.
 
 import base64
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -46,14 +47,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
+from tests.browser_support import CHROMIUM, playwright_sync_api
 from tests.example_server import REPO_ROOT, ExampleServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-# .ci/run installs Chromium and sets this, so CI fails rather than skips without it.
-if not CHROMIUM.exists() and not os.environ.get("FCG_REQUIRE_BROWSER"):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-fastapi_offline = pytest.importorskip("fastapi_offline", reason="pip install fastapi-offline")
+sync_api = playwright_sync_api()
+fastapi_offline = importlib.import_module("fastapi_offline")  # a dev dependency
 
 CHROMIUM_ARGS = [
     "--headless=new",
