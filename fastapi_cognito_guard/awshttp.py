@@ -1,10 +1,11 @@
-"""One unsigned POST to an AWS endpoint, bounded in time and size, never redirected.
+"""One POST to an AWS endpoint, bounded in time and size, never redirected.
 
-The identity pool's JSON 1.1 calls and STS's Query API both carry a token in the
-request body, so a redirect must never be followed (a ``307`` would resend it to
-wherever the answer points), whatever the caller's HTTP client is configured to
-do. Every call has a whole-call deadline (connect, send and the whole answer) and
-reads at most ``MAX_ANSWER_BYTES``.
+The identity pool's JSON 1.1 calls, STS's Query API, the user-pool API and
+Cognito's OAuth2 endpoints all carry a token (or a client secret) in the request,
+so a redirect must never be followed (a ``307`` would resend it to wherever the
+answer points), whatever the caller's HTTP client is configured to do. Every call
+has a whole-call deadline (connect, send and the whole answer) and reads at most
+``MAX_ANSWER_BYTES``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["MAX_ANSWER_BYTES", "Answer", "CallFailed", "post"]
+__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post"]
 
 MAX_ANSWER_BYTES = 64 * 1024
 """An answer larger than this is a failed call."""
@@ -24,6 +25,10 @@ MAX_ANSWER_BYTES = 64 * 1024
 class CallFailed(Exception):
     """No answer: a network error, the deadline, or an oversized body. The message
     names the reason, never the request."""
+
+
+class AnswerTooLarge(CallFailed):
+    """The endpoint answered, but with more than ``MAX_ANSWER_BYTES``."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ async def _post(
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > MAX_ANSWER_BYTES:
-                raise CallFailed(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+                raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
     finally:
         await response.aclose()
     return Answer(response.status_code, response.headers, bytes(body))

@@ -2,7 +2,8 @@
 
 The app client authenticates with HTTP Basic when it has a secret (Cognito's
 ``client_secret_basic``), and names itself with ``client_id`` either way. Every
-call has a whole-call deadline and reads at most ``MAX_ANSWER_BYTES``; an
+call is ``awshttp.post``: never redirected (the form carries codes, refresh
+tokens and the client secret), a whole-call deadline, at most 64 KiB read; an
 unreachable endpoint, a timeout or a server error is ``OAuthUnavailableError``,
 an answer that is an OAuth error, not a token response or too large is
 ``TokenEndpointError``.
@@ -10,7 +11,7 @@ an answer that is an OAuth error, not a token response or too large is
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import json
 import logging
 from typing import Any
@@ -18,14 +19,12 @@ from urllib.parse import urlencode
 
 import httpx
 
+from ..awshttp import MAX_ANSWER_BYTES, AnswerTooLarge, CallFailed, post
 from ..errors import OAuthUnavailableError
 
-__all__ = ["MAX_ANSWER_BYTES", "OAuthClient", "TokenEndpointError"]
+__all__ = ["OAuthClient", "TokenEndpointError"]
 
 logger = logging.getLogger("fastapi_cognito_guard")
-
-MAX_ANSWER_BYTES = 64 * 1024
-"""A token response is a few KB; anything past this is not one."""
 
 
 class TokenEndpointError(Exception):
@@ -36,10 +35,6 @@ class TokenEndpointError(Exception):
     def __init__(self, error: str | None) -> None:
         super().__init__(error or "not a token response")
         self.error = error
-
-
-class _TooLarge(Exception):
-    """The answer passed ``MAX_ANSWER_BYTES``."""
 
 
 class OAuthClient:
@@ -100,39 +95,35 @@ class OAuthClient:
             await self._client.aclose()
 
     async def _call(self, path: str, form: dict[str, str]) -> tuple[int, Any]:
+        if self._client is None or (self._owns_client and self._client.is_closed):
+            self._client = httpx.AsyncClient()
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        if self._secret is not None:
+            pair = f"{self.client_id}:{self._secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        content = urlencode({**form, "client_id": self.client_id})
         try:
-            status, content = await asyncio.wait_for(self._post(path, form), self._timeout)
-        except _TooLarge:
+            answer = await post(
+                self._client,
+                self.base_url + path,
+                content=content,
+                headers=headers,
+                timeout=self._timeout,
+            )
+        except AnswerTooLarge:
             logger.warning("Cognito %s answered more than %d bytes", path, MAX_ANSWER_BYTES)
             return 200, None
-        except (httpx.HTTPError, asyncio.TimeoutError) as exc:
-            logger.warning("Cognito %s failed: %s", path, type(exc).__name__)
+        except CallFailed as exc:
+            logger.warning("Cognito %s failed: %s", path, exc)
             raise OAuthUnavailableError("Cognito's OAuth2 endpoint could not be reached") from None
+        status = answer.status
         if status >= 500 or status == 429:
             logger.warning("Cognito %s unavailable: HTTP %s", path, status)
             raise OAuthUnavailableError("Cognito's OAuth2 endpoint is unavailable")
         try:
-            return status, json.loads(content)
+            return status, json.loads(answer.content)
         except (ValueError, RecursionError):
             return status, None
-
-    async def _post(self, path: str, form: dict[str, str]) -> tuple[int, bytes]:
-        if self._client is None or (self._owns_client and self._client.is_closed):
-            self._client = httpx.AsyncClient()
-        auth = (self.client_id, self._secret) if self._secret is not None else None
-        request = self._client.build_request(
-            "POST",
-            self.base_url + path,
-            data={**form, "client_id": self.client_id},
-            headers={"Accept": "application/json"},
-        )
-        response = await self._client.send(request, auth=auth, stream=True)
-        try:
-            content = bytearray()
-            async for chunk in response.aiter_bytes():
-                content += chunk
-                if len(content) > MAX_ANSWER_BYTES:
-                    raise _TooLarge
-        finally:
-            await response.aclose()
-        return response.status_code, bytes(content)
