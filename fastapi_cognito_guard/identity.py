@@ -47,6 +47,7 @@ from .errors import (
 from .revocation import SESSION, USER
 from .sealing import Sealer
 from .settings import CognitoSettings
+from .singleflight import SingleFlight
 from .stores import KeyValueStore, MemoryStore
 from .sts import StsWebIdentity
 from .verifier import CognitoVerifier
@@ -139,22 +140,6 @@ class _IdentityGone(IdentityPoolConfigError):
         self.status = status
 
 
-class _SingleFlight:
-    """At most one computation in flight per key; concurrent callers share its result."""
-
-    def __init__(self) -> None:
-        self._inflight: dict[Key, asyncio.Future[Any]] = {}
-
-    async def run(self, key: Key, compute: Callable[[], Awaitable[V]]) -> V:
-        future = self._inflight.get(key)
-        if future is None:
-            future = asyncio.ensure_future(compute())
-            self._inflight[key] = future
-            future.add_done_callback(lambda _: self._inflight.pop(key, None))
-        result: V = await asyncio.shield(future)
-        return result
-
-
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
@@ -203,7 +188,7 @@ class IdentityPoolClient:
         shared = store is not None and not isinstance(store, MemoryStore)
         self._sealer = Sealer(secrets, SEAL_PURPOSE) if shared and secrets else None
         self._credentials: LRUCache[Key, Entry] = LRUCache(cache_size)
-        self._flights = _SingleFlight()
+        self._flights = SingleFlight()
         self._deleting: set[asyncio.Task[None]] = set()
         self._guest_identity_id: str | None = None
         self._misconfigured_logged = False

@@ -12,7 +12,6 @@ the online session check of sensitive routes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from .awshttp import CallFailed, post
 from .claims import CognitoUser, TokenClaims
 from .errors import CognitoUnavailableError, InvalidTokenError
 from .settings import CognitoSettings
+from .singleflight import SingleFlight
 from .stores import RedisLink, RedisMirror, valid_id
 
 __all__ = [
@@ -198,7 +198,7 @@ class Revoker:
         self._checked: TTLCache[str, bool] | None = (
             TTLCache(CHECK_CACHE_SIZE, ttl) if ttl > 0 else None
         )
-        self._checks: dict[str, asyncio.Future[None]] = {}
+        self._checks = SingleFlight()
 
     async def revoke_session(self, origin_jti: str) -> None:
         """Revoke every token of one sign-in, here at once and on the shared list."""
@@ -257,12 +257,7 @@ class Revoker:
         checked = self._checked
         if checked is not None and token in checked:
             return
-        flight = self._checks.get(token)
-        if flight is None:
-            flight = asyncio.ensure_future(self._check(token, user))
-            self._checks[token] = flight
-            flight.add_done_callback(lambda _: self._checks.pop(token, None))
-        await asyncio.shield(flight)
+        await self._checks.run(token, lambda: self._check(token, user))
 
     async def _check(self, token: str, user: CognitoUser) -> None:
         try:

@@ -9,11 +9,11 @@ tokens instead of spending a rotated refresh token a second time.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from cachetools import TTLCache
 
+from ..singleflight import SingleFlight
 from .session import Session
 
 __all__ = ["RECENT_SECONDS", "SessionEndedError", "SingleFlightRefresher"]
@@ -37,7 +37,7 @@ class SingleFlightRefresher:
         self, refresh: Callable[[Session], Awaitable[Session]], max_sessions: int = 100_000
     ) -> None:
         self._refresh = refresh
-        self._flights: dict[str, asyncio.Future[Session]] = {}
+        self._flights = SingleFlight()
         self._recent: TTLCache[str, object] = TTLCache(maxsize=max_sessions, ttl=RECENT_SECONDS)
 
     async def refresh(self, session: Session) -> Session:
@@ -49,12 +49,7 @@ class SingleFlightRefresher:
             raise SessionEndedError
         if isinstance(recent, Session):
             return recent
-        flight = self._flights.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(self._run(key, session))
-            self._flights[key] = flight
-            flight.add_done_callback(lambda done: self._landed(key, done))
-        return await asyncio.shield(flight)
+        return await self._flights.run(key, lambda: self._run(key, session))
 
     async def _run(self, key: str, session: Session) -> Session:
         try:
@@ -64,8 +59,3 @@ class SingleFlightRefresher:
             raise
         self._recent[key] = refreshed
         return refreshed
-
-    def _landed(self, key: str, flight: asyncio.Future[Session]) -> None:
-        self._flights.pop(key, None)
-        if not flight.cancelled():
-            flight.exception()  # retrieved: waiters that gave up leave no warning behind
