@@ -293,9 +293,13 @@ def header_fields(kid: str) -> dict[str, st.SearchStrategy[Any]]:
     }
 
 
+NOW = int(time.time())
+"""Fixed once per run: a strategy whose bounds moved with the clock would generate
+differently when hypothesis replays an example (``FlakyStrategyDefinition``)."""
+
+
 def claim_fields(issuer: LocalIssuer) -> dict[str, st.SearchStrategy[Any]]:
-    now = int(time.time())
-    times = st.integers(min_value=now - 10**5, max_value=now + 10**5)
+    times = st.integers(min_value=NOW - 10**5, max_value=NOW + 10**5)
     return {
         "sub": st.one_of(st.text(max_size=20), json_values),
         "iss": st.one_of(
