@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post"]
+from . import telemetry
+
+__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "CallTimedOut", "post"]
 
 MAX_ANSWER_BYTES = 64 * 1024
 """An answer larger than this is a failed call."""
@@ -24,11 +26,21 @@ MAX_ANSWER_BYTES = 64 * 1024
 
 class CallFailed(Exception):
     """No answer: a network error, the deadline, or an oversized body. The message
-    names the reason, never the request."""
+    names the reason, never the request; ``outcome`` names it for telemetry."""
+
+    outcome = "unreachable"
+
+
+class CallTimedOut(CallFailed):
+    """The whole-call deadline passed."""
+
+    outcome = "timeout"
 
 
 class AnswerTooLarge(CallFailed):
     """The endpoint answered, but with more than ``MAX_ANSWER_BYTES``."""
+
+    outcome = "too_large"
 
 
 @dataclass(frozen=True)
@@ -55,10 +67,27 @@ async def post(
     timeout: float,
 ) -> Answer:
     """POST ``content`` to ``url``; raises ``CallFailed`` when no usable answer came."""
+    started = telemetry.clock()
+    try:
+        answer = await _bounded_post(client, url, content, headers, timeout)
+    except CallFailed as exc:
+        telemetry.aws_called(started, url, headers, content, exc.outcome)
+        raise
+    telemetry.aws_called(started, url, headers, content, telemetry.aws_outcome(answer.status))
+    return answer
+
+
+async def _bounded_post(
+    client: httpx.AsyncClient,
+    url: str,
+    content: str | bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Answer:
     try:
         return await asyncio.wait_for(_post(client, url, content, headers), timeout)
     except asyncio.TimeoutError:
-        raise CallFailed("timed out") from None
+        raise CallTimedOut("timed out") from None
     except httpx.HTTPError as exc:
         raise CallFailed(type(exc).__name__) from None
 

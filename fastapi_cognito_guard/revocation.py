@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 import httpx
 from cachetools import TTLCache
 
+from . import telemetry
 from .awshttp import CallFailed, post
 from .claims import CognitoUser, TokenClaims
 from .errors import CognitoUnavailableError, InvalidTokenError
@@ -38,7 +39,7 @@ __all__ = [
     "shared_revocations",
 ]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 """The scope an access token needs for Cognito's ``GetUser`` and ``GlobalSignOut``."""
@@ -74,7 +75,16 @@ class RevocationList:
     (a refresh token's validity); expired ones are pruned on writes and merges.
     """
 
-    __slots__ = ("_clock", "_maps", "_pruned_at", "_sessions", "_users", "listeners", "ttl_seconds")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_maps",
+        "_pruned_at",
+        "_sessions",
+        "_users",
+        "listeners",
+        "ttl_seconds",
+    )
 
     def __init__(self, ttl_seconds: int, *, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = ttl_seconds
@@ -85,6 +95,7 @@ class RevocationList:
         self._pruned_at = 0.0
         self.listeners: list[Callable[[str, str], None]] = []
         # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
+        telemetry.watch_revocations(self)
 
     def __len__(self) -> int:
         return len(self._sessions) + len(self._users)
@@ -224,19 +235,23 @@ class Revoker:
         if origin_jti is not None:
             await self.revoke_session(origin_jti)
         if not everywhere:
-            return SignOutResult(user.sub, origin_jti, False, "not_asked")
+            return telemetry.signed_out(SignOutResult(user.sub, origin_jti, False, "not_asked"))
         await self.revoke_user(user.sub)
         cognito: Literal["signed_out", "no_admin_scope", "failed"] = "no_admin_scope"
         if _has_admin_scope(user):
             signed_out = await self._global_sign_out(token, user.user_pool_id)
             cognito = "signed_out" if signed_out else "failed"
-        return SignOutResult(user.sub, origin_jti, True, cognito)
+        return telemetry.signed_out(SignOutResult(user.sub, origin_jti, True, cognito))
 
     async def _global_sign_out(self, token: str, user_pool_id: str) -> bool:
         try:
             answer = await self._call("GlobalSignOut", token, user_pool_id)
         except CallFailed as exc:
-            logger.warning("Cognito GlobalSignOut failed (%s); revoked locally only", exc)
+            logger.warning(
+                "Cognito GlobalSignOut failed (%s); revoked locally only",
+                exc,
+                extra=telemetry.log_extra("cognito_unavailable", user_pool_id),
+            )
             return False
         if answer.status == 200 or answer.error_type == "NotAuthorizedException":
             return True  # NotAuthorized: that session is already signed out at Cognito
@@ -244,6 +259,7 @@ class Revoker:
             "Cognito GlobalSignOut failed (HTTP %s %s); revoked locally only",
             answer.status,
             answer.error_type or "unknown error",
+            extra=telemetry.log_extra("cognito_unavailable", user_pool_id),
         )
         return False
 
@@ -263,7 +279,11 @@ class Revoker:
         try:
             answer = await self._call("GetUser", token, user.user_pool_id)
         except CallFailed as exc:
-            logger.warning("Cognito GetUser failed (%s): session check unavailable", exc)
+            logger.warning(
+                "Cognito GetUser failed (%s): session check unavailable",
+                exc,
+                extra=telemetry.log_extra("cognito_unavailable", user.user_pool_id),
+            )
             raise CognitoUnavailableError("Cognito could not confirm the session") from None
         if answer.ok:
             if self._checked is not None:
@@ -282,6 +302,7 @@ class Revoker:
             answer.status,
             answer.error_type or "unknown error",
             "" if unavailable or answer.status >= 500 else " (check COGNITO_IDP_ENDPOINT)",
+            extra=telemetry.log_extra("cognito_unavailable", user.user_pool_id),
         )
         raise CognitoUnavailableError(
             "Cognito could not confirm the session", retry_after=answer.retry_after
@@ -331,6 +352,8 @@ def _origin_jti(user: CognitoUser) -> str | None:
 
 def shared_revocations(link: RedisLink, revocations: RevocationList) -> RedisMirror:
     """The Redis mirror of a revocation list (entries live as long as the list's)."""
-    return RedisMirror(
+    mirror = RedisMirror(
         link, revocations, name=MIRROR_NAME, kinds=KINDS, ttl_seconds=revocations.ttl_seconds
     )
+    telemetry.watch_mirror(mirror)
+    return mirror

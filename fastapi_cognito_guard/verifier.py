@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 import httpx
 from msgspec import UNSET
 
+from . import telemetry
 from .claims import (
     AccessTokenClaims,
     IdTokenClaims,
@@ -36,7 +37,7 @@ from .claims import (
     decode_issuer,
     require_client_id,
 )
-from .errors import InvalidTokenError
+from .errors import CognitoGuardError, InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
 from .jwt import ParsedToken, parse
 from .keys import VerifyingKey
@@ -56,7 +57,7 @@ class RevocationCheck(Protocol):
 
 _REVOKED = "token has been revoked"
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 def _warn_about_insecure_http(all_settings: Sequence[CognitoSettings]) -> None:
@@ -231,14 +232,20 @@ class CognitoVerifier:
         Raises ``InvalidTokenError`` (with a ``.code``) for a token that must not
         be trusted, and ``KeysUnavailableError`` when no keys can be obtained.
         """
-        cached = self._cached(token)
-        if cached is not None:
-            self._jwks.revalidate(cached.jwks_url)
-            return self._not_revoked(cached.claims)
-        parsed, route, key = self._prepare(token)
-        if key is None:
-            key = await self._jwks.get_key(route.jwks_url, parsed.header.kid)
-        return self._finish(token, parsed, route, key)
+        started, route = telemetry.clock(), None
+        try:
+            cached = self._cached(token)
+            if cached is not None:
+                self._jwks.revalidate(cached.jwks_url)
+                return telemetry.verified(started, self._not_revoked(cached.claims), True)
+            parsed, route, key = self._prepare(token)
+            if key is None:
+                key = await self._jwks.get_key(route.jwks_url, parsed.header.kid)
+            claims = self._finish(token, parsed, route, key)
+        except CognitoGuardError as exc:
+            telemetry.refused(started, exc, route and route.pool.user_pool_id)
+            raise
+        return telemetry.verified(started, claims, False)
 
     def verify_sync(self, token: str) -> TokenClaims:
         """Verify ``token`` with the keys already cached; never touches the network.
@@ -247,13 +254,19 @@ class CognitoVerifier:
         earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised. Safe to
         call from several threads at once.
         """
-        cached = self._cached(token)
-        if cached is not None:
-            return self._not_revoked(cached.claims)
-        parsed, route, key = self._prepare(token)
-        if key is None:
-            key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
-        return self._finish(token, parsed, route, key)
+        started, route = telemetry.clock(), None
+        try:
+            cached = self._cached(token)
+            if cached is not None:
+                return telemetry.verified(started, self._not_revoked(cached.claims), True)
+            parsed, route, key = self._prepare(token)
+            if key is None:
+                key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
+            claims = self._finish(token, parsed, route, key)
+        except CognitoGuardError as exc:
+            telemetry.refused(started, exc, route and route.pool.user_pool_id)
+            raise
+        return telemetry.verified(started, claims, False)
 
     def _cached(self, token: str) -> _Verified | None:
         results = self._results

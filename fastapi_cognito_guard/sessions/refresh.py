@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from cachetools import TTLCache
 
+from .. import telemetry
+from ..errors import CognitoGuardError
 from ..singleflight import SingleFlight
 from .session import Session
 
@@ -55,7 +57,12 @@ class SingleFlightRefresher:
         try:
             refreshed = await self._refresh(session)
         except SessionEndedError:
+            telemetry.refreshed("session_ended")
             self._recent[key] = _ENDED
             raise
+        except CognitoGuardError as exc:
+            telemetry.refreshed(exc.code)
+            raise
+        telemetry.refreshed("ok")
         self._recent[key] = refreshed
         return refreshed

@@ -1,0 +1,470 @@
+"""What the library tells operators: OpenTelemetry metrics and span attributes, and
+the same counts in plain numbers for ``auth.health()``.
+
+Everything goes through ``opentelemetry-api`` (the ``otel`` extra) and only when an
+SDK is configured: without the package, or with it but no tracer or meter provider
+set, a verification costs one function call that returns ``0.0`` and a dict
+increment for the health counts; no attribute, span lookup or instrument call
+happens. The SDK's own batching keeps exporters off the request path, and every
+instrument call is wrapped so that a failing SDK never fails a request.
+
+No new span is opened: attributes go on the span current when the library decides
+(FastAPI's instrumentation's request or dependency span). No value recorded here
+is a token, a signature, a secret or an email: outcomes are error codes, pools and
+clients are configured ids, ``enduser.pseudo.id`` is the ``sub``.
+
+Instrument and attribute names are DESIGN §16's and public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import httpx
+
+from .errors import CognitoGuardError
+
+if TYPE_CHECKING:
+    from .claims import TokenClaims
+
+__all__ = ["COUNTS", "Counts", "clock", "log_extra", "recording"]
+
+logger = logging.getLogger(__name__)
+
+try:
+    from opentelemetry import metrics as _metrics
+    from opentelemetry import trace as _trace
+except ImportError:  # the otel extra is not installed
+    _metrics = None  # type: ignore[assignment]
+    _trace = None  # type: ignore[assignment]
+
+if _metrics is not None:
+    # The API keeps the providers an application set in these module globals (set
+    # once, never unset). Reading them is the cheapest way to know whether an SDK
+    # records anything: the public getters consult os.environ on every call until
+    # a provider is set. Should a future API rename them, every call is treated
+    # as recording (correct, only slower).
+    from opentelemetry.metrics import _internal as _metrics_state
+
+    _METER_SET = hasattr(_metrics_state, "_METER_PROVIDER")
+    _TRACER_SET = hasattr(_trace, "_TRACER_PROVIDER")
+
+
+def recording() -> bool:
+    """Whether an OpenTelemetry SDK (a tracer or meter provider) has been set."""
+    if _metrics is None:
+        return False
+    if not (_METER_SET and _TRACER_SET):
+        return True
+    return _metrics_state._METER_PROVIDER is not None or _trace._TRACER_PROVIDER is not None
+
+
+def clock() -> float:
+    """The start of a measured operation: ``time.perf_counter()`` when an SDK records,
+    else ``0.0`` (then the hooks below only update the health counts)."""
+    return time.perf_counter() if recording() else 0.0
+
+
+# -- the health counts (always kept; cheap) -------------------------------------------
+
+
+class Counts:
+    """Process-wide counts of what the metrics count, for ``auth.health()``.
+
+    Plain dict increments: under threads (``verify_sync`` in a thread pool) an
+    increment may rarely be lost; they are for a glance, metrics for accounting.
+    """
+
+    __slots__ = (
+        "aws_calls",
+        "jwks_fetches",
+        "refreshes",
+        "result_cache",
+        "sign_outs",
+        "verifications",
+    )
+
+    def __init__(self) -> None:
+        self.verifications: dict[str, int] = {"ok": 0}
+        self.result_cache: dict[str, int] = {"hit": 0, "miss": 0}
+        self.jwks_fetches: dict[str, int] = {}
+        self.aws_calls: dict[str, dict[str, int]] = {}
+        self.refreshes: dict[str, int] = {}
+        self.sign_outs: dict[str, int] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of every count, by the metric it mirrors."""
+        return {
+            "verifications": dict(self.verifications),
+            "result_cache_lookups": dict(self.result_cache),
+            "jwks_fetches": dict(self.jwks_fetches),
+            "aws_calls": {operation: dict(v) for operation, v in self.aws_calls.items()},
+            "refreshes": dict(self.refreshes),
+            "sign_outs": dict(self.sign_outs),
+        }
+
+    def reset(self) -> None:
+        """Start every count from zero (for tests)."""
+        self.__init__()  # type: ignore[misc]
+
+
+COUNTS = Counts()
+"""The counts of this process."""
+
+
+def _bump(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+# -- instruments -------------------------------------------------------------------------
+
+
+class _Instruments:
+    """The ``fcg.`` instruments, made on first use through the global meter."""
+
+    def __init__(self) -> None:
+        from . import __version__
+
+        meter = _metrics.get_meter("fastapi_cognito_guard", __version__)
+        self.verifications = meter.create_counter(
+            "fcg.verifications", unit="{verification}", description="Tokens verified, by outcome"
+        )
+        self.verify_duration = meter.create_histogram(
+            "fcg.verify.duration", unit="s", description="Time to verify one token"
+        )
+        self.lookups = meter.create_counter(
+            "fcg.result_cache.lookups",
+            unit="{lookup}",
+            description="Accepted tokens, by whether the result cache answered (fcg.hit)",
+        )
+        self.jwks_fetches = meter.create_counter(
+            "fcg.jwks.fetches", unit="{fetch}", description="JWKS fetches, by outcome"
+        )
+        self.jwks_duration = meter.create_histogram(
+            "fcg.jwks.fetch.duration", unit="s", description="Time of one JWKS fetch"
+        )
+        self.aws_calls = meter.create_counter(
+            "fcg.aws.calls",
+            unit="{call}",
+            description="Calls to Cognito, identity pools, STS and OAuth2 endpoints",
+        )
+        self.aws_duration = meter.create_histogram(
+            "fcg.aws.call.duration", unit="s", description="Time of one AWS call"
+        )
+        self.refreshes = meter.create_counter(
+            "fcg.refreshes", unit="{refresh}", description="Session refreshes, by outcome"
+        )
+        self.sign_outs = meter.create_counter(
+            "fcg.sign_outs", unit="{sign_out}", description="Sign-outs, by what they revoked"
+        )
+        meter.create_observable_gauge(
+            "fcg.revocations.size",
+            callbacks=[_observe_revocations],
+            unit="{entry}",
+            description="Entries in the revocation list",
+        )
+        meter.create_observable_gauge(
+            "fcg.revocations.mirror_lag",
+            callbacks=[_observe_mirror_lag],
+            unit="s",
+            description="How far the revocation list may be behind Redis (0 while following)",
+        )
+
+
+_instruments: _Instruments | None = None
+
+
+def _get() -> _Instruments:
+    global _instruments
+    if _instruments is None:
+        _instruments = _Instruments()
+    return _instruments
+
+
+def _safely(what: str, record: Any, *args: Any) -> None:
+    """Run one recording; an SDK that raises is logged once and never fails the request."""
+    try:
+        record(*args)
+    except Exception as exc:  # noqa: BLE001 - third-party SDK code: any failure is its own
+        _log_sdk_failure(what, exc)
+
+
+_sdk_failures_logged: set[str] = set()
+
+
+def _log_sdk_failure(what: str, exc: Exception) -> None:
+    if what not in _sdk_failures_logged:
+        _sdk_failures_logged.add(what)
+        logger.warning(
+            "OpenTelemetry failed recording %s (%s); requests go on without it",
+            what,
+            type(exc).__name__,
+        )
+
+
+def _span_event(name: str, attributes: Mapping[str, str | bool]) -> None:
+    span = _trace.get_current_span()
+    if span.is_recording():
+        span.add_event(name, attributes)
+
+
+# -- verifications -----------------------------------------------------------------------
+
+
+def verified(started: float, claims: TokenClaims, hit: bool) -> TokenClaims:
+    """An accepted token (``hit``: the result cache answered); returns ``claims``."""
+    COUNTS.verifications["ok"] += 1
+    COUNTS.result_cache["hit" if hit else "miss"] += 1
+    if started:
+        _safely("a verification", _record_verified, started, claims, hit)
+    return claims
+
+
+def _record_verified(started: float, claims: TokenClaims, hit: bool) -> None:
+    elapsed = time.perf_counter() - started
+    pool, token_use = claims.user_pool_id, claims.token_use
+    attributes = {"fcg.outcome": "ok", "fcg.pool": pool, "fcg.token_use": token_use}
+    instruments = _get()
+    instruments.verifications.add(1, attributes)
+    instruments.verify_duration.record(elapsed, attributes)
+    instruments.lookups.add(1, {"fcg.hit": hit})
+    span = _trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(
+            {
+                **attributes,
+                "fcg.client": _client_of(claims),
+                "enduser.pseudo.id": claims.sub,
+            }
+        )
+
+
+def _client_of(claims: TokenClaims) -> str:
+    client = getattr(claims, "client_id", None)
+    return client if isinstance(client, str) else str(getattr(claims, "aud", ""))
+
+
+def refused(started: float, error: CognitoGuardError, pool: str | None) -> None:
+    """A token that was not accepted (``pool``: the configured pool it was routed to)."""
+    code = error.code
+    _bump(COUNTS.verifications, code)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("token refused: %s", code, extra=log_extra(code, pool))
+    if started:
+        _safely("a verification", _record_refused, started, code, pool)
+
+
+def _record_refused(started: float, code: str, pool: str | None) -> None:
+    elapsed = time.perf_counter() - started
+    attributes = {"fcg.outcome": code}
+    if pool is not None:
+        attributes["fcg.pool"] = pool
+    instruments = _get()
+    instruments.verifications.add(1, attributes)
+    instruments.verify_duration.record(elapsed, attributes)
+    span = _trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
+
+
+def request_refused(error: CognitoGuardError, pool: str | None = None) -> None:
+    """The web layer refused a request for ``error`` (no token, missing scope, ...):
+    a DEBUG line with its code and the code on the current span."""
+    code = error.code
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("request refused: %s", code, extra=log_extra(code, pool))
+    if recording():
+        _safely("a refusal", _mark_span, code)
+
+
+def _mark_span(code: str) -> None:
+    span = _trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("fcg.outcome", code)
+
+
+# -- keys and AWS calls ------------------------------------------------------------------
+
+
+def jwks_fetched(started: float, outcome: str) -> None:
+    """One JWKS fetch ended (``ok``, ``timeout``, ``unreachable`` or ``bad_answer``)."""
+    _bump(COUNTS.jwks_fetches, outcome)
+    if started:
+        _safely("a JWKS fetch", _record_jwks, started, outcome)
+
+
+def _record_jwks(started: float, outcome: str) -> None:
+    elapsed = time.perf_counter() - started
+    instruments = _get()
+    attributes = {"fcg.outcome": outcome}
+    instruments.jwks_fetches.add(1, attributes)
+    instruments.jwks_duration.record(elapsed, attributes)
+
+
+def fetch_outcome(error: BaseException) -> str:
+    """The ``fcg.outcome`` of a JWKS fetch that failed with ``error``."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(error, httpx.HTTPError):
+        return "unreachable"
+    return "bad_answer"  # not 200, too large, not JSON, no usable key
+
+
+_TARGET = "x-amz-target"
+_ACTION = re.compile(r"(?:^|&)Action=(\w+)")
+
+
+def aws_operation(url: str, headers: Mapping[str, str], content: str | bytes) -> str:
+    """The name of an AWS call: the JSON 1.1 target's action (``GetUser``), the Query
+    API's ``Action`` (``AssumeRoleWithWebIdentity``), else the URL's last two path
+    segments (``oauth2/token``). Never a value from the body but the action name."""
+    for name, value in headers.items():
+        if name.lower() == _TARGET:
+            return value.rsplit(".", 1)[-1]
+    text = content.decode("ascii", "replace") if isinstance(content, bytes) else content
+    match = _ACTION.search(text)
+    if match is not None:
+        return match[1]
+    path = url.split("?", 1)[0].rstrip("/")
+    return "/".join(path.rsplit("/", 2)[-2:])
+
+
+def aws_outcome(status: int) -> str:
+    """``ok`` for a 2xx answer, else ``http_<status>``."""
+    return "ok" if 200 <= status < 300 else f"http_{status}"
+
+
+def aws_called(
+    started: float,
+    url: str,
+    headers: Mapping[str, str],
+    content: str | bytes,
+    outcome: str,
+) -> None:
+    """One call to Cognito, an identity pool, STS or an OAuth2 endpoint ended with
+    ``outcome`` (``aws_outcome`` of its answer, or why there was none)."""
+    operation = aws_operation(url, headers, content)
+    _bump(COUNTS.aws_calls.setdefault(operation, {}), outcome)
+    if started:
+        _safely("an AWS call", _record_aws, started, operation, outcome)
+
+
+def _record_aws(started: float, operation: str, outcome: str) -> None:
+    elapsed = time.perf_counter() - started
+    instruments = _get()
+    attributes = {"fcg.operation": operation, "fcg.outcome": outcome}
+    instruments.aws_calls.add(1, attributes)
+    instruments.aws_duration.record(elapsed, attributes)
+    _span_event("fcg.aws_call", attributes)
+
+
+# -- sessions and sign-outs --------------------------------------------------------------
+
+
+def refreshed(outcome: str) -> None:
+    """One session refresh ended: ``ok``, ``session_ended`` or the service error's code."""
+    _bump(COUNTS.refreshes, outcome)
+    if recording():
+        _safely("a refresh", _record_refresh, outcome)
+
+
+def _record_refresh(outcome: str) -> None:
+    attributes = {"fcg.outcome": outcome}
+    _get().refreshes.add(1, attributes)
+    _span_event("fcg.refresh", attributes)
+
+
+class _SignOut(Protocol):
+    @property
+    def origin_jti(self) -> str | None: ...
+    @property
+    def everywhere(self) -> bool: ...
+    @property
+    def cognito(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=_SignOut)
+
+
+def signed_out(result: _S) -> _S:
+    """One sign-out (a ``SignOutResult``), returned: ``fcg.revoked`` is ``user`` (sign-out
+    everywhere: the user's tokens and the session), ``session`` or ``none`` (a token
+    with no ``origin_jti``); ``fcg.cognito`` what Cognito was told."""
+    revoked = "user" if result.everywhere else "session" if result.origin_jti else "none"
+    _bump(COUNTS.sign_outs, revoked)
+    if recording():
+        _safely("a sign-out", _record_sign_out, revoked, result.cognito)
+    return result
+
+
+def _record_sign_out(revoked: str, cognito: str) -> None:
+    attributes = {"fcg.revoked": revoked, "fcg.cognito": cognito}
+    _get().sign_outs.add(1, attributes)
+    _span_event("fcg.sign_out", attributes)
+
+
+# -- the revocation list's gauges --------------------------------------------------------
+
+
+class _Sized(Protocol):
+    def __len__(self) -> int: ...
+
+
+class _Mirror(Protocol):
+    last_sync: float | None
+
+    def status(self) -> dict[str, Any]: ...
+
+
+_revocation_lists: weakref.WeakSet[Any] = weakref.WeakSet()
+_mirrors: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def watch_revocations(revocations: _Sized) -> None:
+    """Count ``revocations`` in ``fcg.revocations.size`` while it lives (the sum of
+    the process's lists; one per ``CognitoAuth``)."""
+    _revocation_lists.add(revocations)
+    if _metrics is not None:
+        _get()  # the gauges exist from now on (through the API's proxy until an SDK is set)
+
+
+def watch_mirror(mirror: _Mirror) -> None:
+    """Report ``mirror``'s lag in ``fcg.revocations.mirror_lag`` while it lives."""
+    _mirrors.add(mirror)
+    if _metrics is not None:
+        _get()
+
+
+def _observe_revocations(options: Any) -> Iterator[Any]:
+    yield _metrics.Observation(sum(len(entries) for entries in list(_revocation_lists)))
+
+
+def mirror_lag(mirror: _Mirror, now: float | None = None) -> float:
+    """0 while Redis is reachable (changes arrive as they happen), else the seconds
+    since the last full merge with Redis (since the mirror started, if none yet)."""
+    if mirror.status().get("connected"):
+        return 0.0
+    now = time.time() if now is None else now
+    last = mirror.last_sync
+    return max(0.0, now - last) if last is not None else 0.0
+
+
+def _observe_mirror_lag(options: Any) -> Iterable[Any]:
+    mirrors = list(_mirrors)
+    if not mirrors:
+        return []
+    return [_metrics.Observation(max(mirror_lag(mirror) for mirror in mirrors))]
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+def log_extra(code: str, pool: str | None = None) -> dict[str, str]:
+    """The structured ``extra`` of a library log line: ``fcg_code`` and ``fcg_pool``."""
+    return {"fcg_code": code, "fcg_pool": pool or "-"}
