@@ -1,0 +1,573 @@
+"""OpenTelemetry metrics, span attributes and events, health counts and log lines
+(``telemetry.py``, DESIGN §16).
+
+The SDK is configured once for this process (its providers can be set only once):
+an ``InMemoryMetricReader`` and an ``InMemorySpanExporter``. Each test reads the
+change it caused in the cumulative metrics. The library without the ``otel``
+extra, and with the API but no SDK, runs in subprocesses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from fastapi_cognito_guard import (
+    CognitoAuth,
+    CognitoUser,
+    CognitoVerifier,
+    InvalidTokenError,
+    RevocationList,
+    telemetry,
+)
+from fastapi_cognito_guard.sessions.refresh import SessionEndedError, SingleFlightRefresher
+from fastapi_cognito_guard.sessions.session import Session
+from fastapi_cognito_guard.testing import LocalIssuer
+from tests.jwks_server import JWKSServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# -- the SDK, once per process -------------------------------------------------------------
+
+
+@dataclass
+class Sdk:
+    reader: InMemoryMetricReader
+    spans: InMemorySpanExporter
+    tracer: trace.Tracer
+    provider: TracerProvider
+
+
+_sdk: Sdk | None = None
+
+
+@pytest.fixture
+def sdk() -> Sdk:
+    """The process's SDK (set on first use), its finished spans cleared."""
+    global _sdk
+    if _sdk is None:
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        spans = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(spans))
+        trace.set_tracer_provider(provider)
+        _sdk = Sdk(reader, spans, trace.get_tracer("tests"), provider)
+    _sdk.spans.clear()
+    return _sdk
+
+
+Point = dict[str, Any]
+
+
+def points(sdk: Sdk) -> list[tuple[str, Point, float]]:
+    """Every data point now: (metric name, attributes, value or histogram count)."""
+    found = []
+    data = sdk.reader.get_metrics_data()
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    value = getattr(point, "value", None)
+                    if value is None:
+                        value = point.count  # a histogram
+                    found.append((metric.name, dict(point.attributes or {}), value))
+    return found
+
+
+class Changes:
+    """How much each metric moved since construction, by attributes."""
+
+    def __init__(self, sdk: Sdk) -> None:
+        self._sdk = sdk
+        self._before = points(sdk)
+
+    def of(self, name: str, **attributes: Any) -> float:
+        """The change of ``name``'s points whose attributes include ``attributes``
+        (keys spelled with ``_`` for ``.``: ``fcg_outcome`` is ``fcg.outcome``)."""
+        wanted = {key.replace("_", ".", 1): value for key, value in attributes.items()}
+
+        def total(snapshot: Sequence[tuple[str, Point, float]]) -> float:
+            return sum(
+                value
+                for metric, attrs, value in snapshot
+                if metric == name and all(attrs.get(k) == v for k, v in wanted.items())
+            )
+
+        return total(points(self._sdk)) - total(self._before)
+
+
+@pytest.fixture
+def verifier(issuer: LocalIssuer) -> CognitoVerifier:
+    verifier = CognitoVerifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    return verifier
+
+
+async def verify_in_span(sdk: Sdk, verifier: CognitoVerifier, token: str) -> ReadableSpan:
+    """Verify ``token`` inside a request span (errors swallowed); the finished span."""
+    with sdk.tracer.start_as_current_span("GET /items"), contextlib.suppress(InvalidTokenError):
+        await verifier.verify(token)
+    return sdk.spans.get_finished_spans()[-1]
+
+
+# -- verifications ---------------------------------------------------------------------------
+
+
+async def test_valid_token_counts_ok_with_pool_and_token_use_and_marks_the_span(
+    sdk: Sdk, verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    changes = Changes(sdk)
+    span = await verify_in_span(sdk, verifier, issuer.access_token("alice", sub="sub-alice"))
+    ok = {"fcg_outcome": "ok", "fcg_pool": issuer.user_pool_id, "fcg_token_use": "access"}
+    assert changes.of("fcg.verifications", **ok) == 1
+    assert changes.of("fcg.verify.duration", **ok) == 1
+    assert changes.of("fcg.result_cache.lookups", fcg_hit=False) == 1
+    attributes = dict(span.attributes or {})
+    assert attributes["fcg.outcome"] == "ok"
+    assert attributes["fcg.pool"] == issuer.user_pool_id
+    assert attributes["fcg.client"] == issuer.client_id
+    assert attributes["fcg.token_use"] == "access"
+    assert attributes["enduser.pseudo.id"] == "sub-alice"
+
+
+async def test_no_new_span_is_opened_per_verification(
+    sdk: Sdk, verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    await verify_in_span(sdk, verifier, issuer.access_token())
+    assert [span.name for span in sdk.spans.get_finished_spans()] == ["GET /items"]
+
+
+async def test_repeated_token_counts_a_result_cache_hit(
+    sdk: Sdk, verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token()
+    await verifier.verify(token)
+    changes = Changes(sdk)
+    await verifier.verify(token)
+    assert changes.of("fcg.result_cache.lookups", fcg_hit=True) == 1
+    assert changes.of("fcg.result_cache.lookups", fcg_hit=False) == 0
+
+
+async def test_id_token_marks_its_audience_as_the_client(sdk: Sdk, issuer: LocalIssuer) -> None:
+    verifier = CognitoVerifier(issuer.settings(token_use="any"))
+    verifier.cache_jwks(issuer.jwks())
+    span = await verify_in_span(sdk, verifier, issuer.id_token(email="alice@example.com"))
+    attributes = dict(span.attributes or {})
+    assert attributes["fcg.token_use"] == "id"
+    assert attributes["fcg.client"] == issuer.client_id
+
+
+async def test_expired_token_counts_expired_for_its_pool(
+    sdk: Sdk, verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    changes = Changes(sdk)
+    span = await verify_in_span(sdk, verifier, issuer.access_token(expires_in=-3600))
+    expired = {"fcg_outcome": "expired", "fcg_pool": issuer.user_pool_id}
+    assert changes.of("fcg.verifications", **expired) == 1
+    assert changes.of("fcg.verify.duration", **expired) == 1
+    assert dict(span.attributes or {})["fcg.outcome"] == "expired"
+
+
+async def test_bad_signature_counts_bad_signature(
+    sdk: Sdk, verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token()
+    head, payload, signature = token.split(".")
+    flipped = "B" if signature[10] == "A" else "A"
+    forged = f"{head}.{payload}.{signature[:10]}{flipped}{signature[11:]}"
+    changes = Changes(sdk)
+    await verify_in_span(sdk, verifier, forged)
+    assert changes.of("fcg.verifications", fcg_outcome="bad_signature") == 1
+
+
+async def test_malformed_token_counts_without_a_pool(sdk: Sdk, verifier: CognitoVerifier) -> None:
+    changes = Changes(sdk)
+    await verify_in_span(sdk, verifier, "not-a-token")
+    assert changes.of("fcg.verifications", fcg_outcome="malformed") == 1
+    pools = [
+        attrs.get("fcg.pool")
+        for name, attrs, _ in points(sdk)
+        if name == "fcg.verifications" and attrs["fcg.outcome"] == "malformed"
+    ]
+    assert pools == [None]
+
+
+async def test_unknown_kid_costs_exactly_one_counted_jwks_fetch(sdk: Sdk) -> None:
+    with JWKSServer(LocalIssuer()) as server:
+        verifier = CognitoVerifier(server.settings())
+        await verifier.hydrate()
+        stranger = server.issuer.sign(
+            {"iss": server.issuer.issuer}, header={"kid": "nobody", "alg": "RS256"}
+        )
+        changes = Changes(sdk)
+        for _ in range(3):
+            with pytest.raises(InvalidTokenError, match="kid"):
+                await verifier.verify(stranger)
+        await verifier.aclose()
+    assert changes.of("fcg.jwks.fetches", fcg_outcome="ok") == 1
+    assert changes.of("fcg.jwks.fetch.duration", fcg_outcome="ok") == 1
+    assert changes.of("fcg.verifications", fcg_outcome="unknown_kid") == 3
+
+
+async def test_failed_jwks_fetch_counts_its_outcome(sdk: Sdk, closed_jwks_url: str) -> None:
+    issuer = LocalIssuer()
+    verifier = CognitoVerifier(issuer.settings(jwks_url=closed_jwks_url))
+    changes = Changes(sdk)
+    with pytest.raises(Exception, match="signing keys"):
+        await verifier.verify(issuer.access_token())
+    await verifier.aclose()
+    assert changes.of("fcg.jwks.fetches", fcg_outcome="unreachable") == 1
+    assert changes.of("fcg.verifications", fcg_outcome="keys_unavailable") == 1
+
+
+# -- Cognito calls, sign-outs, refreshes -----------------------------------------------------
+
+
+async def test_failing_cognito_call_is_counted_timed_and_an_event_of_the_span(
+    sdk: Sdk, issuer: LocalIssuer, closed_jwks_url: str
+) -> None:
+    closed = closed_jwks_url.rsplit("/.well-known", 1)[0] + "/"
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(issuer.settings(idp_endpoint=closed))
+    auth.verifier.cache_jwks(issuer.jwks())
+    changes = Changes(sdk)
+    with sdk.tracer.start_as_current_span("POST /sign-out"):
+        result = await auth.sign_out(issuer.access_token(), everywhere=True)
+    await auth.aclose()
+    assert result.cognito == "failed"
+    call = {"fcg_operation": "GlobalSignOut", "fcg_outcome": "unreachable"}
+    assert changes.of("fcg.aws.calls", **call) == 1
+    assert changes.of("fcg.aws.call.duration", **call) == 1
+    assert changes.of("fcg.sign_outs", fcg_revoked="user", fcg_cognito="failed") == 1
+    events = {event.name: dict(event.attributes or {}) for event in span_events(sdk)}
+    assert events["fcg.aws_call"] == {
+        "fcg.operation": "GlobalSignOut",
+        "fcg.outcome": "unreachable",
+    }
+    assert events["fcg.sign_out"] == {"fcg.revoked": "user", "fcg.cognito": "failed"}
+
+
+def span_events(sdk: Sdk) -> list[Any]:
+    return [event for span in sdk.spans.get_finished_spans() for event in span.events]
+
+
+async def test_local_sign_out_counts_a_revoked_session(sdk: Sdk, issuer: LocalIssuer) -> None:
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(issuer.settings())
+    auth.verifier.cache_jwks(issuer.jwks())
+    changes = Changes(sdk)
+    await auth.sign_out(issuer.access_token())
+    await auth.aclose()
+    assert changes.of("fcg.sign_outs", fcg_revoked="session", fcg_cognito="not_asked") == 1
+
+
+def session(refresh_token: str = "refresh-1") -> Session:  # noqa: S107 - a test value
+    now = int(time.time())
+    return Session("sid", "sub-1", "id", "access", refresh_token, now + 60, now)
+
+
+async def test_refresh_is_counted_once_and_an_event_of_the_span(sdk: Sdk) -> None:
+    calls = 0
+
+    async def refresh(old: Session) -> Session:
+        nonlocal calls
+        calls += 1
+        return old.refreshed(
+            id_token="id2", access_token="access2", refresh_token="r2", expires_at=0
+        )
+
+    refresher = SingleFlightRefresher(refresh)
+    changes = Changes(sdk)
+    with sdk.tracer.start_as_current_span("GET /page"):
+        await refresher.refresh(session())
+        await refresher.refresh(session())  # the remembered result: no second refresh
+    assert calls == 1
+    assert changes.of("fcg.refreshes", fcg_outcome="ok") == 1
+    assert [event.name for event in span_events(sdk)] == ["fcg.refresh"]
+
+
+async def test_ended_session_counts_a_failed_refresh(sdk: Sdk) -> None:
+    async def refresh(old: Session) -> Session:
+        raise SessionEndedError
+
+    changes = Changes(sdk)
+    with pytest.raises(SessionEndedError):
+        await SingleFlightRefresher(refresh).refresh(session("refresh-2"))
+    assert changes.of("fcg.refreshes", fcg_outcome="session_ended") == 1
+
+
+# -- the revocation list's gauges ----------------------------------------------------------
+
+
+def test_revocation_list_size_is_a_gauge(sdk: Sdk) -> None:
+    before = gauge(sdk, "fcg.revocations.size")
+    revocations = RevocationList(3600)
+    revocations.revoke_session("sign-in-1")
+    revocations.revoke_user("sub-1")
+    assert gauge(sdk, "fcg.revocations.size") == before + 2
+
+
+def gauge(sdk: Sdk, name: str) -> float:
+    return sum(value for metric, _, value in points(sdk) if metric == name)
+
+
+@dataclass
+class FakeMirror:
+    connected: bool
+    last_sync: float | None
+
+    def status(self) -> dict[str, Any]:
+        return {"connected": self.connected}
+
+
+def test_mirror_lag_is_zero_while_redis_is_followed_else_time_since_the_last_merge() -> None:
+    assert telemetry.mirror_lag(FakeMirror(True, 100.0), now=160.0) == 0.0
+    assert telemetry.mirror_lag(FakeMirror(False, 100.0), now=160.0) == 60.0
+
+
+# -- nothing secret leaves -----------------------------------------------------------------
+
+
+async def test_no_exported_value_holds_a_token_signature_secret_or_email(
+    sdk: Sdk, issuer: LocalIssuer, closed_jwks_url: str
+) -> None:
+    email = "carol@example.com"
+    secret = "client-secret-never-exported"
+    closed = closed_jwks_url.rsplit("/.well-known", 1)[0] + "/"
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(
+        issuer.settings(idp_endpoint=closed, client_secret=secret)
+    )
+    auth.verifier.cache_jwks(issuer.jwks())
+    access = issuer.access_token("carol", email=email)
+    tokens = [access, issuer.id_token("carol", email=email), issuer.access_token(expires_in=-60)]
+    with sdk.tracer.start_as_current_span("requests"):
+        for token in tokens:
+            with contextlib.suppress(InvalidTokenError):
+                await auth.verifier.verify(token)
+        await auth.sign_out(access, everywhere=True)
+    await auth.aclose()
+    forbidden = [email, secret, *tokens]
+    forbidden += [part for token in tokens for part in token.split(".")]
+    exported = [str(v) for _, attrs, _ in points(sdk) for v in [*attrs, *attrs.values()]]
+    for span in sdk.spans.get_finished_spans():
+        exported += [str(v) for v in (span.attributes or {}).values()]
+        for event in span.events:
+            exported += [event.name, *(str(v) for v in (event.attributes or {}).values())]
+    assert exported
+    leaks = [value for value in exported for bad in forbidden if bad in value]
+    assert leaks == []
+
+
+# -- exporters and SDKs that fail --------------------------------------------------------------
+
+
+class RaisingExporter(SpanExporter):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.calls += 1
+        raise ConnectionError("collector down")
+
+
+async def test_a_raising_exporter_never_fails_a_request(
+    sdk: Sdk, verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    exporter = RaisingExporter()
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=1)
+    sdk.provider.add_span_processor(processor)
+    try:
+        for _ in range(5):
+            with sdk.tracer.start_as_current_span("GET /items"):
+                claims = await verifier.verify(issuer.access_token())
+            assert claims.sub
+        processor.force_flush()
+    finally:
+        processor.shutdown()
+    assert exporter.calls >= 1
+
+
+async def test_an_sdk_that_raises_is_logged_once_and_the_request_goes_on(
+    sdk: Sdk,
+    verifier: CognitoVerifier,
+    issuer: LocalIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    instruments = telemetry._get()
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("broken SDK")
+
+    monkeypatch.setattr(instruments.verifications, "add", broken)
+    monkeypatch.setattr(telemetry, "_sdk_failures_logged", set())
+    with caplog.at_level(logging.WARNING, "fastapi_cognito_guard"):
+        for _ in range(3):
+            assert (await verifier.verify(issuer.access_token())).sub
+    failures = [r for r in caplog.records if "OpenTelemetry failed" in r.getMessage()]
+    assert len(failures) == 1
+
+
+# -- health counts, operation names, logs -------------------------------------------------------
+
+
+async def test_health_counts_follow_the_metrics(
+    verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    before = telemetry.COUNTS.snapshot()
+    token = issuer.access_token()
+    await verifier.verify(token)
+    await verifier.verify(token)
+    with pytest.raises(InvalidTokenError):
+        await verifier.verify(issuer.access_token(expires_in=-60))
+    after = telemetry.COUNTS.snapshot()
+    assert after["verifications"]["ok"] - before["verifications"]["ok"] == 2
+    assert after["verifications"]["expired"] - before["verifications"].get("expired", 0) == 1
+    assert after["result_cache_lookups"]["hit"] - before["result_cache_lookups"]["hit"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "content", "operation"),
+    [
+        (
+            "https://cognito-idp.eu-west-1.amazonaws.com/",
+            {"X-Amz-Target": "AWSCognitoIdentityProviderService.GetUser"},
+            '{"AccessToken": "eyJ..."}',
+            "GetUser",
+        ),
+        (
+            "https://sts.eu-west-1.amazonaws.com/",
+            {},
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&WebIdentityToken=eyJ",
+            "AssumeRoleWithWebIdentity",
+        ),
+        ("https://auth.example.com/oauth2/token", {}, "grant_type=refresh_token", "oauth2/token"),
+    ],
+)
+def test_aws_operation_names_the_action_never_a_body_value(
+    url: str, headers: dict[str, str], content: str, operation: str
+) -> None:
+    assert telemetry.aws_operation(url, headers, content) == operation
+
+
+async def test_refused_token_logs_a_debug_line_with_code_and_pool_never_the_token(
+    verifier: CognitoVerifier, issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = issuer.access_token(expires_in=-60)
+    with caplog.at_level(logging.DEBUG, "fastapi_cognito_guard"), pytest.raises(InvalidTokenError):
+        await verifier.verify(token)
+    (record,) = [r for r in caplog.records if r.name == "fastapi_cognito_guard.telemetry"]
+    assert record.levelno == logging.DEBUG
+    assert record.fcg_code == "expired"  # type: ignore[attr-defined]
+    assert record.fcg_pool == issuer.user_pool_id  # type: ignore[attr-defined]
+    assert token not in caplog.text
+    assert token.split(".")[2] not in caplog.text
+
+
+_AWAITING_WEB_LAYER = {"fastapi.py", "routes.py"}  # moved by the web-layer split (issue 18)
+
+
+def test_every_library_logger_is_a_child_of_the_package_logger() -> None:
+    sources = (ROOT / "fastapi_cognito_guard").rglob("*.py")
+    bare = [
+        path.name
+        for path in sources
+        if 'getLogger("fastapi_cognito_guard")' in path.read_text(encoding="utf-8")
+    ]
+    assert set(bare) <= _AWAITING_WEB_LAYER
+
+
+# -- without an SDK, without the extra ---------------------------------------------------------
+
+_QUIET_RUN = textwrap.dedent(
+    """
+    import json, sys, tracemalloc
+
+    class HideOpenTelemetry:
+        def find_spec(self, name, path=None, target=None):
+            if name == "opentelemetry" or name.startswith("opentelemetry."):
+                raise ModuleNotFoundError(f"No module named {name!r}")
+            return None
+
+    if sys.argv[1] == "hide":
+        sys.meta_path.insert(0, HideOpenTelemetry())
+
+    from fastapi_cognito_guard import CognitoVerifier, InvalidTokenError, telemetry
+    from fastapi_cognito_guard.testing import LocalIssuer
+
+    issuer = LocalIssuer()
+    verifier = CognitoVerifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    tokens = [issuer.access_token(), issuer.access_token(expires_in=-60)]
+
+    def run(rounds):
+        for _ in range(rounds):
+            for token in tokens:
+                try:
+                    verifier.verify_sync(token)
+                except InvalidTokenError:
+                    pass
+
+    tracemalloc.start(1)
+    run(300)  # counts past the small-int cache, caches warm
+    before = tracemalloc.take_snapshot()
+    run(2000)
+    after = tracemalloc.take_snapshot()
+    only = [tracemalloc.Filter(True, telemetry.__file__)]
+    grown = [
+        str(stat)
+        for stat in after.filter_traces(only).compare_to(before.filter_traces(only), "lineno")
+        if stat.count_diff > 0
+    ]
+    print(json.dumps({
+        "recording": telemetry.recording(),
+        "otel_loaded": any(name.startswith("opentelemetry") for name in sys.modules),
+        "ok": telemetry.COUNTS.verifications["ok"],
+        "grown": grown,
+    }))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "otel_loaded"), [("hide", False), ("api", True)], ids=["no-extra", "api-no-sdk"]
+)
+def test_without_an_sdk_verification_works_and_telemetry_allocates_nothing_per_request(
+    mode: str, otel_loaded: bool
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIET_RUN, mode],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["recording"] is False
+    assert result["otel_loaded"] is otel_loaded
+    assert result["ok"] == 2300
+    assert result["grown"] == []
