@@ -44,31 +44,42 @@ except ImportError:  # the otel extra is not installed
     _metrics = None  # type: ignore[assignment]
     _trace = None  # type: ignore[assignment]
 
-if _metrics is not None:
+_perf_counter = time.perf_counter
+
+if _metrics is None:
+
+    def clock() -> float:
+        """The start of a measured operation: ``time.perf_counter()`` when an SDK
+        records, else ``0.0`` (then the hooks only update the health counts)."""
+        return 0.0
+
+else:
     # The API keeps the providers an application set in these module globals (set
     # once, never unset). Reading them is the cheapest way to know whether an SDK
     # records anything: the public getters consult os.environ on every call until
-    # a provider is set. Should a future API rename them, every call is treated
-    # as recording (correct, only slower).
+    # a provider is set. Should a future API rename them, every call is measured
+    # (correct, only slower).
     from opentelemetry.metrics import _internal as _metrics_state
 
-    _METER_SET = hasattr(_metrics_state, "_METER_PROVIDER")
-    _TRACER_SET = hasattr(_trace, "_TRACER_PROVIDER")
+    if hasattr(_metrics_state, "_METER_PROVIDER") and hasattr(_trace, "_TRACER_PROVIDER"):
+
+        def clock() -> float:
+            """The start of a measured operation: ``time.perf_counter()`` when an SDK
+            records, else ``0.0`` (then the hooks only update the health counts)."""
+            if _metrics_state._METER_PROVIDER is None and _trace._TRACER_PROVIDER is None:
+                return 0.0
+            return _perf_counter()
+
+    else:  # pragma: no cover - an API whose globals moved
+
+        def clock() -> float:
+            """The start of a measured operation (always measured: see above)."""
+            return _perf_counter()
 
 
 def recording() -> bool:
     """Whether an OpenTelemetry SDK (a tracer or meter provider) has been set."""
-    if _metrics is None:
-        return False
-    if not (_METER_SET and _TRACER_SET):
-        return True
-    return _metrics_state._METER_PROVIDER is not None or _trace._TRACER_PROVIDER is not None
-
-
-def clock() -> float:
-    """The start of a measured operation: ``time.perf_counter()`` when an SDK records,
-    else ``0.0`` (then the hooks below only update the health counts)."""
-    return time.perf_counter() if recording() else 0.0
+    return clock() != 0.0
 
 
 # -- the health counts (always kept; cheap) -------------------------------------------
@@ -83,16 +94,18 @@ class Counts:
 
     __slots__ = (
         "aws_calls",
+        "hits",
         "jwks_fetches",
+        "misses",
         "refreshes",
-        "result_cache",
+        "refusals",
         "sign_outs",
-        "verifications",
     )
 
     def __init__(self) -> None:
-        self.verifications: dict[str, int] = {"ok": 0}
-        self.result_cache: dict[str, int] = {"hit": 0, "miss": 0}
+        self.hits = 0  # accepted tokens the result cache answered
+        self.misses = 0  # accepted tokens that went through every check
+        self.refusals: dict[str, int] = {}
         self.jwks_fetches: dict[str, int] = {}
         self.aws_calls: dict[str, dict[str, int]] = {}
         self.refreshes: dict[str, int] = {}
@@ -101,8 +114,8 @@ class Counts:
     def snapshot(self) -> dict[str, Any]:
         """A copy of every count, by the metric it mirrors."""
         return {
-            "verifications": dict(self.verifications),
-            "result_cache_lookups": dict(self.result_cache),
+            "verifications": {"ok": self.hits + self.misses, **self.refusals},
+            "result_cache_lookups": {"hit": self.hits, "miss": self.misses},
             "jwks_fetches": dict(self.jwks_fetches),
             "aws_calls": {operation: dict(v) for operation, v in self.aws_calls.items()},
             "refreshes": dict(self.refreshes),
@@ -219,8 +232,10 @@ def _span_event(name: str, attributes: Mapping[str, str | bool]) -> None:
 
 def verified(started: float, claims: TokenClaims, hit: bool) -> TokenClaims:
     """An accepted token (``hit``: the result cache answered); returns ``claims``."""
-    COUNTS.verifications["ok"] += 1
-    COUNTS.result_cache["hit" if hit else "miss"] += 1
+    if hit:
+        COUNTS.hits += 1
+    else:
+        COUNTS.misses += 1
     if started:
         _safely("a verification", _record_verified, started, claims, hit)
     return claims
@@ -253,7 +268,7 @@ def _client_of(claims: TokenClaims) -> str:
 def refused(started: float, error: CognitoGuardError, pool: str | None) -> None:
     """A token that was not accepted (``pool``: the configured pool it was routed to)."""
     code = error.code
-    _bump(COUNTS.verifications, code)
+    _bump(COUNTS.refusals, code)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("token refused: %s", code, extra=log_extra(code, pool))
     if started:

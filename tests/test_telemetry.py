@@ -543,7 +543,7 @@ _QUIET_RUN = textwrap.dedent(
     print(json.dumps({
         "recording": telemetry.recording(),
         "otel_loaded": any(name.startswith("opentelemetry") for name in sys.modules),
-        "ok": telemetry.COUNTS.verifications["ok"],
+        "ok": telemetry.COUNTS.snapshot()["verifications"]["ok"],
         "grown": grown,
     }))
     """
