@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["COUNTS", "Counts", "clock", "log_extra", "recording"]
 
 logger = logging.getLogger(__name__)
+refused_log = logging.getLogger("fastapi_cognito_guard.refused")
+"""One DEBUG line per refused token or request, with its code (never the token)."""
 
 try:
     from opentelemetry import metrics as _metrics
@@ -269,8 +271,8 @@ def refused(started: float, error: CognitoGuardError, pool: str | None) -> None:
     """A token that was not accepted (``pool``: the configured pool it was routed to)."""
     code = error.code
     _bump(COUNTS.refusals, code)
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("token refused: %s", code, extra=log_extra(code, pool))
+    if refused_log.isEnabledFor(logging.DEBUG):
+        refused_log.debug("token refused: %s", code, extra=log_extra(code, pool))
     if started:
         _safely("a verification", _record_refused, started, code, pool)
 
@@ -292,8 +294,8 @@ def request_refused(error: CognitoGuardError, pool: str | None = None) -> None:
     """The web layer refused a request for ``error`` (no token, missing scope, ...):
     a DEBUG line with its code and the code on the current span."""
     code = error.code
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("request refused: %s", code, extra=log_extra(code, pool))
+    if refused_log.isEnabledFor(logging.DEBUG):
+        refused_log.debug("request refused: %s", code, extra=log_extra(code, pool))
     if recording():
         _safely("a refusal", _mark_span, code)
 

@@ -477,7 +477,7 @@ async def test_refused_token_logs_a_debug_line_with_code_and_pool_never_the_toke
     token = issuer.access_token(expires_in=-60)
     with caplog.at_level(logging.DEBUG, "fastapi_cognito_guard"), pytest.raises(InvalidTokenError):
         await verifier.verify(token)
-    (record,) = [r for r in caplog.records if r.name == "fastapi_cognito_guard.telemetry"]
+    (record,) = [r for r in caplog.records if r.name == "fastapi_cognito_guard.refused"]
     assert record.levelno == logging.DEBUG
     assert record.fcg_code == "expired"  # type: ignore[attr-defined]
     assert record.fcg_pool == issuer.user_pool_id  # type: ignore[attr-defined]
@@ -496,6 +496,49 @@ def test_every_library_logger_is_a_child_of_the_package_logger() -> None:
         if 'getLogger("fastapi_cognito_guard")' in path.read_text(encoding="utf-8")
     ]
     assert set(bare) <= _AWAITING_WEB_LAYER
+
+
+def readme_logging_config() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Logs, metrics and traces", 1)[1]
+    return section.split("```json\n", 1)[1].split("```", 1)[0]
+
+
+_LOGGED_RUN = textwrap.dedent(
+    """
+    import json, logging.config, sys
+    from fastapi_cognito_guard import CognitoVerifier, InvalidTokenError
+    from fastapi_cognito_guard.testing import LocalIssuer
+
+    logging.config.dictConfig(json.loads(sys.argv[1]))
+    issuer = LocalIssuer()
+    verifier = CognitoVerifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    token = issuer.access_token(expires_in=-60)
+    print(token)
+    try:
+        verifier.verify_sync(token)
+    except InvalidTokenError:
+        pass
+    """
+)
+
+
+def test_readme_logging_config_shows_level_logger_and_code_of_a_refusal() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LOGGED_RUN, readme_logging_config()],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert "DEBUG fastapi_cognito_guard.refused: token refused: expired" in done.stderr
+    assert token not in done.stderr
+    assert token.rsplit(".", 1)[1] not in done.stderr
 
 
 # -- without an SDK, without the extra ---------------------------------------------------------
