@@ -498,6 +498,21 @@ def test_every_library_logger_is_a_child_of_the_package_logger() -> None:
     assert set(bare) <= _AWAITING_WEB_LAYER
 
 
+def run_python(script: str, argument: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter with this checkout first on the path."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, argument],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def readme_logging_config() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Logs, metrics and traces", 1)[1]
@@ -525,16 +540,7 @@ _LOGGED_RUN = textwrap.dedent(
 
 
 def test_readme_logging_config_shows_level_logger_and_code_of_a_refusal() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _LOGGED_RUN, readme_logging_config()],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_python(_LOGGED_RUN, readme_logging_config())
     token = done.stdout.strip()
     assert "DEBUG fastapi_cognito_guard.refused: token refused: expired" in done.stderr
     assert token not in done.stderr
@@ -599,16 +605,7 @@ _QUIET_RUN = textwrap.dedent(
 def test_without_an_sdk_verification_works_and_telemetry_allocates_nothing_per_request(
     mode: str, otel_loaded: bool
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _QUIET_RUN, mode],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_python(_QUIET_RUN, mode)
     result = json.loads(done.stdout)
     assert result["recording"] is False
     assert result["otel_loaded"] is otel_loaded
