@@ -24,14 +24,12 @@ import re
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from importlib import metadata
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from .errors import CognitoGuardError
-
-if TYPE_CHECKING:
-    from .claims import TokenClaims
 
 __all__ = ["COUNTS", "Counts", "clock", "log_extra", "recording"]
 
@@ -144,9 +142,11 @@ class _Instruments:
     """The ``fcg.`` instruments, made on first use through the global meter."""
 
     def __init__(self) -> None:
-        from . import __version__
-
-        meter = _metrics.get_meter("fastapi_cognito_guard", __version__)
+        try:
+            version = metadata.version("fastapi-cognito-guard")
+        except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+            version = ""
+        meter = _metrics.get_meter("fastapi_cognito_guard", version)
         self.verifications = meter.create_counter(
             "fcg.verifications", unit="{verification}", description="Tokens verified, by outcome"
         )
@@ -232,7 +232,21 @@ def _span_event(name: str, attributes: Mapping[str, str | bool]) -> None:
 # -- verifications -----------------------------------------------------------------------
 
 
-def verified(started: float, claims: TokenClaims, hit: bool) -> TokenClaims:
+class _Claims(Protocol):
+    """What is read from verified claims (``TokenClaims``): configured ids and the sub."""
+
+    @property
+    def user_pool_id(self) -> str: ...
+    @property
+    def token_use(self) -> str: ...
+    @property
+    def sub(self) -> str: ...
+
+
+_C = TypeVar("_C", bound=_Claims)
+
+
+def verified(started: float, claims: _C, hit: bool) -> _C:
     """An accepted token (``hit``: the result cache answered); returns ``claims``."""
     if hit:
         COUNTS.hits += 1
@@ -243,7 +257,7 @@ def verified(started: float, claims: TokenClaims, hit: bool) -> TokenClaims:
     return claims
 
 
-def _record_verified(started: float, claims: TokenClaims, hit: bool) -> None:
+def _record_verified(started: float, claims: _Claims, hit: bool) -> None:
     elapsed = time.perf_counter() - started
     pool, token_use = claims.user_pool_id, claims.token_use
     attributes = {"fcg.outcome": "ok", "fcg.pool": pool, "fcg.token_use": token_use}
@@ -262,7 +276,7 @@ def _record_verified(started: float, claims: TokenClaims, hit: bool) -> None:
         )
 
 
-def _client_of(claims: TokenClaims) -> str:
+def _client_of(claims: _Claims) -> str:
     client = getattr(claims, "client_id", None)
     return client if isinstance(client, str) else str(getattr(claims, "aud", ""))
 

@@ -485,7 +485,6 @@ async def test_refused_token_logs_a_debug_line_with_code_and_pool_never_the_toke
     assert token.split(".")[2] not in caplog.text
 
 
-_AWAITING_WEB_LAYER = {"fastapi.py", "routes.py"}  # moved by the web-layer split (issue 18)
 
 
 def test_every_library_logger_is_a_child_of_the_package_logger() -> None:
@@ -495,7 +494,7 @@ def test_every_library_logger_is_a_child_of_the_package_logger() -> None:
         for path in sources
         if 'getLogger("fastapi_cognito_guard")' in path.read_text(encoding="utf-8")
     ]
-    assert set(bare) <= _AWAITING_WEB_LAYER
+    assert bare == []
 
 
 def run_python(script: str, argument: str) -> subprocess.CompletedProcess[str]:
