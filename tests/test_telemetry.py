@@ -485,8 +485,6 @@ async def test_refused_token_logs_a_debug_line_with_code_and_pool_never_the_toke
     assert token.split(".")[2] not in caplog.text
 
 
-
-
 def test_every_library_logger_is_a_child_of_the_package_logger() -> None:
     sources = (ROOT / "fastapi_cognito_guard").rglob("*.py")
     bare = [
