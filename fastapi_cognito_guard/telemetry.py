@@ -304,12 +304,15 @@ def _record_refused(started: float, code: str, pool: str | None) -> None:
         span.set_attributes(attributes)
 
 
-def request_refused(error: CognitoGuardError, pool: str | None = None) -> None:
-    """The web layer refused a request for ``error`` (no token, missing scope, ...):
-    a DEBUG line with its code and the code on the current span."""
+def request_refused(error: CognitoGuardError) -> None:
+    """The web layer refused a request for ``error`` (a bad token, none, a missing
+    scope or group, ...): a DEBUG line with its code and status, and the code on the
+    current span."""
     code = error.code
     if refused_log.isEnabledFor(logging.DEBUG):
-        refused_log.debug("request refused: %s", code, extra=log_extra(code, pool))
+        refused_log.debug(
+            "request refused: %s (HTTP %d)", code, error.status_code, extra=log_extra(code)
+        )
     if recording():
         _safely("a refusal", _mark_span, code)
 

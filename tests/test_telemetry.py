@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import Depends, FastAPI
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -40,11 +41,13 @@ from fastapi_cognito_guard import (
     CognitoVerifier,
     InvalidTokenError,
     RevocationList,
+    require_scope,
     telemetry,
 )
 from fastapi_cognito_guard.sessions.refresh import SessionEndedError, SingleFlightRefresher
 from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import bearer, running
 from tests.jwks_server import JWKSServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,6 +244,90 @@ async def test_failed_jwks_fetch_counts_its_outcome(sdk: Sdk, closed_jwks_url: s
     await verifier.aclose()
     assert changes.of("fcg.jwks.fetches", fcg_outcome="unreachable") == 1
     assert changes.of("fcg.verifications", fcg_outcome="keys_unavailable") == 1
+
+
+# -- the web layer -------------------------------------------------------------------------
+
+
+def guarded_app(auth: CognitoAuth[CognitoUser]) -> FastAPI:
+    app = FastAPI(lifespan=auth.lifespan)
+
+    @app.get("/me")
+    async def me(user: CognitoUser = Depends(auth.current_user)) -> dict[str, str]:
+        return {"sub": user.sub}
+
+    @app.get("/orders", dependencies=[Depends(require_scope("orders/read"))])
+    async def orders() -> list[str]:
+        return []
+
+    return app
+
+
+async def request_in_span(
+    sdk: Sdk, auth: CognitoAuth[CognitoUser], path: str, token: str | None
+) -> tuple[int, dict[str, Any]]:
+    """One request inside a request span: its status and the ``fcg.`` attributes of
+    its spans (the request's, or FastAPI's own dependency spans), as they ended."""
+    headers = bearer(token) if token is not None else {}
+    async with running(guarded_app(auth)) as client:
+        sdk.spans.clear()
+        with sdk.tracer.start_as_current_span("request"):
+            answer = await client.get(path, headers=headers)
+    attributes: dict[str, Any] = {}
+    for span in sdk.spans.get_finished_spans():
+        attributes.update(span.attributes or {})
+    return answer.status_code, attributes
+
+
+@pytest.fixture
+def guard(auth: CognitoAuth[CognitoUser]) -> CognitoAuth[CognitoUser]:
+    """The shared ``auth`` fixture: keys from the issuer through an in-process transport."""
+    return auth
+
+
+async def test_request_without_a_token_marks_the_span_and_logs_its_code(
+    sdk: Sdk, guard: CognitoAuth[CognitoUser], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, "fastapi_cognito_guard.refused"):
+        status, attributes = await request_in_span(sdk, guard, "/me", None)
+    assert status == 401
+    assert attributes["fcg.outcome"] == "missing_token"
+    assert "request refused: missing_token (HTTP 401)" in caplog.messages
+
+
+async def test_request_lacking_a_scope_marks_the_span_with_its_code(
+    sdk: Sdk, guard: CognitoAuth[CognitoUser], issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token(scopes=["orders/write"])
+    status, attributes = await request_in_span(sdk, guard, "/orders", token)
+    assert status == 403
+    assert attributes["fcg.outcome"] == "insufficient_scope"
+    assert attributes["fcg.pool"] == issuer.user_pool_id  # set when the token verified
+
+
+async def test_accepted_request_marks_the_span_at_the_dependency(
+    sdk: Sdk, guard: CognitoAuth[CognitoUser], issuer: LocalIssuer
+) -> None:
+    status, attributes = await request_in_span(sdk, guard, "/me", issuer.access_token(sub="s-1"))
+    assert status == 200
+    assert attributes["fcg.outcome"] == "ok"
+    assert attributes["enduser.pseudo.id"] == "s-1"
+
+
+async def test_health_reports_the_counts(
+    guard: CognitoAuth[CognitoUser], issuer: LocalIssuer
+) -> None:
+    await guard.verifier.verify(issuer.access_token())
+    counts = guard.health()["counts"]
+    assert counts["verifications"]["ok"] >= 1
+    assert set(counts) == {
+        "verifications",
+        "result_cache_lookups",
+        "jwks_fetches",
+        "aws_calls",
+        "refreshes",
+        "sign_outs",
+    }
 
 
 # -- Cognito calls, sign-outs, refreshes -----------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import telemetry
 from ..verifier import CognitoVerifier
 from .identity_pools import IdentityPools
 from .shared_state import SharedState
@@ -37,7 +38,8 @@ class Readiness:
 
     def health(self) -> dict[str, Any]:
         """Each part's state: keys per pool, Redis, identity pools and the revocation
-        list's size. Never contains a token or a secret."""
+        list's size; and ``counts``, what the ``fcg.`` metrics count, in this process
+        (for those without OpenTelemetry). Never contains a token or a secret."""
         keys = {
             pool_id: {"usable": usable} for pool_id, usable in self._verifier.keys_usable().items()
         }
@@ -49,4 +51,5 @@ class Readiness:
             "redis": redis,
             "identity_pools": self._identity_pools.status(),
             "revocations": len(self._shared.revocations),
+            "counts": telemetry.COUNTS.snapshot(),
         }
