@@ -40,6 +40,7 @@ from fastapi_cognito_guard import (
     CognitoUser,
     CognitoVerifier,
     InvalidTokenError,
+    KeysUnavailableError,
     RevocationList,
     require_scope,
     telemetry,
@@ -48,7 +49,7 @@ from fastapi_cognito_guard.sessions.refresh import SessionEndedError, SingleFlig
 from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running
-from tests.jwks_server import JWKSServer
+from tests.jwks_server import JWKSServer, closed_port_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -235,15 +236,23 @@ async def test_unknown_kid_costs_exactly_one_counted_jwks_fetch(sdk: Sdk) -> Non
     assert changes.of("fcg.verifications", fcg_outcome="unknown_kid") == 3
 
 
-async def test_failed_jwks_fetch_counts_its_outcome(sdk: Sdk, closed_jwks_url: str) -> None:
+async def test_failed_jwks_fetch_counts_its_outcome_and_logs_code_and_pool(
+    sdk: Sdk, caplog: pytest.LogCaptureFixture
+) -> None:
     issuer = LocalIssuer()
-    verifier = CognitoVerifier(issuer.settings(jwks_url=closed_jwks_url))
+    closed = closed_port_url(f"/{issuer.user_pool_id}/.well-known/jwks.json")
+    verifier = CognitoVerifier(issuer.settings(jwks_url=closed))
     changes = Changes(sdk)
-    with pytest.raises(Exception, match="signing keys"):
+    with (
+        caplog.at_level(logging.WARNING, "fastapi_cognito_guard"),
+        pytest.raises(KeysUnavailableError),
+    ):
         await verifier.verify(issuer.access_token())
     await verifier.aclose()
     assert changes.of("fcg.jwks.fetches", fcg_outcome="unreachable") == 1
     assert changes.of("fcg.verifications", fcg_outcome="keys_unavailable") == 1
+    (line,) = [r for r in caplog.records if r.name == "fastapi_cognito_guard.jwks"]
+    assert (line.fcg_code, line.fcg_pool) == ("keys_unavailable", issuer.user_pool_id)  # type: ignore[attr-defined]
 
 
 # -- the web layer -------------------------------------------------------------------------
@@ -419,13 +428,23 @@ def gauge(sdk: Sdk, name: str) -> float:
     return sum(value for metric, _, value in points(sdk) if metric == name)
 
 
-@dataclass
+@dataclass(eq=False)  # hashable: telemetry keeps mirrors in a WeakSet
 class FakeMirror:
     connected: bool
     last_sync: float | None
 
     def status(self) -> dict[str, Any]:
         return {"connected": self.connected}
+
+
+def test_mirror_lag_gauge_reports_a_mirror_that_lost_redis(sdk: Sdk) -> None:
+    mirror = FakeMirror(False, time.time() - 10_000)
+    telemetry.watch_mirror(mirror)
+    assert gauge_max(sdk, "fcg.revocations.mirror_lag") >= 10_000
+
+
+def gauge_max(sdk: Sdk, name: str) -> float:
+    return max(value for metric, _, value in points(sdk) if metric == name)
 
 
 def test_mirror_lag_is_zero_while_redis_is_followed_else_time_since_the_last_merge() -> None:
