@@ -3,10 +3,11 @@ the same counts in plain numbers for ``auth.health()``.
 
 Everything goes through ``opentelemetry-api`` (the ``otel`` extra) and only when an
 SDK is configured: without the package, or with it but no tracer or meter provider
-set, a verification costs one function call that returns ``0.0`` and a dict
-increment for the health counts; no attribute, span lookup or instrument call
-happens. The SDK's own batching keeps exporters off the request path, and every
-instrument call is wrapped so that a failing SDK never fails a request.
+set, a verification costs two function calls (``clock()`` returning ``0.0``, then
+``verified`` or ``refused``) and one increment of the health counts; no attribute,
+span lookup or instrument call happens, and nothing is kept per request. The SDK's
+own batching keeps exporters off the request path, and every instrument call is
+wrapped so that a failing SDK never fails a request.
 
 No new span is opened: attributes go on the span current when the library decides
 (FastAPI's instrumentation's request or dependency span). No value recorded here
@@ -23,7 +24,7 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import Any, Protocol, TypeVar
 
@@ -122,10 +123,6 @@ class Counts:
             "sign_outs": dict(self.sign_outs),
         }
 
-    def reset(self) -> None:
-        """Start every count from zero (for tests)."""
-        self.__init__()  # type: ignore[misc]
-
 
 COUNTS = Counts()
 """The counts of this process."""
@@ -202,7 +199,7 @@ def _get() -> _Instruments:
     return _instruments
 
 
-def _safely(what: str, record: Any, *args: Any) -> None:
+def _safely(what: str, record: Callable[..., None], *args: Any) -> None:
     """Run one recording; an SDK that raises is logged once and never fails the request."""
     try:
         record(*args)
@@ -481,12 +478,15 @@ def _observe_revocations(options: Any) -> Iterator[Any]:
 
 def mirror_lag(mirror: _Mirror, now: float | None = None) -> float:
     """0 while Redis is reachable (changes arrive as they happen), else the seconds
-    since the last full merge with Redis (since the mirror started, if none yet)."""
-    if mirror.status().get("connected"):
+    since the last full merge with Redis (without one yet, since Redis was last
+    found unreachable)."""
+    status = mirror.status()
+    if status.get("connected"):
         return 0.0
-    now = time.time() if now is None else now
-    last = mirror.last_sync
-    return max(0.0, now - last) if last is not None else 0.0
+    last = mirror.last_sync if mirror.last_sync is not None else status.get("since")
+    if not isinstance(last, (int, float)):
+        return 0.0
+    return max(0.0, (time.time() if now is None else now) - last)
 
 
 def _observe_mirror_lag(options: Any) -> Iterable[Any]:

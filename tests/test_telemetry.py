@@ -432,9 +432,10 @@ def gauge(sdk: Sdk, name: str) -> float:
 class FakeMirror:
     connected: bool
     last_sync: float | None
+    since: float = 0.0
 
     def status(self) -> dict[str, Any]:
-        return {"connected": self.connected}
+        return {"connected": self.connected, "since": self.since}
 
 
 def test_mirror_lag_gauge_reports_a_mirror_that_lost_redis(sdk: Sdk) -> None:
@@ -450,6 +451,11 @@ def gauge_max(sdk: Sdk, name: str) -> float:
 def test_mirror_lag_is_zero_while_redis_is_followed_else_time_since_the_last_merge() -> None:
     assert telemetry.mirror_lag(FakeMirror(True, 100.0), now=160.0) == 0.0
     assert telemetry.mirror_lag(FakeMirror(False, 100.0), now=160.0) == 60.0
+
+
+def test_mirror_lag_before_any_merge_counts_from_when_redis_was_lost() -> None:
+    mirror = FakeMirror(False, None, since=130.0)
+    assert telemetry.mirror_lag(mirror, now=160.0) == 30.0
 
 
 # -- nothing secret leaves -----------------------------------------------------------------
