@@ -232,12 +232,13 @@ class CognitoVerifier:
         Raises ``InvalidTokenError`` (with a ``.code``) for a token that must not
         be trusted, and ``KeysUnavailableError`` when no keys can be obtained.
         """
-        started, route = telemetry.clock(), None
+        started, route = 0.0, None
         try:
             cached = self._cached(token)
             if cached is not None:
                 self._jwks.revalidate(cached.jwks_url)
-                return telemetry.verified(started, self._not_revoked(cached.claims), True)
+                return telemetry.cache_hit(self._not_revoked(cached.claims))
+            started = telemetry.clock()
             parsed, route, key = self._prepare(token)
             if key is None:
                 key = await self._jwks.get_key(route.jwks_url, parsed.header.kid)
@@ -245,7 +246,7 @@ class CognitoVerifier:
         except CognitoGuardError as exc:
             telemetry.refused(started, exc, route and route.pool.user_pool_id)
             raise
-        return telemetry.verified(started, claims, False)
+        return telemetry.verified(started, claims)
 
     def verify_sync(self, token: str) -> TokenClaims:
         """Verify ``token`` with the keys already cached; never touches the network.
@@ -254,11 +255,12 @@ class CognitoVerifier:
         earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised. Safe to
         call from several threads at once.
         """
-        started, route = telemetry.clock(), None
+        started, route = 0.0, None
         try:
             cached = self._cached(token)
             if cached is not None:
-                return telemetry.verified(started, self._not_revoked(cached.claims), True)
+                return telemetry.cache_hit(self._not_revoked(cached.claims))
+            started = telemetry.clock()
             parsed, route, key = self._prepare(token)
             if key is None:
                 key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
@@ -266,7 +268,7 @@ class CognitoVerifier:
         except CognitoGuardError as exc:
             telemetry.refused(started, exc, route and route.pool.user_pool_id)
             raise
-        return telemetry.verified(started, claims, False)
+        return telemetry.verified(started, claims)
 
     def _cached(self, token: str) -> _Verified | None:
         results = self._results

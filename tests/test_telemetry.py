@@ -9,6 +9,7 @@ extra, and with the API but no SDK, runs in subprocesses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -173,6 +174,22 @@ async def test_repeated_token_counts_a_result_cache_hit(
     await verifier.verify(token)
     assert changes.of("fcg.result_cache.lookups", fcg_hit=True) == 1
     assert changes.of("fcg.result_cache.lookups", fcg_hit=False) == 0
+    assert changes.of("fcg.verifications", fcg_outcome="ok") == 1
+    assert changes.of("fcg.verify.duration") == 0  # a hit is counted, not timed
+
+
+async def test_token_expired_in_the_result_cache_is_counted_as_expired(
+    sdk: Sdk, issuer: LocalIssuer
+) -> None:
+    verifier = CognitoVerifier(issuer.settings(leeway_seconds=0))
+    verifier.cache_jwks(issuer.jwks())
+    token = issuer.access_token(expires_in=1)
+    await verifier.verify(token)
+    await asyncio.sleep(1.1)  # the cached result expires (no timing assertion)
+    changes = Changes(sdk)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        await verifier.verify(token)
+    assert changes.of("fcg.verifications", fcg_outcome="expired") == 1
 
 
 async def test_id_token_marks_its_audience_as_the_client(sdk: Sdk, issuer: LocalIssuer) -> None:
