@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import NoMatchFound
 
+from .. import telemetry
 from ..errors import (
     CognitoGuardError,
     CsrfRejectedError,
@@ -155,7 +156,7 @@ def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) ->
                 raise SignInError("invalid_request", "the sign-in answer has no code")
             session = await sessions.complete_sign_in(signin, code)
         except CognitoGuardError as exc:
-            logger.info("sign-in failed: %s", exc.code)
+            logger.info("sign-in failed: %s", exc.code, extra=telemetry.log_extra(exc.code))
             return error_page(request, exc)
         context.store(session)
         return RedirectResponse(signin.next_path, status_code=302, headers=_NO_STORE)
@@ -178,7 +179,11 @@ def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) ->
             try:
                 await signer.sign_out(session.access_token, everywhere=everywhere)
             except CognitoGuardError as exc:  # e.g. an access token past its expiry
-                logger.info("session not added to the revocation list: %s", exc.code)
+                logger.info(
+                    "session not added to the revocation list: %s",
+                    exc.code,
+                    extra=telemetry.log_extra(exc.code),
+                )
             context.end()
         logout_uri = sessions.settings.logout_uri or str(request.base_url)
         status = 303 if request.method == "POST" else 302

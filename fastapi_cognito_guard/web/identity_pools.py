@@ -16,6 +16,7 @@ import httpx
 from fastapi import Header, Security
 from starlette.requests import HTTPConnection
 
+from .. import telemetry
 from ..claims import CognitoUser, IdTokenClaims
 from ..errors import (
     CognitoGuardError,
@@ -111,7 +112,10 @@ class IdentityPools:
         if client is None:
             settings = next(s for s in self._settings if s.user_pool_id == user_pool_id)
             if not settings.identity_pool_id:
-                logger.error("aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set")
+                logger.error(
+                    "aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set",
+                    extra=telemetry.log_extra("identity_pool_misconfigured", settings.user_pool_id),
+                )
                 raise IdentityPoolConfigError("no identity pool is configured")
             verifier = (
                 self._verifier if settings.token_use == "id" and len(self._settings) == 1 else None
