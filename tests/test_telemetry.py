@@ -17,14 +17,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI
-from opentelemetry import metrics, trace
+from opentelemetry import trace
+from opentelemetry.metrics import _internal as metrics_state
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -65,23 +66,37 @@ class Sdk:
     provider: TracerProvider
 
 
-_sdk: Sdk | None = None
+def install(meters: MeterProvider | None, tracers: TracerProvider | None) -> None:
+    """Make ``meters`` and ``tracers`` the process's providers (None: none).
+
+    The API lets an application set its providers once per process; these tests set
+    them for this module only, through the module globals the API keeps them in
+    (what ``telemetry.clock()`` reads), so the rest of the suite runs without an SDK.
+    """
+    metrics_state._METER_PROVIDER = meters
+    trace._TRACER_PROVIDER = tracers  # type: ignore[attr-defined]
+    telemetry._instruments = None  # made again, from these providers
+
+
+@pytest.fixture(scope="module")
+def module_sdk() -> Iterator[Sdk]:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    spans = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(spans))
+    install(meters, tracers)
+    yield Sdk(reader, spans, tracers.get_tracer("tests"), tracers)
+    install(None, None)
+    meters.shutdown()
+    tracers.shutdown()
 
 
 @pytest.fixture
-def sdk() -> Sdk:
-    """The process's SDK (set on first use), its finished spans cleared."""
-    global _sdk
-    if _sdk is None:
-        reader = InMemoryMetricReader()
-        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-        spans = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(spans))
-        trace.set_tracer_provider(provider)
-        _sdk = Sdk(reader, spans, trace.get_tracer("tests"), provider)
-    _sdk.spans.clear()
-    return _sdk
+def sdk(module_sdk: Sdk) -> Sdk:
+    """This module's SDK, its finished spans cleared."""
+    module_sdk.spans.clear()
+    return module_sdk
 
 
 Point = dict[str, Any]
