@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
+from fastapi.testclient import TestClient
 from opentelemetry import trace
 from opentelemetry.metrics import _internal as metrics_state
 from opentelemetry.sdk.metrics import MeterProvider
@@ -39,6 +40,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from fastapi_cognito_guard import (
     CognitoAuth,
+    CognitoAuthMiddleware,
     CognitoUser,
     CognitoVerifier,
     InvalidTokenError,
@@ -50,7 +52,7 @@ from fastapi_cognito_guard import (
 from fastapi_cognito_guard.sessions.refresh import SessionEndedError, SingleFlightRefresher
 from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
-from tests.helpers import bearer, running
+from tests.helpers import bearer, running, websocket_refusal
 from tests.jwks_server import JWKSServer, closed_port_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,6 +336,29 @@ async def test_request_without_a_token_marks_the_span_and_logs_its_code(
     assert status == 401
     assert attributes["fcg.outcome"] == "missing_token"
     assert "request refused: missing_token (HTTP 401)" in caplog.messages
+
+
+@pytest.mark.parametrize("websocket", [False, True], ids=["http", "websocket"])
+def test_middleware_refusal_logs_its_code(
+    guard: CognitoAuth[CognitoUser], websocket: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = FastAPI()
+    app.add_middleware(CognitoAuthMiddleware, auth=guard)
+
+    @app.get("/private")
+    async def private() -> dict[str, str]:
+        return {}
+
+    @app.websocket("/live")
+    async def live(socket: WebSocket) -> None:
+        await socket.accept()
+
+    with caplog.at_level(logging.DEBUG, "fastapi_cognito_guard.refused"), TestClient(app) as client:
+        if websocket:
+            websocket_refusal(client, "/live", [])
+        else:
+            assert client.get("/private").status_code == 401
+    assert caplog.messages == ["request refused: missing_token (HTTP 401)"]
 
 
 async def test_request_lacking_a_scope_marks_the_span_with_its_code(
