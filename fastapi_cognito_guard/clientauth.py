@@ -14,20 +14,39 @@ secrets are kept as ``SecretStr`` and never appear in a repr, a log line or an e
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from pydantic import SecretStr
 
-__all__ = ["ClientSecrets", "basic_authorization", "is_invalid_client"]
+__all__ = ["ClientSecrets", "basic_authorization", "is_invalid_client", "parse_basic_authorization"]
 
 
 def basic_authorization(client_id: str, secret: str) -> str:
     """RFC 6749 §2.3.1's ``Authorization``: ``Basic base64(urlenc(id) ":" urlenc(secret))``."""
     pair = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def parse_basic_authorization(value: str) -> tuple[str, str] | None:
+    """``(client_id, secret)`` of an RFC 6749 §2.3.1 ``Basic`` credential (after the
+    scheme), each form-urldecoded; None when it is not valid base64 of UTF-8 with a
+    colon. A secret sent without the encoding decodes to something else (``+`` becomes a
+    space), as it does at a server that follows the RFC."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        client_id, colon, secret = decoded.partition(":")
+        if not colon:
+            return None
+        return (
+            unquote_plus(client_id, errors="strict"),
+            unquote_plus(secret, errors="strict"),
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def is_invalid_client(status: int, body: bytes | object) -> bool:

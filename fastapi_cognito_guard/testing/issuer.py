@@ -108,8 +108,9 @@ class LocalIssuer:
     - ``login_as``: ``None`` (default) shows the sign-in page at
       ``/oauth2/authorize``; a username or a :class:`LocalUser` signs that user
       in at once (302 back with a code), as a signed-in Cognito session would.
-    - ``client_secret``: makes the app client confidential (HTTP Basic or
-      ``client_secret`` in the form); ``settings()`` then carries it.
+    - ``client_secret``: makes the app client confidential (HTTP Basic, decoded as RFC
+      6749 §2.3.1 says, or ``client_secret`` in the form); ``settings()`` then carries
+      it. A list of two is an app client rotating its secret: either is accepted.
     - ``callback_urls`` / ``logout_urls``: the app client's allowed URLs;
       ``None`` (default) allows any, an exact list behaves like Cognito.
     - ``rotate_refresh_tokens``: the ``refresh_token`` grant returns a new
@@ -137,7 +138,7 @@ class LocalIssuer:
         *,
         issuer: str | None = None,
         key_bits: int = 2048,
-        client_secret: str | None = None,
+        client_secret: str | Sequence[str] | None = None,
         callback_urls: Sequence[str] | None = None,
         logout_urls: Sequence[str] | None = None,
     ) -> None:
@@ -151,7 +152,7 @@ class LocalIssuer:
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, Fault] = {}
         self._set_defaults()
-        self._other_clients: dict[str, str | None] = {}
+        self._other_clients: dict[str, str | Sequence[str] | None] = {}
         self._key_bits = key_bits
         self._keys = [_SigningKey(key_bits)]
         self._base_url: str | None = None
@@ -367,7 +368,7 @@ class LocalIssuer:
         self._set_defaults()
         self._hosted_ui.forget()
 
-    def add_client(self, client_id: str, client_secret: str | None = None) -> None:
+    def add_client(self, client_id: str, client_secret: str | Sequence[str] | None = None) -> None:
         """Another app client of the pool (confidential with a secret), e.g. to
         check that a code or refresh token of one client is refused to another.
         It shares ``callback_urls`` and ``logout_urls``; ``settings()`` and the
@@ -376,9 +377,17 @@ class LocalIssuer:
             raise ValueError("that is the issuer's own client_id")
         self._other_clients[client_id] = client_secret
 
-    def clients(self) -> dict[str, str | None]:
-        """Every app client's id and secret (None: a public client)."""
-        return {self.client_id: self.client_secret, **self._other_clients}
+    def clients(self) -> dict[str, tuple[str, ...]]:
+        """Every app client's id and the secrets it accepts (none: a public client)."""
+        every = {self.client_id: self.client_secret, **self._other_clients}
+        return {
+            client: ()
+            if secret is None
+            else (secret,)
+            if isinstance(secret, str)
+            else tuple(secret)
+            for client, secret in every.items()
+        }
 
     def revoke_sessions(self, username: str | None = None) -> int:
         """End every hosted-UI session (or those of ``username``), as
@@ -424,7 +433,11 @@ class LocalIssuer:
         if self._base_url is not None:
             values["oauth_url"] = self._base_url
         if self.client_secret is not None:
-            values["client_secret"] = self.client_secret
+            values["client_secret"] = (
+                self.client_secret
+                if isinstance(self.client_secret, str)
+                else list(self.client_secret)
+            )
         values.update(overrides)
         return CognitoSettings(**values)
 
