@@ -15,8 +15,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
+from .client_credentials import CognitoClientCredentials
 from .errors import (
     AuthorizationError,
+    ClientCredentialsError,
     CognitoGuardError,
     CognitoUnavailableError,
     CredentialsDeniedError,
@@ -90,9 +92,11 @@ __all__ = [
     "AccessTokenClaims",
     "AuthorizationError",
     "AwsCredentials",
+    "ClientCredentialsError",
     "CognitoAuth",
     "CognitoAuthBackend",
     "CognitoAuthMiddleware",
+    "CognitoClientCredentials",
     "CognitoGuardError",
     "CognitoHTTPException",
     "CognitoSettings",

@@ -7,6 +7,7 @@ import math
 
 __all__ = [
     "AuthorizationError",
+    "ClientCredentialsError",
     "CognitoGuardError",
     "CognitoUnavailableError",
     "CredentialsDeniedError",
@@ -160,3 +161,14 @@ class OAuthUnavailableError(ServiceUnavailableError):
     (HTTP 503 with ``Retry-After``)."""
 
     code = "oauth_unavailable"
+
+
+class ClientCredentialsError(CognitoGuardError):
+    """The token endpoint refused this service's ``client_credentials`` grant (an unknown
+    client, a wrong secret, a scope the app client may not ask for), or answered with
+    something that is not a token; ``code`` is Cognito's OAuth error when it sent one
+    (``invalid_client``, ``invalid_scope``, ...). HTTP 502: an upstream refused, and
+    retrying will not help until the configuration changes."""
+
+    code = "client_credentials_refused"
+    status_code = 502
