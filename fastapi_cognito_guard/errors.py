@@ -15,6 +15,7 @@ __all__ = [
     "CsrfRejectedError",
     "IdentityPoolConfigError",
     "InsufficientScopeError",
+    "InsufficientUserAuthenticationError",
     "InvalidTokenError",
     "KeysUnavailableError",
     "MissingGroupError",
@@ -172,3 +173,20 @@ class ClientCredentialsError(CognitoGuardError):
 
     code = "client_credentials_refused"
     status_code = 502
+
+
+class InsufficientUserAuthenticationError(CognitoGuardError):
+    """The token is valid but its sign-in is too old, at another level (``acr``) or
+    without a method (``amr``) the route requires: RFC 9470 step-up (HTTP 401 with
+    ``error="insufficient_user_authentication"`` and the ``max_age`` / ``acr_values``
+    to sign in again with)."""
+
+    code = "insufficient_user_authentication"
+    status_code = 401
+
+    def __init__(
+        self, message: str, *, max_age: int | None = None, acr_values: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.max_age = max_age
+        self.acr_values = acr_values
