@@ -93,7 +93,7 @@ def test_every_unmet_part_is_named() -> None:
     ],
 )
 def test_a_bad_requirement_is_refused_at_definition(options: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="max_age|acr|amr"):
+    with pytest.raises(ValueError, match=r"max_age|acr|amr"):
         StepUp.of(**options)
 
 
