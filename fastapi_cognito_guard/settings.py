@@ -30,9 +30,10 @@ __all__ = ["CognitoSettings"]
 logger = logging.getLogger("fastapi_cognito_guard")
 
 _POOL_ID = re.compile(rf"(?P<region>{REGION_SHAPE.pattern})_[0-9A-Za-z]+")
-_EMULATOR_POOL_ID = re.compile(r"[A-Za-z0-9-]{1,55}_[0-9A-Za-z]+")
-"""A pool id as emulators make them (cognito-local's ``local_6xX5b2Qh``): only a label,
-accepted when ``issuer`` and ``jwks_url`` say where the tokens come from."""
+_EMULATOR_POOL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+"""A pool id as emulators make them (cognito-local's ``local_6xX5b2Qh``, LocalStack's
+``_custom_id_`` tag): only a label, accepted when ``issuer`` and ``jwks_url`` say where
+the tokens come from."""
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
