@@ -76,12 +76,6 @@ class StepUp:
                 acr_values=self.acr,
             )
 
-    def signed_in_recently(self, claims: Mapping[str, Any], *, within: float) -> bool:
-        """Whether the sign-in is at most ``within`` seconds old (a browser that has just
-        authenticated again and still falls short is not sent round once more)."""
-        auth_time = _time_of(claims.get("auth_time"))
-        return auth_time is not None and time.time() - auth_time <= within
-
 
 def _time_of(value: object) -> float | None:
     """A NumericDate claim's value; None when absent or not a number."""

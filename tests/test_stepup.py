@@ -9,7 +9,6 @@ when the route is defined.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -100,11 +99,3 @@ def test_a_bad_requirement_is_refused_at_definition(options: dict[str, Any]) -> 
 def test_a_string_instead_of_a_sequence_is_refused() -> None:
     with pytest.raises(TypeError):
         StepUp.of(amr="mfa")
-
-
-def test_signed_in_recently_reads_auth_time() -> None:
-    step_up = StepUp.of(amr=("mfa",))
-
-    assert step_up.signed_in_recently({"auth_time": time.time() - 5}, within=60)
-    assert not step_up.signed_in_recently({"auth_time": time.time() - 600}, within=60)
-    assert not step_up.signed_in_recently({}, within=60)
