@@ -5,8 +5,8 @@ from the verified token's claims whichever its type (``auth_time``, ``acr``, ``a
 Otherwise an API client gets 401 with RFC 9470's challenge and the code
 ``insufficient_user_authentication``; a browser navigation of a session is sent to
 ``/auth/login?next=…&max_age=…&acr_values=…`` to sign in again, and the new sign-in
-replaces the session. A session begun moments ago that still falls short (the hosted
-UI could not reach the level) gets the 401 instead of being sent round again.
+replaces the session. A sign-in made after such a redirect that still falls short (the
+hosted UI could not reach the level) gets the 401 instead of being sent round again.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from starlette.requests import HTTPConnection
 
 from ..errors import InsufficientUserAuthenticationError
 from ..sessions.context import session_context
+from ..sessions.cookies import cookie_name, set_cookie
+from ..sessions.transient import LIFETIME_SECONDS
 from ..stepup import StepUp
 from .authenticator import UserT
 from .dependencies import Dependency, Resolve, is_navigation, sign_in_url
 
-__all__ = ["JUST_SIGNED_IN_SECONDS", "step_up_guard"]
+__all__ = ["STEP_UP_COOKIE", "step_up_guard"]
 
-JUST_SIGNED_IN_SECONDS = 60
-"""A sign-in this recent that still falls short is not sent to sign in once more."""
+STEP_UP_COOKIE = "fcg_stepup"
+"""When the browser was last sent to sign in again (seconds since the epoch)."""
 
 
 def step_up_guard(
@@ -66,13 +68,24 @@ def step_up_guard(
 
 def _may_sign_in_again(conn: HTTPConnection) -> bool:
     """A browser navigation authenticated by its session (not a bearer token), unless
-    that session began moments ago: the hosted UI could not meet the requirement, and
-    sending the browser round again would loop."""
+    it already went round: a sign-in made after the last step-up redirect (its time is
+    in a short-lived cookie) that still falls short means the hosted UI cannot meet the
+    requirement, and sending the browser round again would loop. Each redirect renews
+    the cookie."""
     context = session_context(conn.scope)
     if context is None or context.explicit or context.session is None:
         return False
-    just_signed_in = time.time() - context.session.started_at < JUST_SIGNED_IN_SECONDS
-    return is_navigation(conn) and not just_signed_in
+    if not is_navigation(conn):
+        return False
+    name = cookie_name(STEP_UP_COOKIE, secure=context.secure)
+    sent = context.cookies.get(name, "")
+    if sent.isascii() and sent.isdigit() and context.session.started_at >= int(sent):
+        return False
+    now = str(int(time.time()))
+    context.extra_cookies.append(
+        set_cookie(name, now, secure=context.secure, max_age=LIFETIME_SECONDS)
+    )
+    return True
 
 
 def _step_up_url(conn: HTTPConnection, error: InsufficientUserAuthenticationError) -> str:
