@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Security
 
-from fastapi_cognito_guard import CognitoAuth, CognitoUser
+from fastapi_cognito_guard import CognitoAuth, CognitoAuthMiddleware, CognitoUser
 from fastapi_cognito_guard.testing import LocalIssuer
 from fastapi_cognito_guard.web.protected_resource import ProtectedResource
 from tests.conftest import OTHER_POOL_ID
@@ -158,3 +158,24 @@ async def test_without_the_router_challenges_are_unchanged(auth: CognitoAuth[Any
 
     assert response.headers["www-authenticate"] == 'Bearer realm="api"'
     assert missing.status_code == 404
+
+
+async def test_the_middlewares_401_names_the_metadata(auth: CognitoAuth[Any]) -> None:
+    app = FastAPI(lifespan=auth.lifespan)
+    app.include_router(auth.protected_resource_router())
+    app.add_middleware(
+        CognitoAuthMiddleware,
+        auth=auth,
+        exclude_paths=["/health", "/.well-known/oauth-protected-resource"],
+    )
+
+    @app.get("/orders")
+    async def orders() -> str:
+        return "never"
+
+    async for client in client_for(app):
+        refused = await client.get("/orders")
+        metadata = await client.get("/.well-known/oauth-protected-resource")
+
+    assert refused.headers["www-authenticate"].endswith(f'resource_metadata="{METADATA}"')
+    assert metadata.status_code == 200
