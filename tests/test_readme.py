@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,3 +398,23 @@ def test_compose_recipe_settings_parse(path: str, monkeypatch: pytest.MonkeyPatc
     assert settings.issuers == (app["environment"]["COGNITO_ISSUER"],)
     assert settings.jwks_url is not None
     assert urlsplit(settings.jwks_url).hostname in recipe["services"]
+
+
+def test_step_up_example_challenges_an_old_sign_in(environment: LocalIssuer) -> None:
+    blocks = scenario("step-up")
+    require_available(blocks)
+    app = run(blocks)["app"]
+    old = environment.access_token(auth_time=int(time.time()) - 3600)
+    fresh = environment.access_token(amr=["pwd", "mfa"])
+
+    with TestClient(app) as client:
+        refused = client.post("/payouts", headers=bearer(old))
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "insufficient_user_authentication"
+        assert 'max_age="300"' in refused.headers["www-authenticate"]
+        assert "resource_metadata=" in refused.headers["www-authenticate"]
+        assert client.post("/payouts", headers=bearer(fresh)).status_code == 200
+        assert client.get("/security-keys", headers=bearer(old)).status_code == 401
+        assert client.get("/security-keys", headers=bearer(fresh)).status_code == 200
+        metadata = client.get("/.well-known/oauth-protected-resource").json()
+        assert metadata["bearer_methods_supported"] == ["header"]
