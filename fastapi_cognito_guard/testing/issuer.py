@@ -23,6 +23,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..partitions import partition_of
 from ..settings import CognitoSettings
 from .hosted_ui import HostedUI
 from .http import Fault, Request
@@ -83,7 +84,7 @@ class LocalIssuer:
     """A local Cognito user pool: mints tokens, publishes keys, runs a hosted UI.
 
     Tokens carry Cognito's real issuer form
-    (``https://cognito-idp.{region}.amazonaws.com/{pool}``) so the default
+    (``https://cognito-idp.{region}.{partition suffix}/{pool}``) so the default
     issuer checks are exercised. ``settings()`` trusts this issuer: while
     ``serve()`` runs it points ``jwks_url`` and ``oauth_url`` at the local
     server; outside ``serve()`` the JWKS URL is
@@ -133,7 +134,7 @@ class LocalIssuer:
         self.user_pool_id = user_pool_id
         self.client_id = client_id
         self.region = user_pool_id.split("_", 1)[0]
-        self.issuer = issuer or f"https://cognito-idp.{self.region}.amazonaws.com/{user_pool_id}"
+        self.issuer = issuer or self._default_issuer()
         self.client_secret = client_secret
         self.callback_urls = None if callback_urls is None else list(callback_urls)
         self.logout_urls = None if logout_urls is None else list(logout_urls)
@@ -146,6 +147,14 @@ class LocalIssuer:
         self._base_url: str | None = None
         self._lock = threading.Lock()
         self._hosted_ui = HostedUI(self)
+
+    def _default_issuer(self) -> str:
+        """Cognito's issuer for the pool, on its partition's host (``amazonaws.com.cn``
+        for ``cn-north-1_…``); an emulator-style pool id gets one on the unserved host."""
+        partition = partition_of(self.region)
+        if partition is None:
+            return f"{UNSERVED_BASE_URL}/{self.user_pool_id}"
+        return f"https://cognito-idp.{self.region}.{partition.dns_suffix}/{self.user_pool_id}"
 
     def __repr__(self) -> str:
         kind = "confidential" if self.client_secret else "public"
@@ -416,7 +425,7 @@ class LocalIssuer:
             "client_ids": [self.client_id],
             "jwks_url": self.jwks_url,
         }
-        if self.issuer != f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}":
+        if self.issuer != self._default_issuer() or partition_of(self.region) is None:
             values["issuer"] = self.issuer
         if self._base_url is not None:
             values["oauth_url"] = self._base_url
