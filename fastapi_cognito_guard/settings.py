@@ -218,6 +218,8 @@ class CognitoSettings(BaseSettings):
     def _parse_client_secret(cls, value: Any) -> Any:
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, str) and not value.strip():
+            return None  # an empty variable (docker-compose's ``KEY:``) means no secret
         secrets = _split_list(value)
         if not isinstance(secrets, (list, tuple)):
             return secrets

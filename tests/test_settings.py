@@ -819,3 +819,9 @@ def test_domain_prefix_alone_is_rejected_saying_what_a_domain_looks_like(
     error = rejected("domain")
 
     assert "amazoncognito.com" in str(error)
+
+
+def test_an_empty_client_secret_variable_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_SECRET", "")
+
+    assert make().client_secret is None
