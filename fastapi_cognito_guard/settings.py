@@ -375,12 +375,6 @@ class CognitoSettings(BaseSettings):
         return found
 
     @property
-    def pool_region(self) -> str | None:
-        """The pool's home region (explicit ``region`` or the pool id's prefix); None for
-        an emulator's pool id without a region."""
-        return self.region
-
-    @property
     def client_secrets(self) -> tuple[SecretStr, ...]:
         """The app client's secrets, in the order token-endpoint calls try them."""
         if self.client_secret is None:
