@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from .awshttp import Answer, CallFailed, post, post_sync
 from .clientauth import ClientSecrets, is_invalid_client
 from .errors import ClientCredentialsError, OAuthUnavailableError
-from .settings import CognitoSettings, is_absolute_uri
+from .settings import CognitoSettings, is_absolute_uri, is_allowed_url
 
 if TYPE_CHECKING:
     import anyio
@@ -83,6 +83,11 @@ class CognitoClientCredentials(httpx.Auth):
                     "(or COGNITO_OAUTH_URL, or pass token_url)"
                 )
             token_url = f"{settings.oauth_base_url}/oauth2/token"
+        elif not is_allowed_url(token_url, allow_http=settings.allow_insecure_http):
+            raise ValueError(
+                "token_url must be an https URL (plain http only for loopback hosts, or "
+                "with COGNITO_ALLOW_INSECURE_HTTP=true): it receives the client secret"
+            )
         if resource is not None and not is_absolute_uri(resource):
             raise ValueError("resource must be an absolute URI, like 'https://api.example.com'")
         if any(not scope or " " in scope for scope in scopes):

@@ -74,9 +74,6 @@ class ClientSecrets:
     def __repr__(self) -> str:
         return f"ClientSecrets(client_id={self.client_id!r}, secrets={len(self._secrets)})"
 
-    def __bool__(self) -> bool:
-        return bool(self._secrets)
-
     def attempts(self) -> Iterator[tuple[int, dict[str, str]]]:
         """``(index, headers)`` for each try: the preferred secret, then the other. A public
         client gets one try without ``Authorization``."""

@@ -72,15 +72,20 @@ def env_name(field: str) -> str:
     return f"COGNITO_{field.upper()}"
 
 
-def _require_safe_url(value: str | None, field: str, *, allow_http: bool) -> str | None:
+def is_allowed_url(value: str, *, allow_http: bool) -> bool:
     """An https URL, or plain http to a loopback host (any host with ``allow_http``)."""
-    if value is None:
-        return None
     parts = urlsplit(value)
-    if parts.hostname and (
+    return bool(parts.hostname) and (
         parts.scheme == "https"
         or (parts.scheme == "http" and (allow_http or is_loopback_host(parts.hostname)))
-    ):
+    )
+
+
+def _require_safe_url(value: str | None, field: str, *, allow_http: bool) -> str | None:
+    """``value`` when ``is_allowed_url``; an error naming ``field`` otherwise."""
+    if value is None:
+        return None
+    if is_allowed_url(value, allow_http=allow_http):
         return value
     raise ValueError(
         f"{field} ({env_name(field)}) must be an https URL (plain http only for loopback "

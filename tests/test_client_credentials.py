@@ -287,3 +287,12 @@ def test_an_explicit_token_url_needs_no_domain() -> None:
     )
 
     assert auth.token_url == "https://auth.example.com/oauth2/token"
+
+
+def test_a_plain_http_token_url_to_another_host_is_refused() -> None:
+    settings = CognitoSettings(user_pool_id="eu-central-1_Test", client_ids=["web"])
+
+    with pytest.raises(ValueError, match="https"):
+        CognitoClientCredentials(
+            settings, client_secret="s", token_url="http://auth.example.com/oauth2/token"
+        )
