@@ -30,8 +30,15 @@ Routes (all under the issuer's base URL):
 
 A token from the code flow carries the authorize request's ``nonce`` (ID
 token) and, like every token of that sign-in (refreshed ones too), its
-``origin_jti``, ``event_id`` and ``auth_time``; refreshed ID tokens carry no
-``nonce``, as Cognito's don't.
+``origin_jti``, ``event_id``, ``auth_time``, ``amr`` and ``acr``; refreshed ID
+tokens carry no ``nonce``, as Cognito's don't.
+
+Today's Cognito: the authorize request's ``resource`` (RFC 8707, an absolute URI,
+else ``invalid_target``) becomes the access tokens' ``aud``; ``acr_values`` sets
+``acr`` (the local UI reaches the first level asked); ``max_age`` and
+``prompt=login`` make a ``login_as`` user whose hosted-UI session is older
+(``LocalUser.auth_time``) authenticate again. Client secrets in HTTP Basic are
+form-urldecoded (RFC 6749 §2.3.1), and a client may hold two.
 """
 
 from __future__ import annotations
