@@ -124,14 +124,12 @@ class CognitoSettings(BaseSettings):
     user_pool_id: str = Field(default=...)
     # Declared before the URL fields: their validators read it.
     allow_insecure_http: bool = False
-    # Declared before ``user_pool_id``'s checks run (``_check_pool_id`` reads them): with
-    # both set, the pool id is only a label.
-    issuer: str | None = None
-    jwks_url: str | None = None
     region: str | None = None
     client_ids: Annotated[list[str], NoDecode] = Field(default=...)
     token_use: Literal["access", "id", "any"] = "access"
+    issuer: str | None = None
     additional_regions: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwks_url: str | None = None
     leeway_seconds: int = Field(default=30, ge=0, le=3600)
     jwks_ttl_seconds: float = Field(default=3600, gt=0)
     jwks_cooldown_seconds: float = Field(default=10, ge=0)
@@ -176,8 +174,8 @@ class CognitoSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _check_pool_id(cls, data: Any) -> Any:
-        """The pool id's shape and partition, read before the fields (it needs to know
-        whether ``issuer`` and ``jwks_url`` are both set, and they are declared later)."""
+        """The pool id's shape and partition, checked on the raw input: whether it may be
+        an emulator's label depends on ``issuer`` and ``jwks_url`` both being set."""
         if not isinstance(data, dict) or not isinstance(data.get("user_pool_id"), str):
             return data
         value = data["user_pool_id"]
