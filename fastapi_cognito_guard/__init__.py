@@ -14,6 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ._version import __version__
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
 from .errors import (
     AuthorizationError,
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
         require_scope,
     )
     from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "CognitoAuth": ".fastapi",
