@@ -123,8 +123,7 @@ def checks(venv: Path, scratch: Path, with_pytest: bool) -> list[Check]:
 
 
 def report(lines: list[str], done: list[Check]) -> None:
-    print(f"\nPins that moved ({len(lines)}):" if lines else "\nNo pin moved.")
-    print("\n".join(lines))
+    print(f"\nPins that moved ({len(lines)}):" if lines else "\nNo pin moved.", *lines, sep="\n")
     print("\nChecks with the newest versions:")
     for result in done:
         verdict = "ok  " if result.passed else "FAIL"
