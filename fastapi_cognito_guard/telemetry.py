@@ -33,7 +33,27 @@ import httpx
 
 from .errors import CognitoGuardError
 
-__all__ = ["COUNTS", "Counts", "clock", "log_extra", "recording"]
+__all__ = [
+    "COUNTS",
+    "Counts",
+    "aws_called",
+    "aws_operation",
+    "aws_outcome",
+    "cache_hit",
+    "clock",
+    "fetch_outcome",
+    "jwks_fetched",
+    "log_extra",
+    "mirror_lag",
+    "recording",
+    "refreshed",
+    "refused",
+    "request_refused",
+    "signed_out",
+    "verified",
+    "watch_mirror",
+    "watch_revocations",
+]
 
 logger = logging.getLogger(__name__)
 refused_log = logging.getLogger("fastapi_cognito_guard.refused")
