@@ -27,7 +27,7 @@ from .claims import CognitoUser, TokenClaims
 from .errors import CognitoUnavailableError, InvalidTokenError
 from .settings import CognitoSettings
 from .singleflight import SingleFlight
-from .stores import RedisLink, RedisMirror, valid_id
+from .stores import MAX_AHEAD_SECONDS, RedisLink, RedisMirror, valid_id
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -43,10 +43,11 @@ logger = logging.getLogger("fastapi_cognito_guard")
 ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 """The scope an access token needs for Cognito's ``GetUser`` and ``GlobalSignOut``."""
 
-SESSION, USER = "session", "user"
-KINDS = (SESSION, USER)
+SESSION, USER, SESSION_ID = "session", "user", "sid"
+KINDS = (SESSION, USER, SESSION_ID)
 MIRROR_NAME = "revoked"
-"""Redis keys ``{prefix}revoked:session`` / ``:user`` and the channel ``{prefix}revoked``."""
+"""Redis keys ``{prefix}revoked:session`` / ``:user`` / ``:sid`` and the channel
+``{prefix}revoked``."""
 
 _TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 _DEAD_SESSION = frozenset({"NotAuthorizedException", "UserNotFoundException"})
@@ -74,12 +75,22 @@ class RevocationList:
     (a refresh token's validity); expired ones are pruned on writes and merges.
     """
 
-    __slots__ = ("_clock", "_maps", "_pruned_at", "_sessions", "_users", "listeners", "ttl_seconds")
+    __slots__ = (
+        "_clock",
+        "_maps",
+        "_pruned_at",
+        "_session_ids",
+        "_sessions",
+        "_users",
+        "listeners",
+        "ttl_seconds",
+    )
 
     def __init__(self, ttl_seconds: int, *, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._maps: dict[str, dict[str, int]] = {SESSION: {}, USER: {}}
+        self._maps: dict[str, dict[str, int]] = {SESSION: {}, USER: {}, SESSION_ID: {}}
+        self._session_ids = self._maps[SESSION_ID]
         self._sessions = self._maps[SESSION]
         self._users = self._maps[USER]
         self._pruned_at = 0.0
@@ -87,7 +98,7 @@ class RevocationList:
         # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
 
     def __len__(self) -> int:
-        return len(self._sessions) + len(self._users)
+        return len(self._sessions) + len(self._users) + len(self._session_ids)
 
     def is_revoked(self, claims: TokenClaims) -> bool:
         """True when the token's session or user was revoked: two dict probes, no I/O."""
@@ -111,6 +122,15 @@ class RevocationList:
     def revoke_user(self, sub: str) -> int:
         """Revoke every token of ``sub`` signed in up to now; returns the revocation time."""
         return self._add(USER, sub)
+
+    def revoke_session_id(self, sid: str) -> int:
+        """Revoke a browser session by its session id (server-side sessions signed out
+        while the store was unreachable, DESIGN §13); returns the revocation time."""
+        return self._add(SESSION_ID, sid)
+
+    def session_id_revoked(self, sid: str) -> bool:
+        """True when the browser session ``sid`` was signed out (one dict probe)."""
+        return sid in self._session_ids
 
     def _add(self, kind: str, member: str) -> int:
         if not valid_id(member):
@@ -205,14 +225,22 @@ class Revoker:
         at = self.revocations.revoke_session(origin_jti)
         await self._share(SESSION, origin_jti, at)
 
+    async def revoke_session_id(self, sid: str) -> bool:
+        """Revoke a browser session by its id, here at once and on the shared list;
+        False when the shared list could not be written now (the mirror writes the
+        entry back when Redis returns)."""
+        at = self.revocations.revoke_session_id(sid)
+        return await self._share(SESSION_ID, sid, at)
+
     async def revoke_user(self, sub: str) -> None:
         """Revoke every token of ``sub`` issued up to now; later sign-ins work."""
         at = self.revocations.revoke_user(sub)
         await self._share(USER, sub, at)
 
-    async def _share(self, kind: str, member: str, at: int) -> None:
-        if self.publish is not None:
-            await self.publish(kind, member, at)
+    async def _share(self, kind: str, member: str, at: int) -> bool:
+        if self.publish is None:
+            return True
+        return await self.publish(kind, member, at)
 
     async def sign_out(
         self, token: str, user: CognitoUser, *, everywhere: bool = False
@@ -329,8 +357,17 @@ def _origin_jti(user: CognitoUser) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def shared_revocations(link: RedisLink, revocations: RevocationList) -> RedisMirror:
-    """The Redis mirror of a revocation list (entries live as long as the list's)."""
+def shared_revocations(
+    link: RedisLink, revocations: RevocationList, *, leeway_seconds: int = MAX_AHEAD_SECONDS
+) -> RedisMirror:
+    """The Redis mirror of a revocation list (entries live as long as the list's).
+    Entries from Redis dated more than ``leeway_seconds`` (the largest configured
+    leeway) ahead are refused."""
     return RedisMirror(
-        link, revocations, name=MIRROR_NAME, kinds=KINDS, ttl_seconds=revocations.ttl_seconds
+        link,
+        revocations,
+        name=MIRROR_NAME,
+        kinds=KINDS,
+        ttl_seconds=revocations.ttl_seconds,
+        max_ahead_seconds=leeway_seconds,
     )

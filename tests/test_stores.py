@@ -231,3 +231,43 @@ async def test_a_revocation_written_over_a_foreign_value_replaces_it(
     assert await a.revoke_session("sign-in-1")
     assert await a.link.client.zrange(SESSIONS_KEY, 0, -1) == [b"sign-in-1"]
     await eventually(lambda: "sign-in-1" in b.revocations.snapshot("session"), 1.0)
+
+
+# -- entries from Redis are input -------------------------------------------------------
+
+
+async def test_an_entry_dated_past_the_leeway_on_the_channel_is_refused_never_written_back(
+    workers: Callable[[], Awaitable[Worker]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = await workers(), await workers()
+    client = a.link.client
+    with caplog.at_level(logging.WARNING, "fastapi_cognito_guard"):
+        await client.publish(CHANNEL, b"user 253402300799 alice")  # the end of year 9999
+        assert await a.revoke_session("after-the-forgery")  # travels after it
+        await eventually(lambda: "after-the-forgery" in b.revocations.snapshot("session"))
+    assert "alice" not in a.revocations.snapshot("user")
+    assert "alice" not in b.revocations.snapshot("user")
+    assert caplog.text.count("refused a user entry dated") == 2
+    await client.delete(USERS_KEY)
+    await a.mirror._sync()  # a resync writes back only what it holds
+    assert await client.zrange(USERS_KEY, 0, -1) == []
+
+
+async def test_an_entry_in_redis_dated_past_the_leeway_is_refused_and_removed(
+    workers: Callable[[], Awaitable[Worker]],
+    redis_server: RedisServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = await workers()
+    now = int(time.time())
+    await a.link.client.zadd(USERS_KEY, {b"locked-out": now + 3600, b"fair": now + 10})
+    b = Worker(redis_server.url)
+    with caplog.at_level(logging.WARNING, "fastapi_cognito_guard"):
+        await b.mirror.start()
+    try:
+        assert b.revocations.snapshot("user") == {"fair": now + 10}  # within the leeway
+        assert await a.link.client.zrange(USERS_KEY, 0, -1) == [b"fair"]
+        assert "refused and removed 1 entries" in caplog.text
+    finally:
+        await b.close()
