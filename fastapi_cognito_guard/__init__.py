@@ -30,6 +30,7 @@ from .errors import (
     MissingTokenError,
     OAuthUnavailableError,
     ServiceUnavailableError,
+    SessionsUnavailableError,
     SignInError,
 )
 from .identity import AwsCredentials, IdentityPoolClient
@@ -116,6 +117,7 @@ __all__ = [
     "OptionalUser",
     "RevocationList",
     "ServiceUnavailableError",
+    "SessionsUnavailableError",
     "SignInError",
     "SignOutResult",
     "TokenClaims",

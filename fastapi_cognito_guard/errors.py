@@ -20,6 +20,7 @@ __all__ = [
     "MissingTokenError",
     "OAuthUnavailableError",
     "ServiceUnavailableError",
+    "SessionsUnavailableError",
     "SignInError",
 ]
 
@@ -160,3 +161,11 @@ class OAuthUnavailableError(ServiceUnavailableError):
     (HTTP 503 with ``Retry-After``)."""
 
     code = "oauth_unavailable"
+
+
+class SessionsUnavailableError(ServiceUnavailableError):
+    """The server-side session store (Redis, ``COGNITO_SESSION_STORE=redis``) cannot be
+    reached, so the browser's session can be neither read nor ended there (HTTP 503
+    with ``Retry-After``; the session cookie is kept, never cleared)."""
+
+    code = "sessions_unavailable"

@@ -43,11 +43,12 @@ logger = logging.getLogger("fastapi_cognito_guard")
 ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 """The scope an access token needs for Cognito's ``GetUser`` and ``GlobalSignOut``."""
 
-SESSION, USER, SESSION_ID = "session", "user", "sid"
+SESSION, USER = "session", "user"
+SESSION_ID = "sid"
+"""Browser sessions revoked by their session id (server-side sessions, DESIGN §13)."""
 KINDS = (SESSION, USER, SESSION_ID)
 MIRROR_NAME = "revoked"
-"""Redis keys ``{prefix}revoked:session`` / ``:user`` / ``:sid`` and the channel
-``{prefix}revoked``."""
+"""Redis keys ``{prefix}revoked:session`` / ``:user`` and the channel ``{prefix}revoked``."""
 
 _TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 _DEAD_SESSION = frozenset({"NotAuthorizedException", "UserNotFoundException"})
@@ -75,22 +76,12 @@ class RevocationList:
     (a refresh token's validity); expired ones are pruned on writes and merges.
     """
 
-    __slots__ = (
-        "_clock",
-        "_maps",
-        "_pruned_at",
-        "_session_ids",
-        "_sessions",
-        "_users",
-        "listeners",
-        "ttl_seconds",
-    )
+    __slots__ = ("_clock", "_maps", "_pruned_at", "_sessions", "_users", "listeners", "ttl_seconds")
 
     def __init__(self, ttl_seconds: int, *, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._maps: dict[str, dict[str, int]] = {SESSION: {}, USER: {}, SESSION_ID: {}}
-        self._session_ids = self._maps[SESSION_ID]
+        self._maps: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
         self._sessions = self._maps[SESSION]
         self._users = self._maps[USER]
         self._pruned_at = 0.0
@@ -98,7 +89,7 @@ class RevocationList:
         # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
 
     def __len__(self) -> int:
-        return len(self._sessions) + len(self._users) + len(self._session_ids)
+        return sum(len(entries) for entries in self._maps.values())
 
     def is_revoked(self, claims: TokenClaims) -> bool:
         """True when the token's session or user was revoked: two dict probes, no I/O."""
@@ -123,15 +114,6 @@ class RevocationList:
         """Revoke every token of ``sub`` signed in up to now; returns the revocation time."""
         return self._add(USER, sub)
 
-    def revoke_session_id(self, sid: str) -> int:
-        """Revoke a browser session by its session id (server-side sessions signed out
-        while the store was unreachable, DESIGN §13); returns the revocation time."""
-        return self._add(SESSION_ID, sid)
-
-    def session_id_revoked(self, sid: str) -> bool:
-        """True when the browser session ``sid`` was signed out (one dict probe)."""
-        return sid in self._session_ids
-
     def _add(self, kind: str, member: str) -> int:
         if not valid_id(member):
             raise ValueError(f"a {kind} id must be 1-256 visible ASCII characters")
@@ -150,6 +132,10 @@ class RevocationList:
             listener(kind, member)
         if now - self._pruned_at >= 60:
             self._prune(now)
+
+    def session_id_revoked(self, sid: str) -> bool:
+        """True when the browser session ``sid`` was signed out (one dict probe)."""
+        return sid in self._maps[SESSION_ID]
 
     def snapshot(self, kind: str) -> dict[str, int]:
         """The live entries of ``kind`` (a copy)."""
@@ -225,22 +211,24 @@ class Revoker:
         at = self.revocations.revoke_session(origin_jti)
         await self._share(SESSION, origin_jti, at)
 
-    async def revoke_session_id(self, sid: str) -> bool:
-        """Revoke a browser session by its id, here at once and on the shared list;
-        False when the shared list could not be written now (the mirror writes the
-        entry back when Redis returns)."""
-        at = self.revocations.revoke_session_id(sid)
-        return await self._share(SESSION_ID, sid, at)
-
     async def revoke_user(self, sub: str) -> None:
         """Revoke every token of ``sub`` issued up to now; later sign-ins work."""
         at = self.revocations.revoke_user(sub)
         await self._share(USER, sub, at)
 
-    async def _share(self, kind: str, member: str, at: int) -> bool:
-        if self.publish is None:
-            return True
-        return await self.publish(kind, member, at)
+    async def _share(self, kind: str, member: str, at: int) -> None:
+        if self.publish is not None:
+            await self.publish(kind, member, at)
+
+    async def revoke_session_id(self, sid: str) -> bool | None:
+        """Revoke a browser session by its session id, here at once and on the shared
+        list: True when the entry reached Redis, False when it could not (the mirror
+        writes it back when Redis returns), None without a shared list."""
+        if not valid_id(sid):
+            raise ValueError("a session id must be 1-256 visible ASCII characters")
+        at = int(time.time())
+        self.revocations.merge(SESSION_ID, sid, at)
+        return None if self.publish is None else await self.publish(SESSION_ID, sid, at)
 
     async def sign_out(
         self, token: str, user: CognitoUser, *, everywhere: bool = False

@@ -36,12 +36,50 @@ __all__ = [
 logger = logging.getLogger("fastapi_cognito_guard")
 
 
-class KeyValueStore(Protocol):
+class StoreUnreachableError(Exception):
+    """The shared store could not be asked: the answer is unknown, not "absent"."""
+
+
+class StrictStore(Protocol):
+    """A store for callers that must not guess (server-side sessions, refresh leases):
+    every operation either happens in the shared store or raises
+    ``StoreUnreachableError``; "absent" (None, False) is only ever Redis's answer."""
+
+    async def read(self, key: str) -> bytes | None:
+        """The value under ``key``; None only when the store says it is absent."""
+        ...
+
+    async def create(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl_seconds`` (a new key)."""
+        ...
+
+    async def replace(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        """Overwrite ``key`` only while it exists (atomic: ``SET XX``); False when it
+        is gone (deleted meanwhile: nothing is written)."""
+        ...
+
+    async def remove(self, key: str) -> None:
+        """Delete ``key`` (absent keys are fine)."""
+        ...
+
+    async def claim(self, key: str, ttl_seconds: float) -> str | None:
+        """Take the lease ``key`` for ``ttl_seconds``: a token naming this holder, or
+        None while another holder has it."""
+        ...
+
+    async def release(self, key: str, token: str) -> None:
+        """Give the lease back, if ``token`` still holds it."""
+        ...
+
+
+class KeyValueStore(StrictStore, Protocol):
     """An async key-value store with per-key time to live.
 
     Keys are the caller's names without the configured prefix; the store adds it.
-    A store never fails a request: ``RedisStore`` falls back to process memory
-    while Redis cannot be reached, and treats values it cannot read as absent.
+    ``get``/``set``/``delete`` never fail a request: ``RedisStore`` falls back to
+    process memory while Redis cannot be reached, and treats values it cannot read
+    as absent (caches that may guess). The ``StrictStore`` operations are for the
+    callers that must not.
     """
 
     async def get(self, key: str) -> bytes | None:
@@ -106,42 +144,6 @@ class MemoryStore:
             await self.delete(key)
 
 
-class StoreUnreachableError(Exception):
-    """The shared store could not be asked: the answer is unknown, not "absent"."""
-
-
-class StrictStore(Protocol):
-    """A store for callers that must not guess (server-side sessions, refresh leases):
-    every operation either happens in the shared store or raises
-    ``StoreUnreachableError``; "absent" (None, False) is only ever Redis's answer."""
-
-    async def read(self, key: str) -> bytes | None:
-        """The value under ``key``; None only when the store says it is absent."""
-        ...
-
-    async def create(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        """Store ``value`` under ``key`` for ``ttl_seconds`` (a new key)."""
-        ...
-
-    async def replace(self, key: str, value: bytes, ttl_seconds: float) -> bool:
-        """Overwrite ``key`` only while it exists (atomic: ``SET XX``); False when it
-        is gone (deleted meanwhile: nothing is written)."""
-        ...
-
-    async def remove(self, key: str) -> None:
-        """Delete ``key`` (absent keys are fine)."""
-        ...
-
-    async def claim(self, key: str, ttl_seconds: float) -> str | None:
-        """Take the lease ``key`` for ``ttl_seconds``: a token naming this holder, or
-        None while another holder has it."""
-        ...
-
-    async def release(self, key: str, token: str) -> None:
-        """Give the lease back, if ``token`` still holds it."""
-        ...
-
-
 # -- Redis -------------------------------------------------------------------------
 
 REDIS_TIMEOUT_SECONDS = 1.0
@@ -201,7 +203,11 @@ class RedisLink:
         """Record a failed operation; warns once per incident."""
         reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
         if self.up is not False:
-            logger.warning("Redis unreachable (%s): using process memory until it is back", reason)
+            logger.warning(
+                "Redis unreachable (%s): caches use process memory and server-side "
+                "sessions answer 503 until it is back",
+                reason,
+            )
             self._since = time.time()
         self.up = False
         self._error = reason
