@@ -256,8 +256,11 @@ class BrowserSessions:
 
     def _unavailable(self, scope: Scope, context: SessionContext) -> SessionContext:
         """The store cannot say whether the session exists: 503, the cookie kept (the
-        origin check still comes first, so a forged sign-out is refused as one)."""
-        if needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
+        origin check still comes first, so a forged sign-out is refused as one). A
+        session signed out by id is signed out, Redis or not."""
+        if context.sid is not None and self._sid_revoked(context.sid):
+            context.end()
+        elif needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
             context.error = CsrfRejectedError("the request's origin is not trusted")
         else:
             context.error = SessionsUnavailableError(
