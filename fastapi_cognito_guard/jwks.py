@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from .awshttp import ACCEPT_ENCODING, AnswerTooLarge, CallFailed, read_capped
+from .capped import ACCEPT_ENCODING, AnswerTooLarge, CallFailed, read_capped
 from .errors import InvalidTokenError, KeysUnavailableError
 from .keys import VerifyingKey, build_keys
 

@@ -514,8 +514,12 @@ def sessions_for(
     verifier: CognitoVerifier,
     http_client: httpx.AsyncClient | None,
     store: StrictStore | None,
+    *,
+    revoker: Revoker | None = None,
 ) -> BrowserSessions | None:
     """Browser sessions when the first pool's settings turn them on, else None."""
     if not sessions_configured(settings[0]):
         return None
-    return BrowserSessions(settings[0], verifier=verifier, http_client=http_client, store=store)
+    return BrowserSessions(
+        settings[0], verifier=verifier, http_client=http_client, store=store, revoker=revoker
+    )

@@ -1,0 +1,76 @@
+"""Answers read within a size cap counted *after* decompression, as bytes arrive.
+
+httpx inflates each network chunk whole, so a few kilobytes of gzip could be held
+as megabytes before a size check on the decoded body ran. ``read_capped`` reads the
+raw bytes and inflates them itself, never more than one byte past the cap at a
+time. Only ``gzip`` and ``deflate`` are asked for (``ACCEPT_ENCODING``); any other
+encoding is a failed call. Every answer the library reads goes through it: the
+AWS and OAuth2 POSTs (``awshttp``), the JWKS download and the CLI's.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import httpx
+
+__all__ = ["ACCEPT_ENCODING", "AnswerTooLarge", "CallFailed", "read_capped"]
+
+ACCEPT_ENCODING = "gzip, deflate"
+"""The encodings ``read_capped`` can inflate within its cap."""
+
+_ZLIB_ANY_HEADER = 32 + zlib.MAX_WBITS
+"""``wbits`` that accept a gzip or a zlib header (``deflate`` as sent in practice)."""
+
+
+class CallFailed(Exception):
+    """No answer: a network error, the deadline, or an oversized body. The message
+    names the reason, never the request."""
+
+
+class AnswerTooLarge(CallFailed):
+    """The endpoint answered, but with more than the cap (decompressed)."""
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed ``response``, decompressed, at most ``limit`` bytes.
+
+    Reads the raw bytes and inflates them here, never more than one byte past
+    ``limit`` at a time: raises ``AnswerTooLarge`` as soon as the decompressed body
+    passes ``limit``, and ``CallFailed`` for an encoding other than ``gzip`` or
+    ``deflate`` (or a corrupt one).
+    """
+    if response.is_stream_consumed:  # built in memory (a mock transport): decoded already
+        return _capped(response.content, limit)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        inflater = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = zlib.decompressobj(_ZLIB_ANY_HEADER)
+    else:
+        raise CallFailed(f"unsupported content-encoding {encoding[:20]!r}")
+    body = bytearray()
+    try:
+        async for raw in response.aiter_raw():
+            pending = raw
+            while pending:
+                room = limit + 1 - len(body)
+                if inflater is None:
+                    body += pending[:room]
+                    pending = pending[room:]
+                else:
+                    body += inflater.decompress(pending, room)
+                    pending = inflater.unconsumed_tail
+                if len(body) > limit:
+                    raise AnswerTooLarge(f"answer larger than {limit} bytes")
+        if inflater is not None:
+            body += inflater.flush()  # input all consumed: at most what zlib buffered
+    except zlib.error:
+        raise CallFailed(f"corrupt {encoding} body") from None
+    return _capped(bytes(body), limit)
+
+
+def _capped(body: bytes, limit: int) -> bytes:
+    if len(body) > limit:
+        raise AnswerTooLarge(f"answer larger than {limit} bytes")
+    return body
