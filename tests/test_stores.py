@@ -18,7 +18,12 @@ import pytest
 
 from fastapi_cognito_guard import RevocationList
 from fastapi_cognito_guard.revocation import shared_revocations
-from fastapi_cognito_guard.stores import RedisLink, RedisMirror, RedisStore
+from fastapi_cognito_guard.stores import (
+    RedisLink,
+    RedisMirror,
+    RedisStore,
+    StoreUnreachableError,
+)
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 PREFIX = "test:"
@@ -109,6 +114,49 @@ async def test_a_value_of_another_type_under_our_key_reads_as_absent(
     await link.client.rpush("test:identity:abc", b"garbage")
     assert await RedisStore(link).get("identity:abc") is None
     await link.aclose()
+
+
+@pytest.fixture
+async def strict(redis_server: RedisServer) -> AsyncIterator[RedisStore]:  # noqa: F811
+    """A ``RedisStore`` on the test's Redis, used through its ``StrictStore`` side."""
+    link = RedisLink(redis_server.url, PREFIX)
+    yield RedisStore(link)
+    await link.aclose()
+
+
+async def test_strict_reads_tell_unreachable_from_absent(
+    redis_server: RedisServer,  # noqa: F811
+    strict: RedisStore,
+) -> None:
+    store = strict
+    await store.create("session:known", b"1", 60)
+    assert await store.read("session:known") == b"1"
+    assert await store.read("session:never") is None  # absent: Redis said so
+    redis_server.stop()
+    with pytest.raises(StoreUnreachableError):
+        await store.read("session:known")  # never this process's memory
+    with pytest.raises(StoreUnreachableError):
+        await store.remove("session:known")
+
+
+async def test_replace_writes_only_while_the_key_exists(strict: RedisStore) -> None:
+    store = strict
+    assert await store.replace("session:gone", b"new", 60) is False
+    assert await store.read("session:gone") is None
+    await store.create("session:here", b"old", 60)
+    assert await store.replace("session:here", b"new", 60) is True
+    assert await store.read("session:here") == b"new"
+
+
+async def test_a_lease_has_one_holder_and_only_its_holder_releases_it(strict: RedisStore) -> None:
+    store = strict
+    holder = await store.claim("lease", 30)
+    assert holder is not None
+    assert await store.claim("lease", 30) is None
+    await store.release("lease", "not-the-holder")
+    assert await store.claim("lease", 30) is None
+    await store.release("lease", holder)
+    assert await store.claim("lease", 30) is not None
 
 
 def test_a_missing_redis_extra_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
