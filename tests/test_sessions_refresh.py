@@ -13,6 +13,7 @@ import redis
 
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests import redis_server as _redis
+from tests.example_server import free_port
 from tests.redis_server import RedisServer
 from tests.sessions_support import (
     JWT,
@@ -203,3 +204,16 @@ async def test_twenty_requests_across_two_workers_spend_one_rotated_refresh_toke
     assert issuer.calls["token:refresh_token"] == 1
     assert len(results) == 1  # the new tokens reached the other worker through Redis,
     assert not JWT.search(results[0].decode("latin-1"))  # sealed
+
+
+async def test_with_redis_unreachable_a_cookie_session_still_refreshes_once_per_process(
+    issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    async with browser(make_app(issuer, redis_url=nowhere)) as client:
+        await sign_in(client, issuer)
+        issuer.calls.clear()
+        responses = await asyncio.gather(*(client.get("/me") for _ in range(5)))
+    assert [r.status_code for r in responses] == [200] * 5
+    assert issuer.calls["token:refresh_token"] == 1
+    assert "not coordinated across processes: Redis unreachable" in caplog.text

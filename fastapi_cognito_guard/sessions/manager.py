@@ -426,7 +426,13 @@ class BrowserSessions:
             raise SessionEndedError
         if self.server_side is not None:
             ttl = int(session.started_at + self.max_age - time.time())
-            if ttl <= 0 or not await self.server_side.update(refreshed, ttl):
+            try:
+                stored = ttl > 0 and await self.server_side.update(refreshed, ttl)
+            except StoreUnreachableError:  # the grant is spent: never retried as unreached
+                raise SessionsUnavailableError(
+                    "the session store cannot be reached; try again shortly"
+                ) from None
+            if not stored:
                 logger.info("session signed out while its refresh ran: not written back")
                 raise SessionEndedError
         return refreshed

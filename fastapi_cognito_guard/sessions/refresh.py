@@ -83,7 +83,8 @@ class SharedRefreshes:
         """The refreshed session: another process's result, else ``refresh()`` under
         the lease. None (without ``wait``) when another process holds the lease.
         Raises ``SessionEndedError`` when the refresh ended the session, and
-        ``StoreUnreachableError`` when Redis failed before anything was spent."""
+        ``StoreUnreachableError`` only when Redis failed before ``refresh()`` ran
+        (nothing spent: the caller may refresh alone); ``refresh()`` must not raise it."""
         lease = "refresh-lease:" + key
         deadline = time.monotonic() + self._lease
         while True:
