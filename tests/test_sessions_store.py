@@ -121,10 +121,13 @@ def proxy(redis_server: RedisServer) -> Iterator[RedisProxy]:
         yield running
 
 
-def worker_app(issuer: LocalIssuer, redis_url: str, **overrides: Any) -> FastAPI:
-    """An app keeping sessions in Redis, with ``POST /end-session``: the session
-    manager's sign-out (``BrowserSessions.end``) as a route."""
-    app = make_app(issuer, session_store="redis", redis_url=redis_url, **overrides)
+def worker_app(issuer: LocalIssuer, redis_url: str | None, **overrides: Any) -> FastAPI:
+    """An app keeping sessions in Redis (cookies without ``redis_url``), with
+    ``POST /end-session``: the session manager's sign-out (``BrowserSessions.end``)
+    as a route."""
+    if redis_url is not None:
+        overrides.update(session_store="redis", redis_url=redis_url)
+    app = make_app(issuer, **overrides)
     auth: CognitoAuth[CognitoUser] = app.state.auth
 
     @app.post("/end-session")
@@ -291,3 +294,18 @@ async def test_a_refresh_finishing_after_the_stored_session_was_deleted_does_not
     assert late.status_code == 401
     assert stored_values(redis_server) == {}
     assert after.status_code == 401
+
+
+async def test_a_copied_cookie_of_a_cookie_session_ended_by_end_is_refused(
+    issuer: LocalIssuer,
+) -> None:
+    async with browser(worker_app(issuer, None)) as client:
+        await sign_in(client, issuer)
+        cookie = cookie_of(client)
+        ended = await client.post("/end-session", headers={**cookie, "origin": APP})
+        replayed = await client.get("/me", headers=cookie)
+
+    assert ended.json() == {"deleted": True, "shared": None}
+    assert any(c.startswith("fcg_session=;") for c in set_cookies(ended))
+    assert replayed.status_code == 401
+    assert any(c.startswith("fcg_session=;") for c in set_cookies(replayed))

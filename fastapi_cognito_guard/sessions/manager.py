@@ -311,12 +311,13 @@ class BrowserSessions:
     async def _finish_revoked(self, session: Session) -> None:
         """A session signed out while its tokens could not be reached (Redis was
         down): revoke its refresh token at Cognito and delete the stored entry."""
+        if self.server_side is None:
+            return  # a cookie session's sign-out had its tokens: revoked then
         logger.info("a session signed out during a store outage is ended now")
         if session.refresh_token is not None:
             await self.oauth.revoke(session.refresh_token)
-        if self.server_side is not None:
-            with contextlib.suppress(StoreUnreachableError):  # revoked by id: next time
-                await self.server_side.delete(session.sid)
+        with contextlib.suppress(StoreUnreachableError):  # revoked by id: next time
+            await self.server_side.delete(session.sid)
 
     async def end(self, context: SessionContext) -> SessionEnd | None:
         """Sign the request's browser session out at the session level: its id joins
