@@ -147,6 +147,7 @@ class SingleFlightRefresher:
         self._shared = shared
         self._flights = SingleFlight()
         self._recent: TTLCache[str, object] = TTLCache(maxsize=max_sessions, ttl=RECENT_SECONDS)
+        self._uncoordinated = False
 
     async def refresh(self, session: Session, *, wait: bool = True) -> Session:
         """The refreshed session; raises ``SessionEndedError`` or the service error
@@ -180,7 +181,13 @@ class SingleFlightRefresher:
         if self._shared is None:
             return await self._refresh(session)
         try:
-            return await self._shared.run(key, lambda: self._refresh(session), wait=wait)
+            refreshed = await self._shared.run(key, lambda: self._refresh(session), wait=wait)
         except StoreUnreachableError:
-            logger.warning("session refresh not coordinated across processes: Redis unreachable")
+            if not self._uncoordinated:  # once per incident
+                self._uncoordinated = True
+                logger.warning(
+                    "session refreshes not coordinated across processes: Redis unreachable"
+                )
             return await self._refresh(session)
+        self._uncoordinated = False
+        return refreshed
