@@ -5,9 +5,7 @@ Cognito's OAuth2 endpoints all carry a token (or a client secret) in the request
 so a redirect must never be followed (a ``307`` would resend it to wherever the
 answer points), whatever the caller's HTTP client is configured to do. Every call
 has a whole-call deadline (connect, send and the whole answer) and reads at most
-``MAX_ANSWER_BYTES``.
-
-The cap counts the bytes *after* decompression, as they arrive (``capped``).
+``MAX_ANSWER_BYTES``, counted after decompression as the bytes arrive (``capped``).
 """
 
 from __future__ import annotations
@@ -18,12 +16,21 @@ from dataclasses import dataclass
 
 import httpx
 
-from .capped import ACCEPT_ENCODING, AnswerTooLarge, CallFailed, read_capped
+from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped
 
 __all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post"]
 
 MAX_ANSWER_BYTES = 64 * 1024
-"""An answer larger than this (decompressed) is a failed call."""
+"""An answer larger than this is a failed call."""
+
+
+class CallFailed(Exception):
+    """No answer: a network error, the deadline, or an oversized body. The message
+    names the reason, never the request."""
+
+
+class AnswerTooLarge(CallFailed):
+    """The endpoint answered, but with more than ``MAX_ANSWER_BYTES``."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,7 @@ async def post(
     headers: Mapping[str, str],
     timeout: float,
 ) -> Answer:
-    """POST ``content`` to ``url``; raises ``CallFailed`` when no usable answer came
-    (a closed ``client`` too: the caller's own client may have been closed)."""
-    if client.is_closed:
-        raise CallFailed("the HTTP client is closed")
+    """POST ``content`` to ``url``; raises ``CallFailed`` when no usable answer came."""
     try:
         return await asyncio.wait_for(_post(client, url, content, headers), timeout)
     except asyncio.TimeoutError:
@@ -64,12 +68,18 @@ async def post(
 async def _post(
     client: httpx.AsyncClient, url: str, content: str | bytes, headers: Mapping[str, str]
 ) -> Answer:
+    if client.is_closed:  # the caller's own client may have been closed
+        raise CallFailed("the HTTP client is closed")
     request = client.build_request(
         "POST", url, content=content, headers={"Accept-Encoding": ACCEPT_ENCODING, **headers}
     )
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
         body = await read_capped(response, MAX_ANSWER_BYTES)
+    except BodyTooLarge as exc:
+        raise AnswerTooLarge(str(exc)) from None
+    except UnreadableBody as exc:
+        raise CallFailed(str(exc)) from None
     finally:
         await response.aclose()
     return Answer(response.status_code, response.headers, body)

@@ -14,7 +14,7 @@ import zlib
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "AnswerTooLarge", "CallFailed", "read_capped"]
+__all__ = ["ACCEPT_ENCODING", "BodyTooLarge", "UnreadableBody", "read_capped"]
 
 ACCEPT_ENCODING = "gzip, deflate"
 """The encodings ``read_capped`` can inflate within its cap."""
@@ -23,21 +23,21 @@ _ZLIB_ANY_HEADER = 32 + zlib.MAX_WBITS
 """``wbits`` that accept a gzip or a zlib header (``deflate`` as sent in practice)."""
 
 
-class CallFailed(Exception):
-    """No answer: a network error, the deadline, or an oversized body. The message
-    names the reason, never the request."""
+class UnreadableBody(Exception):
+    """The body cannot be read within the cap: an encoding that cannot be bounded, a
+    corrupt one, or too many bytes. The message names the reason."""
 
 
-class AnswerTooLarge(CallFailed):
-    """The endpoint answered, but with more than the cap (decompressed)."""
+class BodyTooLarge(UnreadableBody):
+    """The body, decompressed, passes the cap."""
 
 
 async def read_capped(response: httpx.Response, limit: int) -> bytes:
     """The body of a streamed ``response``, decompressed, at most ``limit`` bytes.
 
     Reads the raw bytes and inflates them here, never more than one byte past
-    ``limit`` at a time: raises ``AnswerTooLarge`` as soon as the decompressed body
-    passes ``limit``, and ``CallFailed`` for an encoding other than ``gzip`` or
+    ``limit`` at a time: raises ``BodyTooLarge`` as soon as the decompressed body
+    passes ``limit``, and ``UnreadableBody`` for an encoding other than ``gzip`` or
     ``deflate`` (or a corrupt one).
     """
     if response.is_stream_consumed:  # built in memory (a mock transport): decoded already
@@ -48,7 +48,7 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     elif encoding in ("gzip", "x-gzip", "deflate"):
         inflater = zlib.decompressobj(_ZLIB_ANY_HEADER)
     else:
-        raise CallFailed(f"unsupported content-encoding {encoding[:20]!r}")
+        raise UnreadableBody(f"unsupported content-encoding {encoding[:20]!r}")
     body = bytearray()
     try:
         async for raw in response.aiter_raw():
@@ -62,15 +62,15 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
                     body += inflater.decompress(pending, room)
                     pending = inflater.unconsumed_tail
                 if len(body) > limit:
-                    raise AnswerTooLarge(f"answer larger than {limit} bytes")
+                    raise BodyTooLarge(f"answer larger than {limit} bytes")
         if inflater is not None:
             body += inflater.flush()  # input all consumed: at most what zlib buffered
     except zlib.error:
-        raise CallFailed(f"corrupt {encoding} body") from None
+        raise UnreadableBody(f"corrupt {encoding} body") from None
     return _capped(bytes(body), limit)
 
 
 def _capped(body: bytes, limit: int) -> bytes:
     if len(body) > limit:
-        raise AnswerTooLarge(f"answer larger than {limit} bytes")
+        raise BodyTooLarge(f"answer larger than {limit} bytes")
     return body

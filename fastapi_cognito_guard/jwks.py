@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from .capped import ACCEPT_ENCODING, AnswerTooLarge, CallFailed, read_capped
+from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped
 from .errors import InvalidTokenError, KeysUnavailableError
 from .keys import VerifyingKey, build_keys
 
@@ -100,9 +100,9 @@ async def download_jwks(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
             raise JWKSFetchError(f"response is larger than {MAX_JWKS_BYTES} bytes")
         try:  # counted decompressed, as it arrives
             body = await read_capped(response, MAX_JWKS_BYTES)
-        except AnswerTooLarge:
+        except BodyTooLarge:
             raise JWKSFetchError(f"response is larger than {MAX_JWKS_BYTES} bytes") from None
-        except CallFailed as exc:
+        except UnreadableBody as exc:
             raise JWKSFetchError(str(exc)) from None
     try:
         document = json.loads(body)

@@ -203,11 +203,7 @@ class RedisLink:
         """Record a failed operation; warns once per incident."""
         reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
         if self.up is not False:
-            logger.warning(
-                "Redis unreachable (%s): caches use process memory and server-side "
-                "sessions answer 503 until it is back",
-                reason,
-            )
+            logger.warning("Redis unreachable (%s): using process memory until it is back", reason)
             self._since = time.time()
         self.up = False
         self._error = reason

@@ -290,6 +290,10 @@ async def test_an_entry_dated_past_the_leeway_on_the_channel_is_refused_never_wr
 ) -> None:
     a, b = await workers(), await workers()
     client = a.link.client
+    deadline = time.monotonic() + 5
+    while (await client.pubsub_numsub(CHANNEL))[0][1] < 2:  # both listen first
+        assert time.monotonic() < deadline, "the mirrors did not subscribe"
+        await asyncio.sleep(0.01)
     with caplog.at_level(logging.WARNING, "fastapi_cognito_guard"):
         await client.publish(CHANNEL, b"user 253402300799 alice")  # the end of year 9999
         assert await a.revoke_session("after-the-forgery")  # travels after it
