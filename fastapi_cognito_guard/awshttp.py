@@ -11,14 +11,15 @@ has a whole-call deadline (connect, send and the whole answer) and reads at most
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 
-from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped
+from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped, read_capped_sync
 
-__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post"]
+__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post", "post_sync"]
 
 MAX_ANSWER_BYTES = 64 * 1024
 """An answer larger than this is a failed call."""
@@ -75,11 +76,50 @@ async def _post(
     )
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
-        body = await read_capped(response, MAX_ANSWER_BYTES)
+        with _failed_calls():
+            body = await read_capped(response, MAX_ANSWER_BYTES)
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.headers, body)
+
+
+def post_sync(
+    client: httpx.Client,
+    url: str,
+    *,
+    content: str | bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Answer:
+    """``post`` for synchronous callers: the same size limit and no redirects; the
+    deadline is httpx's per-phase ``timeout`` (a thread cannot be cancelled midway)."""
+    if client.is_closed:
+        raise CallFailed("the HTTP client is closed")
+    request = client.build_request(
+        "POST",
+        url,
+        content=content,
+        headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
+        timeout=timeout,
+    )
+    try:
+        response = client.send(request, stream=True, follow_redirects=False)
+        try:
+            with _failed_calls():
+                body = read_capped_sync(response, MAX_ANSWER_BYTES)
+        finally:
+            response.close()
+    except httpx.HTTPError as exc:
+        raise CallFailed(type(exc).__name__) from None
+    return Answer(response.status_code, response.headers, body)
+
+
+@contextmanager
+def _failed_calls() -> Iterator[None]:
+    """A body that cannot be read within the cap is a failed call."""
+    try:
+        yield
     except BodyTooLarge as exc:
         raise AnswerTooLarge(str(exc)) from None
     except UnreadableBody as exc:
         raise CallFailed(str(exc)) from None
-    finally:
-        await response.aclose()
-    return Answer(response.status_code, response.headers, body)

@@ -14,7 +14,7 @@ import zlib
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "BodyTooLarge", "UnreadableBody", "read_capped"]
+__all__ = ["ACCEPT_ENCODING", "BodyTooLarge", "UnreadableBody", "read_capped", "read_capped_sync"]
 
 ACCEPT_ENCODING = "gzip, deflate"
 """The encodings ``read_capped`` can inflate within its cap."""
@@ -41,36 +41,68 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     ``deflate`` (or a corrupt one).
     """
     if response.is_stream_consumed:  # built in memory (a mock transport): decoded already
-        return _capped(response.content, limit)
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
-        inflater = None
-    elif encoding in ("gzip", "x-gzip", "deflate"):
-        inflater = zlib.decompressobj(_ZLIB_ANY_HEADER)
-    else:
-        raise UnreadableBody(f"unsupported content-encoding {encoding[:20]!r}")
-    body = bytearray()
-    try:
-        async for raw in response.aiter_raw():
-            pending = raw
+        return _within(response.content, limit)
+    body = _Body(response, limit)
+    async for raw in response.aiter_raw():
+        body.feed(raw)
+    return body.finish()
+
+
+def read_capped_sync(response: httpx.Response, limit: int) -> bytes:
+    """``read_capped`` for a synchronous client's streamed ``response``."""
+    if response.is_stream_consumed:
+        return _within(response.content, limit)
+    body = _Body(response, limit)
+    for raw in response.iter_raw():
+        body.feed(raw)
+    return body.finish()
+
+
+class _Body:
+    """One answer's body, inflated as its raw bytes arrive, within ``limit``."""
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            self._inflater = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflater = zlib.decompressobj(_ZLIB_ANY_HEADER)
+        else:
+            raise UnreadableBody(f"unsupported content-encoding {encoding[:20]!r}")
+        self._encoding = encoding
+        self._limit = limit
+        self._body = bytearray()
+
+    def feed(self, raw: bytes) -> None:
+        """Add raw bytes; ``BodyTooLarge`` as soon as the inflated body passes the cap."""
+        body, inflater, pending = self._body, self._inflater, raw
+        try:
             while pending:
-                room = limit + 1 - len(body)
+                room = self._limit + 1 - len(body)
                 if inflater is None:
                     body += pending[:room]
                     pending = pending[room:]
                 else:
                     body += inflater.decompress(pending, room)
                     pending = inflater.unconsumed_tail
-                if len(body) > limit:
-                    raise BodyTooLarge(f"answer larger than {limit} bytes")
-        if inflater is not None:
-            body += inflater.flush()  # input all consumed: at most what zlib buffered
-    except zlib.error:
-        raise UnreadableBody(f"corrupt {encoding} body") from None
-    return _capped(bytes(body), limit)
+                self._check()
+        except zlib.error:
+            raise UnreadableBody(f"corrupt {self._encoding} body") from None
+
+    def finish(self) -> bytes:
+        """The whole body, within the cap."""
+        if self._inflater is not None:
+            try:
+                self._body += self._inflater.flush()  # input consumed: what zlib buffered
+            except zlib.error:
+                raise UnreadableBody(f"corrupt {self._encoding} body") from None
+        return _within(bytes(self._body), self._limit)
+
+    def _check(self) -> None:
+        _within(self._body, self._limit)
 
 
-def _capped(body: bytes, limit: int) -> bytes:
+def _within(body: bytes | bytearray, limit: int) -> bytes:
     if len(body) > limit:
         raise BodyTooLarge(f"answer larger than {limit} bytes")
-    return body
+    return bytes(body)
