@@ -10,7 +10,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from fastapi_cognito_guard.awshttp import MAX_ANSWER_BYTES, AnswerTooLarge, CallFailed, post
+from fastapi_cognito_guard.awshttp import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    CallFailed,
+    post,
+    post_sync,
+)
 from tests.loopback_server import LoopbackHandler, LoopbackServer, gzip_bomb
 
 BODY = b'{"ok": true}'
@@ -79,6 +85,19 @@ async def test_a_gzip_bomb_is_refused_before_it_is_held_in_memory(server: GzipSe
         tracemalloc.stop()
 
     assert peak < 4 * 1024 * 1024  # bytes held: about the cap, never the inflated body
+
+
+def test_the_synchronous_post_refuses_a_gzip_bomb_before_holding_it(server: GzipServer) -> None:
+    server.inflating_to(100 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with httpx.Client() as client, pytest.raises(AnswerTooLarge):
+            post_sync(client, server.base_url, content="{}", headers={}, timeout=5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 4 * 1024 * 1024
 
 
 async def test_an_encoding_it_cannot_bound_is_a_failed_call(server: GzipServer) -> None:
