@@ -34,6 +34,7 @@ from .errors import (
     MissingTokenError,
     OAuthUnavailableError,
     ServiceUnavailableError,
+    SessionsUnavailableError,
     SignInError,
 )
 from .identity import AwsCredentials, IdentityPoolClient
@@ -123,6 +124,7 @@ __all__ = [
     "OptionalUser",
     "RevocationList",
     "ServiceUnavailableError",
+    "SessionsUnavailableError",
     "SignInError",
     "SignOutResult",
     "TokenClaims",
