@@ -26,7 +26,7 @@ from fastapi_cognito_guard import (
     InvalidTokenError,
     RevocationList,
 )
-from fastapi_cognito_guard.revocation import shared_revocations
+from fastapi_cognito_guard.revocation import session_entry, shared_revocations, sign_in_key
 from fastapi_cognito_guard.stores import RedisLink
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running
@@ -104,6 +104,55 @@ async def test_user_revocation_falls_back_to_iat_and_rejects_tokens_with_neither
     await assert_revoked(verifier, token_without(issuer, "auth_time", "iat", sub="user-1"))
     later = token_without(issuer, "auth_time", sub="user-1", iat=at + 1)
     assert (await verifier.verify(later)).sub == "user-1"
+
+
+async def test_revoked_sign_in_key_rejects_every_token_of_that_sign_in_without_origin_jti(
+    guarded: tuple[CognitoVerifier, RevocationList], issuer: LocalIssuer
+) -> None:
+    verifier, revocations = guarded
+    signed_in = int(time.time()) - 60
+    first = token_without(issuer, "origin_jti", sub="user-1", auth_time=signed_in)
+    refreshed = token_without(issuer, "origin_jti", sub="user-1", auth_time=signed_in, jti="x")
+    await verifier.verify(first)  # now in the result cache
+    key = sign_in_key("user-1", signed_in)
+    assert key is not None
+    revocations.revoke_sign_in(key)
+    await assert_revoked(verifier, first)
+    await assert_revoked(verifier, refreshed)
+
+
+async def test_sign_in_key_leaves_other_sign_ins_of_the_user_alone(
+    guarded: tuple[CognitoVerifier, RevocationList], issuer: LocalIssuer
+) -> None:
+    verifier, revocations = guarded
+    signed_in = int(time.time()) - 60
+    revocations.revoke_sign_in(f"user-1:{signed_in}")
+    other_device = token_without(issuer, "origin_jti", sub="user-1", auth_time=signed_in - 5)
+    assert (await verifier.verify(other_device)).sub == "user-1"
+    # a token that has an origin_jti is revoked by it, never by the sign-in key
+    with_origin = issuer.access_token(sub="user-1", auth_time=signed_in)
+    assert (await verifier.verify(with_origin)).sub == "user-1"
+
+
+async def test_session_entry_is_origin_jti_else_sign_in_key_else_the_user(
+    verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    tokens = {
+        "session": issuer.access_token(sub="u", origin_jti="o", auth_time=7),
+        "sign_in": token_without(issuer, "origin_jti", sub="u", auth_time=7),
+        "user": token_without(issuer, "origin_jti", "auth_time", sub="u"),
+    }
+    entries = {kind: session_entry(await verifier.verify(t)) for kind, t in tokens.items()}
+    assert entries == {
+        "session": ("session", "o"),
+        "sign_in": ("sign_in", "u:7"),
+        "user": ("user", "u"),
+    }
+
+
+def test_sign_in_key_too_long_for_the_list_is_none() -> None:
+    assert sign_in_key("u" * 250, 1_700_000_000) is None
+    assert sign_in_key("u", None) is None
 
 
 async def test_revoking_one_user_leaves_other_users_alone(
