@@ -38,6 +38,7 @@ __all__ = [
     "RevocationList",
     "Revoker",
     "SignOutResult",
+    "revocable_sub",
     "session_entry",
     "shared_revocations",
     "sign_in_key",
@@ -87,14 +88,26 @@ def sign_in_key(sub: str, auth_time: int | None) -> str | None:
 
 def session_entry(claims: TokenClaims) -> tuple[str, str]:
     """The list entry that revokes the sign-in behind ``claims``: its ``origin_jti``,
-    else its sign-in key, else (a token with neither) its user."""
+    else its sign-in key, else (a token with neither) its user. A token whose ids
+    the list cannot hold (over 256 characters) is ``InvalidTokenError("unrevocable")``:
+    never a sign-out without an entry."""
     origin_jti = claims.origin_jti
-    if origin_jti is not None:
+    if origin_jti is not None and valid_id(origin_jti):
         return SESSION, origin_jti
     key = sign_in_key(claims.sub, claims.auth_time)
     if key is not None:
         return SIGN_IN, key
-    return USER, claims.sub
+    return USER, revocable_sub(claims.sub)
+
+
+def revocable_sub(sub: str) -> str:
+    """``sub`` when the list can hold it, else ``InvalidTokenError("unrevocable")``."""
+    if valid_id(sub):
+        return sub
+    logger.warning("sign-out refused: the token's sub is not an id the revocation list can hold")
+    raise InvalidTokenError(
+        "unrevocable", "the token names no session or user the revocation list can hold"
+    )
 
 
 def trusted_claims(access_token: str, user_pool_id: str) -> AccessTokenClaims | None:
@@ -347,6 +360,8 @@ class Revoker:
         Cognito with ``GlobalSignOut`` when ``token`` is a live access token with the
         admin scope. Cognito failures are logged and reported, never raised."""
         kind, member = session_entry(claims)
+        if everywhere:
+            revocable_sub(claims.sub)  # before any entry: all or nothing
         shared = await self._revoke(kind, member)
         origin_jti = member if kind == SESSION else None
         key = member if kind == SIGN_IN else None
@@ -368,7 +383,7 @@ class Revoker:
         claims = trusted_claims(access_token, user_pool_id)
         if claims is None or claims.sub != sub:
             logger.warning("a session's access token is unreadable: its user is revoked")
-            shared = await self.revoke_user(sub)
+            shared = await self.revoke_user(revocable_sub(sub))
             return SignOutResult(sub, None, None, True, everywhere, "not_asked", shared)
         return await self.sign_out(claims, access_token, everywhere=everywhere)
 
