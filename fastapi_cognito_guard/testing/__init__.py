@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .issuer import ENDPOINTS, Fault, LocalIssuer
+from .http import Fault
+from .issuer import ENDPOINTS, LocalIssuer
 from .users import LocalUser
 
 __all__ = [
