@@ -88,17 +88,12 @@ class CognitoAuth(Generic[UserT]):
         self.shared_store: KeyValueStore | None = self.shared.store
         """Where shared caches live (Redis) when ``redis_url`` is set, else None."""
         self.verifier.revocation = self.revocations
-        self.sessions: BrowserSessions | None = sessions_for(
-            self.settings, self.verifier, http_client, self.shared_store
-        )
-        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
         self.signing_out: SignOut[UserT] = SignOut(
             self.settings,
             self.shared,
             self.authenticator,
             current_user=self.current_user,
             scheme=self.scheme,
-            sessions=self.sessions,
             http_client=http_client,
         )
         """Revokes sessions and users; checks sessions with Cognito (§14)."""
@@ -116,6 +111,11 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
         self.guest_credentials: Dependency[AwsCredentials] = self.identity_pools.guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
+        self.sessions: BrowserSessions | None = sessions_for(
+            self.settings, self.verifier, http_client, self.shared_store
+        )
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
+        self.signing_out.sessions = self.sessions
         if self.sessions is not None:
             self.guest_identities = self.sessions.guest_identities
         self.readiness = Readiness(

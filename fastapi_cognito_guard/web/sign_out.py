@@ -47,13 +47,14 @@ class SignOut(Generic[UserT]):
         *,
         current_user: Dependency[UserT],
         scheme: BearerScheme,
-        sessions: BrowserSessions | None,
         http_client: httpx.AsyncClient | None,
     ) -> None:
         self._authenticator = authenticator
         self._current_user = current_user
         self._scheme = scheme
-        self._sessions = sessions
+        self.sessions: BrowserSessions | None = None
+        """The auth's browser sessions, set once they exist (they are built after this
+        part: sign-in needs the revocation list)."""
         self.revoker = Revoker(
             settings,
             shared.revocations,
@@ -68,7 +69,7 @@ class SignOut(Generic[UserT]):
     def warn_about_login_scopes(self, use: str) -> None:
         """One start-up warning when browser sign-in cannot produce the admin scope
         that ``use`` needs (only apps with browser sign-in have login scopes)."""
-        if self._sessions is not None:
+        if self.sessions is not None:
             self.revoker.warn_about_login_scopes(use)
 
     # -- sign-out ----------------------------------------------------------------------
@@ -91,15 +92,16 @@ class SignOut(Generic[UserT]):
             if isinstance(context.error, ServiceUnavailableError):
                 raise context.error
             return None
-        assert self._sessions is not None  # a session context exists only with sessions
+        assert self.sessions is not None  # a session context exists only with sessions
         result = await self.revoker.sign_out_session(
             session.access_token,
             sub=session.sub,
-            user_pool_id=self._sessions.settings.user_pool_id,
+            user_pool_id=self.sessions.settings.user_pool_id,
             everywhere=everywhere,
         )
-        if session.refresh_token is not None:  # after the list: that never waits on Cognito
-            await self._sessions.oauth.revoke(session.refresh_token)
+        if session.refresh_token is not None and not result.cognito_told:
+            # after the list, which never waits on Cognito; GlobalSignOut ended it already
+            await self.sessions.oauth.revoke(session.refresh_token)
         context.end()
         return result
 
@@ -166,8 +168,8 @@ class SignOut(Generic[UserT]):
         access token when the cookie authenticated the request, else ``token``."""
         context = session_context(conn.scope)
         session = context.session if context is not None and context.token else None
-        if session is not None and self._sessions is not None:
-            pool = self._sessions.settings.user_pool_id
+        if session is not None and self.sessions is not None:
+            pool = self.sessions.settings.user_pool_id
             claims = trusted_claims(session.access_token, pool)
             if claims is not None:
                 return session.access_token, claims
