@@ -26,7 +26,12 @@ from fastapi_cognito_guard import (
     InvalidTokenError,
     RevocationList,
 )
-from fastapi_cognito_guard.revocation import session_entry, shared_revocations, sign_in_key
+from fastapi_cognito_guard.revocation import (
+    session_entry,
+    shared_revocations,
+    sign_in_key,
+    trusted_claims,
+)
 from fastapi_cognito_guard.stores import RedisLink
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running
@@ -434,3 +439,25 @@ async def test_identity_verifiers_consult_the_same_revocation_list(
     client = auth.identity_client(issuer.user_pool_id)
     assert client.verifier.revocation is auth.revocations
     await auth.aclose()
+
+
+async def test_sign_out_of_a_token_with_neither_origin_jti_nor_auth_time_revokes_its_user(
+    auth: CognitoAuth[Any], issuer: LocalIssuer
+) -> None:
+    token = token_without(issuer, "origin_jti", "auth_time", sub="user-9")
+    result = await auth.sign_out(token)
+    assert (result.session_key, result.user_revoked) == (None, True)
+    assert "user-9" in auth.revocations.snapshot("user")
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        await auth.authenticate(token)
+
+
+def test_trusted_claims_read_an_expired_session_token_but_nothing_that_is_not_one(
+    issuer: LocalIssuer,
+) -> None:
+    expired = issuer.access_token(origin_jti="o-1", expires_in=-3600)
+    claims = trusted_claims(expired, issuer.user_pool_id)
+    assert claims is not None
+    assert (claims.origin_jti, claims.user_pool_id) == ("o-1", issuer.user_pool_id)
+    assert trusted_claims(issuer.id_token(), issuer.user_pool_id) is None
+    assert trusted_claims("not-a-token", issuer.user_pool_id) is None
