@@ -213,6 +213,8 @@ def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
                 f"<p>Signed in as <strong id='user'>{name}</strong>.</p>"
                 "<form method='post' action='/auth/logout'>"
                 "<button type='submit'>Sign out</button></form>"
+                "<form method='post' action='/auth/logout?everywhere=true'>"
+                "<button type='submit'>Sign out everywhere</button></form>"
             )
         elif auth.sessions is not None:
             body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"

@@ -111,17 +111,24 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
         self.guest_credentials: Dependency[AwsCredentials] = self.identity_pools.guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
-        self.sessions: BrowserSessions | None = sessions_for(
-            self.settings, self.verifier, http_client, self.shared_store
-        )
-        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
-        self.signing_out.sessions = self.sessions
+        self.sessions = sessions_for(self.settings, self.verifier, http_client, self.shared_store)
         if self.sessions is not None:
             self.guest_identities = self.sessions.guest_identities
         self.readiness = Readiness(
             self.verifier, self.shared, self.identity_pools, self.signing_out
         )
         """Answers ``ready()`` and ``health()``."""
+
+    @property
+    def sessions(self) -> BrowserSessions | None:
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set.
+        Sign-out holds them (it ends sessions through their own tokens), so replacing
+        them here replaces them there too."""
+        return self.signing_out.sessions
+
+    @sessions.setter
+    def sessions(self, sessions: BrowserSessions | None) -> None:
+        self.signing_out.sessions = sessions
 
     # -- guards ------------------------------------------------------------------
 
