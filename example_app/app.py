@@ -214,7 +214,7 @@ def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
                 "<form method='post' action='/auth/logout'>"
                 "<button type='submit'>Sign out</button></form>"
                 "<form method='post' action='/auth/logout?everywhere=true'>"
-                "<button type='submit'>Sign out everywhere</button></form>"
+                "<button type='submit'>Log out on every device</button></form>"
             )
         elif auth.sessions is not None:
             body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"
