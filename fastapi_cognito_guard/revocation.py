@@ -136,6 +136,7 @@ class RevocationList:
 
     __slots__ = (
         "_clock",
+        "_empty",
         "_maps",
         "_pruned_at",
         "_sessions",
@@ -152,6 +153,8 @@ class RevocationList:
         self._sessions = self._maps[SESSION]
         self._sign_ins = self._maps[SIGN_IN]
         self._users = self._maps[USER]
+        self._empty = True
+        """No entry of any kind: the verifier's check is one attribute read."""
         self._pruned_at = 0.0
         self.listeners: list[Callable[[str, str], None]] = []
         # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
@@ -162,6 +165,8 @@ class RevocationList:
     def is_revoked(self, claims: TokenClaims) -> bool:
         """True when the token's session, sign-in or user was revoked: a few dict
         probes, no I/O. Only tokens without ``origin_jti`` pay for the sign-in key."""
+        if self._empty:
+            return False
         sessions, sign_ins = self._sessions, self._sign_ins
         if sessions or sign_ins:  # claims are read only when needed
             origin_jti = claims.origin_jti
@@ -212,6 +217,7 @@ class RevocationList:
         if at + self.ttl_seconds <= now or entries.get(member, -1) >= at:
             return
         entries[member] = at
+        self._empty = False
         for listener in self.listeners:
             listener(kind, member)
         if now - self._pruned_at >= 60:
@@ -229,6 +235,7 @@ class RevocationList:
             expired = [member for member, at in entries.items() if at <= oldest]
             for member in expired:
                 del entries[member]
+        self._empty = not any(self._maps.values())
 
 
 CognitoOutcome = Literal[
