@@ -19,6 +19,8 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from fastapi_cognito_guard import CognitoAuth, CognitoUser
+from fastapi_cognito_guard.errors import OAuthUnavailableError
+from fastapi_cognito_guard.sessions.context import SessionContext
 from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, claims_of
@@ -320,3 +322,15 @@ async def test_bearer_sign_out_of_a_token_the_list_cannot_hold_is_refused_with_a
     async with browser(make_app(issuer)) as client:
         answer = await client.post("/auth/logout", headers=bearer(token))
     assert (answer.status_code, answer.json()["code"]) == (401, "unrevocable")
+
+
+async def test_sign_out_of_a_session_that_cannot_be_read_raises_and_keeps_the_cookie(
+    issuer: LocalIssuer,
+) -> None:
+    auth = make_app(issuer).state.auth
+    context = SessionContext({"fcg_session": "sealed"}, secure=False, explicit=False)
+    context.error = OAuthUnavailableError("the session store cannot be reached")
+    with pytest.raises(OAuthUnavailableError):
+        await auth.signing_out.sign_out_session(context)
+    assert not context.changed  # the cookie is not cleared
+    assert len(auth.revocations) == 0
