@@ -15,8 +15,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
+from .client_credentials import CognitoClientCredentials
 from .errors import (
     AuthorizationError,
+    ClientCredentialsError,
     CognitoGuardError,
     CognitoUnavailableError,
     CredentialsDeniedError,
@@ -24,6 +26,7 @@ from .errors import (
     CsrfRejectedError,
     IdentityPoolConfigError,
     InsufficientScopeError,
+    InsufficientUserAuthenticationError,
     InvalidTokenError,
     KeysUnavailableError,
     MissingGroupError,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
         login_required,
         optional_user,
         require_any,
+        require_auth,
         require_group,
         require_pool,
         require_scope,
@@ -65,6 +69,7 @@ _LAZY = {
     "login_required": ".web",
     "optional_user": ".web",
     "require_any": ".web",
+    "require_auth": ".web",
     "require_group": ".web",
     "require_pool": ".web",
     "require_scope": ".web",
@@ -90,9 +95,11 @@ __all__ = [
     "AccessTokenClaims",
     "AuthorizationError",
     "AwsCredentials",
+    "ClientCredentialsError",
     "CognitoAuth",
     "CognitoAuthBackend",
     "CognitoAuthMiddleware",
+    "CognitoClientCredentials",
     "CognitoGuardError",
     "CognitoHTTPException",
     "CognitoSettings",
@@ -107,6 +114,7 @@ __all__ = [
     "IdentityPoolClient",
     "IdentityPoolConfigError",
     "InsufficientScopeError",
+    "InsufficientUserAuthenticationError",
     "InvalidTokenError",
     "JWKSCache",
     "KeysUnavailableError",
@@ -124,6 +132,7 @@ __all__ = [
     "login_required",
     "optional_user",
     "require_any",
+    "require_auth",
     "require_group",
     "require_pool",
     "require_scope",

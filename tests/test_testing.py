@@ -562,3 +562,42 @@ def test_cognito_issuer_fixture_comes_from_the_installed_plugin(
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'cognito_issuer' not found*"])
+
+
+# -- partitions and emulator pool ids -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pool", "host"),
+    [
+        ("cn-north-1_Local", "cognito-idp.cn-north-1.amazonaws.com.cn"),
+        ("eusc-de-east-1_Local", "cognito-idp.eusc-de-east-1.amazonaws.eu"),
+        ("us-gov-west-1_Local", "cognito-idp.us-gov-west-1.amazonaws.com"),
+    ],
+)
+async def test_tokens_of_every_partition_verify_with_the_default_issuers(
+    pool: str, host: str
+) -> None:
+    issuer = LocalIssuer(user_pool_id=pool)
+    settings = issuer.settings()
+    verifier = CognitoVerifier(settings)
+    verifier.cache_jwks(issuer.jwks())
+
+    claims = await verifier.verify(issuer.access_token())
+
+    assert settings.issuer is None  # Cognito's default issuers, on the partition's host
+    assert claims.iss == f"https://{host}/{pool}"
+    await verifier.aclose()
+
+
+async def test_an_emulator_pool_id_verifies_with_an_explicit_issuer_and_jwks_url() -> None:
+    issuer = LocalIssuer(user_pool_id="local_6xX5b2Qh")
+    with issuer.serve():
+        settings = issuer.settings()
+        verifier = CognitoVerifier(settings)
+        claims = await verifier.verify(issuer.access_token())
+        await verifier.aclose()
+
+    assert settings.issuer is not None
+    assert settings.jwks_url is not None
+    assert claims.iss == settings.issuer

@@ -33,10 +33,12 @@ from .authenticator import Authenticator, UserT
 from .dependencies import Dependency, Guards
 from .identity_pools import GuestIdentities, IdentityPools, caller_id_token
 from .openapi import BearerScheme, openapi_scheme, swagger_ui_init_oauth, wrap_openapi
+from .protected_resource import ProtectedResource
 from .readiness import Readiness
 from .responses import CognitoHTTPException, CognitoWebSocketException, install_error_handlers
 from .shared_state import SharedState
 from .sign_out import SignOut
+from .step_up import step_up_guard
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -118,6 +120,8 @@ class CognitoAuth(Generic[UserT]):
             self.verifier, self.shared, self.identity_pools, self.signing_out
         )
         """Answers ``ready()`` and ``health()``."""
+        self.protected_resource: ProtectedResource | None = None
+        """RFC 9728 metadata, once ``protected_resource_router()`` was called."""
 
     @property
     def sessions(self) -> BrowserSessions | None:
@@ -146,6 +150,17 @@ class CognitoAuth(Generic[UserT]):
         """A dependency admitting users in any of ``groups`` or tokens with any of
         ``scopes``: one route for people (groups) and machine clients (scopes)."""
         return self._guards.require_any(groups, scopes)
+
+    def require_auth(
+        self, *, max_age: int | None = None, acr: Sequence[str] = (), amr: Sequence[str] = ()
+    ) -> Dependency[UserT]:
+        """A dependency admitting callers whose sign-in is at most ``max_age`` seconds
+        old, at one of the ``acr`` levels and by one of the ``amr`` methods (RFC 9470
+        step-up): otherwise 401 ``insufficient_user_authentication``, and a session's
+        browser navigation is sent to sign in again with ``max_age`` / ``acr_values``."""
+        return step_up_guard(
+            self.current_user, self._guards.resolve, max_age=max_age, acr=acr, amr=amr
+        )
 
     def require_pool(self, *user_pool_ids: str) -> Dependency[UserT]:
         """A dependency admitting only tokens signed by the given user pools."""
@@ -235,6 +250,15 @@ class CognitoAuth(Generic[UserT]):
         assert self.sessions is not None
         self.signing_out.warn_about_login_scopes("the login router")
         return login_router(self.sessions, self.signing_out, prefix)
+
+    def protected_resource_router(self) -> APIRouter:
+        """Serves RFC 9728 protected-resource metadata at
+        ``/.well-known/oauth-protected-resource`` (followed by the resource's path),
+        and from then on this auth's 401 challenges carry ``resource_metadata``."""
+        if self.protected_resource is None:
+            self.protected_resource = ProtectedResource(self.settings)
+            self.authenticator.resource_metadata = self.protected_resource.metadata_url
+        return self.protected_resource.router()
 
     # -- identity pools (§9) -------------------------------------------------------------
 
