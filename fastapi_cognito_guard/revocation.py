@@ -140,6 +140,7 @@ class RevocationList:
         "_maps",
         "_pruned_at",
         "_sessions",
+        "_sign_in_times",
         "_sign_ins",
         "_users",
         "listeners",
@@ -152,6 +153,8 @@ class RevocationList:
         self._maps: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
         self._sessions = self._maps[SESSION]
         self._sign_ins = self._maps[SIGN_IN]
+        self._sign_in_times: dict[str, set[int]] = {}
+        """The sign-in keys by ``sub``: a probe without building the key string."""
         self._users = self._maps[USER]
         self._empty = True
         """No entry of any kind: the verifier's check is one attribute read."""
@@ -174,8 +177,8 @@ class RevocationList:
                 if origin_jti in sessions:
                     return True
             elif sign_ins:
-                auth_time = claims.auth_time
-                if auth_time is not None and f"{claims.sub}:{auth_time}" in sign_ins:
+                times = self._sign_in_times.get(claims.sub)
+                if times is not None and claims.auth_time in times:
                     return True
         users = self._users
         if not users:
@@ -218,6 +221,8 @@ class RevocationList:
             return
         entries[member] = at
         self._empty = False
+        if kind == SIGN_IN:
+            self._index_sign_in(member)
         for listener in self.listeners:
             listener(kind, member)
         if now - self._pruned_at >= 60:
@@ -231,11 +236,22 @@ class RevocationList:
     def _prune(self, now: float) -> None:
         self._pruned_at = now
         oldest = now - self.ttl_seconds
-        for entries in self._maps.values():
+        for kind, entries in self._maps.items():
             expired = [member for member, at in entries.items() if at <= oldest]
             for member in expired:
                 del entries[member]
+            if expired and kind == SIGN_IN:
+                self._sign_in_times = {}
+                for member in entries:
+                    self._index_sign_in(member)
         self._empty = not any(self._maps.values())
+
+    def _index_sign_in(self, key: str) -> None:
+        """Index a ``sub:auth_time`` key (one that is not, e.g. from Redis, matches no
+        token and is left out)."""
+        sub, _, stamp = key.rpartition(":")
+        if sub and stamp.isascii() and stamp.isdigit():
+            self._sign_in_times.setdefault(sub, set()).add(int(stamp))
 
 
 CognitoOutcome = Literal[

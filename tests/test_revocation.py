@@ -461,3 +461,18 @@ def test_trusted_claims_read_an_expired_session_token_but_nothing_that_is_not_on
     assert (claims.origin_jti, claims.user_pool_id) == ("o-1", issuer.user_pool_id)
     assert trusted_claims(issuer.id_token(), issuer.user_pool_id) is None
     assert trusted_claims("not-a-token", issuer.user_pool_id) is None
+
+
+async def test_sign_in_entries_that_expire_stop_revoking_and_later_ones_still_do(
+    verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    clock = [time.time()]
+    revocations = RevocationList(100, clock=lambda: clock[0])
+    verifier.revocation = revocations
+    revocations.revoke_sign_in("user-1:1000")
+    clock[0] += 100  # the first entry has outlived a refresh token
+    revocations.revoke_sign_in("user-1:2000")
+    old = token_without(issuer, "origin_jti", sub="user-1", auth_time=1000)
+    new = token_without(issuer, "origin_jti", sub="user-1", auth_time=2000)
+    assert (await verifier.verify(old)).sub == "user-1"
+    await assert_revoked(verifier, new)
