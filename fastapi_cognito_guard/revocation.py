@@ -88,12 +88,15 @@ def sign_in_key(sub: str, auth_time: int | None) -> str | None:
 
 def session_entry(claims: TokenClaims) -> tuple[str, str]:
     """The list entry that revokes the sign-in behind ``claims``: its ``origin_jti``,
-    else its sign-in key, else (a token with neither) its user. A token whose ids
-    the list cannot hold (over 256 characters) is ``InvalidTokenError("unrevocable")``:
-    never a sign-out without an entry."""
+    else its sign-in key, else (a token with neither, or whose ``origin_jti`` the list
+    cannot hold) its user. A token whose ``sub`` the list cannot hold either (over
+    256 characters) is ``InvalidTokenError("unrevocable")``: never a sign-out without
+    an entry that rejects it."""
     origin_jti = claims.origin_jti
-    if origin_jti is not None and valid_id(origin_jti):
-        return SESSION, origin_jti
+    if origin_jti is not None:  # the list never reads such a token's sign-in key
+        if valid_id(origin_jti):
+            return SESSION, origin_jti
+        return USER, revocable_sub(claims.sub)
     key = sign_in_key(claims.sub, claims.auth_time)
     if key is not None:
         return SIGN_IN, key

@@ -476,3 +476,13 @@ async def test_sign_in_entries_that_expire_stop_revoking_and_later_ones_still_do
     new = token_without(issuer, "origin_jti", sub="user-1", auth_time=2000)
     assert (await verifier.verify(old)).sub == "user-1"
     await assert_revoked(verifier, new)
+
+
+async def test_sign_out_of_a_token_whose_origin_jti_the_list_cannot_hold_revokes_its_user(
+    auth: CognitoAuth[Any], issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token(sub="user-10", origin_jti="o" * 300)
+    result = await auth.sign_out(token)
+    assert (result.session_key, result.user_revoked) == (None, True)
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        await auth.authenticate(token)
