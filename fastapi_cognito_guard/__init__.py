@@ -14,6 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ._version import __version__
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
 from .client_credentials import CognitoClientCredentials
 from .errors import (
@@ -57,8 +58,6 @@ if TYPE_CHECKING:
         require_pool,
         require_scope,
     )
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "CognitoAuth": ".web",

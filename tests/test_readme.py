@@ -159,6 +159,10 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert readme_commands()[1] in ci_lines
 
 
+def test_readme_test_command_installs_the_pinned_versions() -> None:
+    assert 'pip install -c constraints.txt -e ".[dev]"' in readme_commands()[1]
+
+
 def anchors(markdown: str) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
     headings = re.findall(r"^#+ (.+)$", markdown, flags=re.M)

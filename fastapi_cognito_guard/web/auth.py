@@ -60,7 +60,8 @@ class CognitoAuth(Generic[UserT]):
         self,
         settings: CognitoSettings | Sequence[CognitoSettings] | None = None,
         *,
-        user_model: type[UserT] = CognitoUser,  # type: ignore[assignment]
+        # A TypeVar default's value: the ignore holds (unused-ignore) once mypy accepts it.
+        user_model: type[UserT] = CognitoUser,  # type: ignore[assignment, unused-ignore]
         http_client: httpx.AsyncClient | None = None,
         realm: str = "api",
     ) -> None:
@@ -341,7 +342,7 @@ class CognitoAuth(Generic[UserT]):
                 app.add_middleware(SessionMiddleware, sessions=self.sessions)
         if app.swagger_ui_init_oauth is None:
             app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
-        app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign]
+        app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign, unused-ignore]
 
     @property
     def swagger_ui_init_oauth(self) -> dict[str, Any] | None:
