@@ -10,7 +10,6 @@ is only reachable when no real settings are given, and only on loopback (``__mai
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import logging
@@ -26,7 +25,6 @@ from fastapi import (
     Query,
     Request,
     Response,
-    Security,
     WebSocket,
     WebSocketDisconnect,
 )
@@ -38,7 +36,6 @@ from fastapi_cognito_guard import (
     CognitoAuth,
     CognitoSettings,
     CognitoUser,
-    InvalidTokenError,
     current_user,
     optional_user,
     require_group,
@@ -117,14 +114,10 @@ def create_app(
 
         @app.post("/auth/logout", status_code=204)
         async def logout(
-            everywhere: bool = False,
-            user: CognitoUser = Depends(current_user),
-            token: str | None = Security(auth.scheme),
+            request: Request, everywhere: bool = False, user: CognitoUser = Depends(current_user)
         ) -> Response:
-            """Bearer sign-out: revokes this token's session, or the user with ?everywhere=true."""
-            assert token is not None  # current_user answered 401 without one
-            with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out already
-                await auth.sign_out(token, everywhere=everywhere)
+            """Bearer sign-out: revokes this token's sign-in, or the user with ?everywhere=true."""
+            await auth.sign_out_caller(request, everywhere=everywhere)
             return Response(status_code=204)
 
     @app.get("/active")
@@ -220,6 +213,8 @@ def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
                 f"<p>Signed in as <strong id='user'>{name}</strong>.</p>"
                 "<form method='post' action='/auth/logout'>"
                 "<button type='submit'>Sign out</button></form>"
+                "<form method='post' action='/auth/logout?everywhere=true'>"
+                "<button type='submit'>Log out on every device</button></form>"
             )
         elif auth.sessions is not None:
             body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"

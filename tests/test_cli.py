@@ -42,12 +42,14 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from redis import Redis
 
 import fastapi_cognito_guard
 from fastapi_cognito_guard.cli import main
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.example_server import REPO_ROOT, clean_environment
 from tests.jwks_server import JWKS_SUFFIX, JWKSServer, closed_port_url
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 pytest_plugins = ["tests.jwks_server"]
 
@@ -666,6 +668,7 @@ def test_module_entry_point_exits_with_the_failed_check(issuer: LocalIssuer, jwk
         ["revoke", "--sub", ""],
         ["revoke", "--origin-jti", "two words"],
         ["revoke", "--sub", "x" * 300],
+        ["revoke", "--sign-in", "x" * 300],
     ],
 )
 def test_revoke_refuses_empty_or_malformed_ids_with_usage_status(
@@ -674,6 +677,27 @@ def test_revoke_refuses_empty_or_malformed_ids_with_usage_status(
     monkeypatch.setenv("COGNITO_REDIS_URL", "redis://127.0.0.1:9/0")
     assert main(args) == 2
     assert "1-256 visible ASCII characters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["user-1", "user-1:", ":1700000000", "user-1:17e8", "user-1:-5"])
+def test_revoke_sign_in_needs_sub_and_auth_time_in_whole_seconds(
+    key: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_REDIS_URL", "redis://127.0.0.1:9/0")
+    assert main(["revoke", "--sign-in", key]) == 2
+    assert "SUB:AUTH_TIME" in capsys.readouterr().err
+
+
+def test_revoke_sign_in_writes_the_shared_list(
+    redis_server: RedisServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("COGNITO_REDIS_URL", redis_server.url)
+    assert main(["revoke", "--sign-in", "user-1:1700000000"]) == 0
+    assert "revoked sign_in user-1:1700000000" in capsys.readouterr().out
+    stored = Redis.from_url(redis_server.url).zrange("fcg:revoked:sign_in", 0, -1)
+    assert stored == [b"user-1:1700000000"]
 
 
 def test_revoke_needs_a_redis_url(

@@ -46,9 +46,11 @@ from websockets.exceptions import ConnectionClosed
 import example_app.__main__ as example_main
 from example_app import create_app, dev_mode_requested
 from fastapi_cognito_guard import CognitoSettings
+from fastapi_cognito_guard.testing import LocalIssuer
 from tests.example_server import ExampleServer
 from tests.helpers import bearer
 from tests.moto_cognito import CognitoPool, boto_client, create_identity_pool
+from tests.sessions_support import APP, browser, sign_in
 
 # -- dev mode under a real uvicorn --------------------------------------------------
 
@@ -390,3 +392,23 @@ async def test_moto_aws_guest_gives_a_caller_without_a_token_guest_credentials(
     assert set(first.json()) == {"identity_id", "access_key_id", "expiration", "role_arn"}
     assert second.json()["identity_id"] == first.json()["identity_id"]
     assert "ABCSECRETKEY" not in first.text  # moto's secret key
+
+
+# -- dev mode's browser sign-out, in process ----------------------------------------------
+
+
+async def test_dev_mode_sign_out_everywhere_ends_every_session_of_the_user(
+    cognito_issuer: LocalIssuer,
+) -> None:
+    app = create_app(dev_issuer=cognito_issuer)
+    async with browser(app) as laptop, browser(app) as phone:
+        await sign_in(phone, cognito_issuer, "dana")
+        await sign_in(laptop, cognito_issuer, "dana")
+        home = await laptop.get("/")
+        assert "action='/auth/logout?everywhere=true'" in home.text
+        assert (await laptop.get("/auth/logout?everywhere=true")).status_code == 405
+        answer = await laptop.post("/auth/logout?everywhere=true", headers={"origin": APP})
+        assert answer.status_code == 303
+        assert "Sign in" in (await laptop.get("/")).text
+        refused = await phone.get("/me")
+    assert (refused.status_code, refused.json()["code"]) == (401, "revoked")

@@ -33,7 +33,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from fastapi_cognito_guard import CognitoClientCredentials, CognitoSettings
+from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests.helpers import claims_of
+from tests.sessions_support import seal_session
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -246,6 +249,49 @@ def test_microservice_example_answers_preflights_and_guards_the_rest(
         assert client.get("/orders").status_code == 401
         assert client.get("/orders", headers=bearer(token)).status_code == 200
         assert client.get("/health").json() == {"status": "ok"}
+
+
+def signed_in_cookie(issuer: LocalIssuer, secret: str, username: str) -> str:
+    """A browser session cookie for ``username``, as a sign-in at ``issuer`` leaves it."""
+    access = issuer.access_token(username=username)
+    sub = claims_of(access)["sub"]
+    session = Session(
+        sid=f"sid-{username}",
+        sub=sub,
+        id_token=issuer.id_token(username=username, sub=sub),
+        access_token=access,
+        refresh_token=None,
+        expires_at=claims_of(access)["exp"],
+        started_at=int(time.time()),
+    )
+    return seal_session(session, secret)
+
+
+def test_signout_example_signs_out_bearer_and_cookie_callers(
+    environment: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = scenario("signout")
+    require_available(blocks)
+    secret = "s" * 32
+    oauth_url = environment.settings().oauth_url
+    assert oauth_url is not None
+    monkeypatch.setenv("COGNITO_OAUTH_URL", oauth_url)
+    monkeypatch.setenv("COGNITO_SESSION_SECRET", secret)
+    app = run(blocks)["app"]
+    token = environment.access_token(username="alice")
+    cookie = signed_in_cookie(environment, secret, "bob")
+    same_site = {"Origin": "http://testserver"}
+
+    with TestClient(app) as client:
+        answer = client.post("/logout", headers=bearer(token))
+        assert answer.json() == {"user_revoked": False, "cognito": "not_asked"}
+        assert client.post("/logout", headers=bearer(token)).json()["code"] == "revoked"
+        client.cookies.set("fcg_session", cookie)
+        answer = client.post("/logout", headers=same_site)
+        assert answer.json() == {"user_revoked": False, "cognito": "not_asked"}
+        assert "fcg_session=;" in answer.headers["set-cookie"]
+        client.cookies.set("fcg_session", cookie)  # a copy kept from before
+        assert client.post("/logout", headers=same_site).json()["code"] == "revoked"
 
 
 def test_lambda_example_answers_by_the_token(environment: LocalIssuer) -> None:

@@ -247,6 +247,30 @@ async def test_a_sign_out_during_a_redis_outage_leaves_the_session_dead_on_every
     assert issuer.calls["revoke"] == 1  # and its refresh token revoked at Cognito
 
 
+async def test_logout_during_a_redis_outage_signs_out_and_the_session_stays_dead_after_it(
+    issuer: LocalIssuer, proxy: RedisProxy, redis_server: RedisServer, workers: Workers
+) -> None:
+    async with workers(proxy.url) as (a, b):
+        await sign_in(a, issuer)
+        cookie = cookie_of(a)
+        proxy.cut()
+        everywhere = await b.post("/auth/logout?everywhere=true", headers={**cookie, "origin": APP})
+        logout = await b.post("/auth/logout", headers={**cookie, "origin": APP})
+        proxy.mend()
+        sid = next(iter(auth_of(b).revocations.snapshot("sid")))
+        await eventually(lambda: auth_of(a).revocations.session_id_revoked(sid))
+        on_a = await a.get("/me", headers=cookie)
+
+    assert logout.status_code == 303  # revoked by its id: a real sign-out, not a pretence
+    assert any(c.startswith("fcg_session=;") for c in set_cookies(logout))
+    # everywhere needs the session's tokens, which cannot be read: an error, cookie kept
+    assert everywhere.status_code == 503
+    assert everywhere.json()["code"] == "sessions_unavailable"
+    assert set_cookies(everywhere) == []
+    assert on_a.status_code == 401
+    assert stored_values(redis_server) == {}
+
+
 async def refresh_held_at_cognito(
     issuer: LocalIssuer, client: httpx.AsyncClient, cookie: dict[str, str]
 ) -> asyncio.Task[httpx.Response]:

@@ -114,20 +114,32 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
         self.guest_credentials: Dependency[AwsCredentials] = self.identity_pools.guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
-        self.sessions: BrowserSessions | None = sessions_for(
+        self.sessions = sessions_for(
             self.settings,
             self.verifier,
             http_client,
             self.shared_store,
             revoker=self.signing_out.revoker,
         )
-        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
         if self.sessions is not None:
             self.guest_identities = self.sessions.guest_identities
-        self.readiness = Readiness(self.verifier, self.shared, self.identity_pools)
+        self.readiness = Readiness(
+            self.verifier, self.shared, self.identity_pools, self.signing_out
+        )
         """Answers ``ready()`` and ``health()``."""
         self.protected_resource: ProtectedResource | None = None
         """RFC 9728 metadata, once ``protected_resource_router()`` was called."""
+
+    @property
+    def sessions(self) -> BrowserSessions | None:
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set.
+        Sign-out holds them (it ends sessions through their own tokens), so replacing
+        them here replaces them there too."""
+        return self.signing_out.sessions
+
+    @sessions.setter
+    def sessions(self, sessions: BrowserSessions | None) -> None:
+        self.signing_out.sessions = sessions
 
     # -- guards ------------------------------------------------------------------
 
@@ -167,10 +179,13 @@ class CognitoAuth(Generic[UserT]):
     @property
     def require_active_session(self) -> Dependency[UserT]:
         """Dependency for sensitive routes: the verified caller, whose session Cognito
-        (``GetUser``) confirmed within ``revocation_check_seconds``. A session Cognito
-        reports dead -> 401 ``revoked`` (and it joins the revocation list); Cognito
-        unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
-        scope cannot be asked about and rely on the revocation list alone."""
+        (``GetUser``) confirmed within ``revocation_check_seconds``. A browser session
+        is asked about with its own access token, whatever ``token_use``. A session
+        Cognito reports dead -> 401 ``revoked`` (and it joins the revocation list);
+        Cognito unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
+        scope cannot be asked about and rely on the revocation list alone (counted in
+        ``health()``, logged once; a start-up warning names ``COGNITO_LOGIN_SCOPES``
+        when browser sign-in does not ask for that scope)."""
         return self.signing_out.require_active_session
 
     # -- verification --------------------------------------------------------------
@@ -198,13 +213,23 @@ class CognitoAuth(Generic[UserT]):
     # -- sign-out and revocation (§14) -----------------------------------------------
 
     async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
-        """Sign the holder of ``token`` out: its session (``origin_jti``) is revoked,
-        here at once and on the shared list; with ``everywhere`` the user is revoked
-        too and Cognito's ``GlobalSignOut`` is called (when the token carries the
-        ``aws.cognito.signin.user.admin`` scope). A Cognito failure is logged and
-        reported in the result, not raised; an invalid token raises
-        ``InvalidTokenError``."""
+        """Sign the holder of ``token`` out: its sign-in is revoked (its ``origin_jti``,
+        else its sign-in key ``sub:auth_time``, else its user), here at once and on
+        the shared list; with ``everywhere`` the user is revoked too and Cognito's
+        ``GlobalSignOut`` is called (when ``token`` is an access token carrying the
+        ``aws.cognito.signin.user.admin`` scope). The result says what was revoked and
+        whether Cognito was told; a Cognito failure is logged and reported there, not
+        raised. A token this auth does not verify raises ``InvalidTokenError``."""
         return await self.signing_out.sign_out(token, everywhere=everywhere)
+
+    async def sign_out_caller(
+        self, conn: HTTPConnection, *, everywhere: bool = False
+    ) -> SignOutResult:
+        """Sign out whoever the request is authenticated as: its browser session (through
+        the session's own tokens; the cookie is cleared on the response and the refresh
+        token revoked) or its bearer token. Raises the route's HTTP error: 401 without
+        valid credentials, 403 ``csrf_rejected``, 503 while the session cannot be read."""
+        return await self.signing_out.sign_out_caller(conn, everywhere=everywhere)
 
     async def revoke_user(self, sub: str) -> None:
         """Reject every token of ``sub`` issued up to now (sign-ins from the next
@@ -230,6 +255,7 @@ class CognitoAuth(Generic[UserT]):
         if self.sessions is None:  # BrowserSessions raises, naming what is missing
             BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
         assert self.sessions is not None
+        self.signing_out.warn_about_login_scopes("the login router")
         return login_router(self.sessions, self.signing_out, prefix)
 
     def protected_resource_router(self) -> APIRouter:
