@@ -334,13 +334,19 @@ async def test_bearer_sign_out_of_a_token_the_list_cannot_hold_is_refused_with_a
     assert (answer.status_code, answer.json()["code"]) == (401, "unrevocable")
 
 
+def unreadable_session() -> SessionContext:
+    """A request whose session cookie names session ``s1`` that the store cannot read."""
+    context = SessionContext({"fcg_session": "sealed"}, secure=False, explicit=False)
+    context.sid = "s1"
+    context.error = OAuthUnavailableError("the session store cannot be reached")
+    return context
+
+
 async def test_sign_out_everywhere_of_a_session_that_cannot_be_read_raises_and_keeps_the_cookie(
     issuer: LocalIssuer,
 ) -> None:
     auth = make_app(issuer).state.auth
-    context = SessionContext({"fcg_session": "sealed"}, secure=False, explicit=False)
-    context.sid = "s1"
-    context.error = OAuthUnavailableError("the session store cannot be reached")
+    context = unreadable_session()
     with pytest.raises(OAuthUnavailableError):
         await auth.signing_out.sign_out_session(context, everywhere=True)
     assert not context.changed  # the cookie is not cleared
@@ -351,9 +357,7 @@ async def test_sign_out_of_a_session_that_cannot_be_read_revokes_its_id(
     issuer: LocalIssuer,
 ) -> None:
     auth = make_app(issuer).state.auth
-    context = SessionContext({"fcg_session": "sealed"}, secure=False, explicit=False)
-    context.sid = "s1"
-    context.error = OAuthUnavailableError("the session store cannot be reached")
+    context = unreadable_session()
     assert await auth.signing_out.sign_out_session(context) is None
     assert auth.revocations.session_id_revoked("s1")
     assert context.changed  # signed out: the cookie is cleared
