@@ -30,8 +30,10 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_cognito_guard import (
     AwsCredentials,
@@ -46,6 +48,13 @@ from fastapi_cognito_guard import (
 )
 from fastapi_cognito_guard.sessions.manager import BrowserSessions
 from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.testing.devmode import (
+    DEV_TOKEN_DESCRIPTION,
+    DEV_TOKEN_PARAMETERS,
+    MAX_EXPIRES_IN,
+    is_loopback_authority,
+    mint_dev_token,
+)
 
 logger = logging.getLogger("example_app")
 
@@ -57,10 +66,6 @@ def dev_mode_requested(environ: Mapping[str, str] | None = None) -> bool:
     """Dev mode runs only when no user pool is configured: the id unset, empty or blank."""
     pool_id = (environ if environ is not None else os.environ).get("COGNITO_USER_POOL_ID", "")
     return not pool_id.strip()
-
-
-def _split(value: str) -> list[str]:
-    return [part for part in value.replace(",", " ").split() if part]
 
 
 def create_app(
@@ -180,6 +185,7 @@ def create_app(
     _add_browser_routes(app, auth)
     if dev_issuer is not None:
         _add_dev_routes(app, dev_issuer)
+        app.add_middleware(LoopbackHostOnly)
     return app
 
 
@@ -242,25 +248,56 @@ def _add_dev_routes(app: FastAPI, issuer: LocalIssuer) -> None:
     async def dev_jwks() -> dict[str, Any]:
         return issuer.jwks()
 
-    @app.get("/dev/token", tags=["dev mode"])
+    @app.get("/dev/token", tags=["dev mode"], description=DEV_TOKEN_DESCRIPTION)
     async def dev_token(
-        username: str = "alice",
-        groups: str = Query("", description="comma- or space-separated"),
-        scopes: str = Query("", description="comma- or space-separated"),
-        token_use: str = Query("access", pattern="^(access|id)$"),
+        username: str = Query("alice", description=DEV_TOKEN_PARAMETERS["username"]),
+        groups: str = Query("", description=DEV_TOKEN_PARAMETERS["groups"]),
+        scopes: str = Query("", description=DEV_TOKEN_PARAMETERS["scopes"]),
+        token_use: str = Query(
+            "access", pattern="^(access|id)$", description=DEV_TOKEN_PARAMETERS["token_use"]
+        ),
+        expires_in: int = Query(
+            3600, ge=1, le=MAX_EXPIRES_IN, description=DEV_TOKEN_PARAMETERS["expires_in"]
+        ),
     ) -> dict[str, Any]:
-        """Mint a token from the embedded dev issuer (dev mode only)."""
-        if token_use == "id":
-            token = issuer.id_token(
-                username, email=f"{username}@example.com", groups=_split(groups)
-            )
-        else:
-            token = issuer.access_token(
-                username,
-                groups=_split(groups),
-                scopes=["aws.cognito.signin.user.admin", *_split(scopes)],
-            )
-        return {"token": token, "token_type": "Bearer", "token_use": token_use, "expires_in": 3600}
+        return mint_dev_token(
+            issuer,
+            username=username,
+            groups=groups,
+            scopes=scopes,
+            token_use=token_use,
+            expires_in=expires_in,
+        )
+
+
+class LoopbackHostOnly:
+    """Dev mode answers only requests whose ``Host`` is a loopback name (others: 421).
+
+    Binding loopback is not enough: a page on another site can make its own name
+    resolve to 127.0.0.1 (DNS rebinding) and call this app from the browser, with
+    its own name in ``Host``, to mint tokens.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host")
+        if is_loopback_authority(host):
+            await self.app(scope, receive, send)
+            return
+        logger.warning("dev mode refused a request for Host %r (not loopback)", (host or "")[:80])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "misdirected"})
+            return
+        response = PlainTextResponse(
+            "421 Misdirected Request: dev mode answers only 127.0.0.1, localhost and [::1]",
+            status_code=421,
+        )
+        await response(scope, receive, send)
 
 
 def _announce_dev_mode(base_url: str) -> None:
