@@ -3,7 +3,9 @@
 ``LocalIssuer`` signs real RS256 tokens shaped like Cognito's, publishes its
 JWKS through an ``httpx.MockTransport`` or a real HTTP server on 127.0.0.1,
 and while serving is a local hosted UI with Cognito's OAuth2 endpoints, so
-applications can test guarded routes and browser sign-in without AWS. Never
+applications can test guarded routes and browser sign-in without AWS
+(``sign_in(client, issuer, "alice", groups=[...])`` signs a test client in through
+it in one call). Never
 use it to protect anything: it exists for tests and local development.
 
 This module is also a pytest plugin (entry point ``pytest11``) with two fixtures:
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .issuer import ENDPOINTS, Fault, LocalIssuer
+from .signin import sign_in
 from .users import LocalUser
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "LocalUser",
     "cognito_issuer",
     "cognito_issuer_session",
+    "sign_in",
 ]
 
 try:
