@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         require_scope,
     )
     from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
+    from .route_map import RouteRecord, route_map
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,8 @@ _LAZY = {
     "require_scope": ".fastapi",
     "CognitoAuthBackend": ".middleware",
     "CognitoAuthMiddleware": ".middleware",
+    "RouteRecord": ".route_map",
+    "route_map": ".route_map",
 }
 
 
@@ -115,6 +118,7 @@ __all__ = [
     "OAuthUnavailableError",
     "OptionalUser",
     "RevocationList",
+    "RouteRecord",
     "ServiceUnavailableError",
     "SignInError",
     "SignOutResult",
@@ -127,4 +131,5 @@ __all__ = [
     "require_group",
     "require_pool",
     "require_scope",
+    "route_map",
 ]

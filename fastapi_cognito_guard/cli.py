@@ -1,9 +1,12 @@
-"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|revoke|dev-issuer``.
+"""The command line: ``python -m fastapi_cognito_guard <command>``.
+
+Commands: ``inspect``, ``verify``, ``jwks``, ``revoke``, ``routes``, ``dev-issuer``.
 
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
 ``revoke`` adds a user or a session to the revocation list shared through Redis;
+``routes module:app`` prints what protects each route (:mod:`.route_map`);
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 
 A token may be pasted as it travels (``Bearer …`` or a whole
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -344,6 +348,25 @@ def _revoke_command(args: argparse.Namespace, out: TextIO) -> int:
     return _revoke(args.sub, args.origin_jti, out)
 
 
+def _routes(args: argparse.Namespace, out: TextIO) -> int:
+    module_name, _, attribute = args.app.partition(":")
+    if not module_name or not attribute:
+        print(f"name the app as module:attribute, got {args.app!r}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.path.insert(0, os.getcwd())  # as uvicorn does: the app's package from here
+    try:
+        app = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        print(f"cannot load {args.app}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from .route_map import dumps, format_table, route_map, route_map_json
+
+    print(
+        dumps(route_map_json(app)) if args.json else format_table(route_map(app)), file=out, end=""
+    )
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastapi_cognito_guard",
@@ -377,6 +400,13 @@ def _parser() -> argparse.ArgumentParser:
     jwks.add_argument("url", nargs="?", help="a JWKS URL (default: from the settings)")
     _add_pool_flags(jwks)
     jwks.set_defaults(run=_jwks)
+
+    routes = commands.add_parser(
+        "routes", help="print what protects each route of an app (the route map)"
+    )
+    routes.add_argument("app", help="the app as module:attribute (e.g. example_app.app:app)")
+    routes.add_argument("--json", action="store_true", help="JSON for machines")
+    routes.set_defaults(run=_routes)
 
     dev = commands.add_parser("dev-issuer", help="run a local Cognito (hosted UI, token minting)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .issuer import ENDPOINTS, Fault, LocalIssuer
+from .routes import assert_route_map
 from .signin import sign_in
 from .users import LocalUser
 
@@ -29,6 +30,7 @@ __all__ = [
     "Fault",
     "LocalIssuer",
     "LocalUser",
+    "assert_route_map",
     "cognito_issuer",
     "cognito_issuer_session",
     "sign_in",
