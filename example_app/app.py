@@ -11,7 +11,6 @@ is only reachable when no real settings are given, and only on loopback (``__mai
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import logging
 import os
@@ -55,6 +54,8 @@ from fastapi_cognito_guard.testing.devmode import (
     is_loopback_authority,
     mint_dev_token,
 )
+
+from .home import home_page
 
 logger = logging.getLogger("example_app")
 
@@ -219,19 +220,9 @@ def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
         app.include_router(auth.login_router())
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(user: CognitoUser | None = Depends(optional_user)) -> str:
-        if user is not None:
-            name = html.escape(user.username or user.sub)
-            body = (
-                f"<p>Signed in as <strong id='user'>{name}</strong>.</p>"
-                "<form method='post' action='/auth/logout'>"
-                "<button type='submit'>Sign out</button></form>"
-            )
-        elif auth.sessions is not None:
-            body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"
-        else:
-            body = "<p>Browser sign-in is off (set COGNITO_DOMAIN and COGNITO_SESSION_SECRET).</p>"
-        return f"<!doctype html><meta charset=utf-8><title>Example app</title>{body}"
+    async def home(request: Request, user: CognitoUser | None = Depends(optional_user)) -> str:
+        """Who you are, and every route with whether you would pass it."""
+        return home_page(request, user, sign_in=auth.sessions is not None)
 
     @app.post("/echo")
     async def echo(request: Request, user: CognitoUser = Depends(current_user)) -> dict[str, Any]:

@@ -27,14 +27,17 @@ from pydantic import ValidationError
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from .claims import CognitoUser
 from .guard_spec import GuardSpec, spec_of
 from .settings import CognitoSettings
 
 __all__ = [
     "RouteRecord",
+    "admits",
     "dumps",
     "format_table",
     "registered_auth",
+    "requirement",
     "route_map",
     "route_map_json",
 ]
@@ -406,3 +409,41 @@ def format_table(records: Sequence[RouteRecord]) -> str:
         for row in rows
     ]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def admits(record: RouteRecord, user: CognitoUser | None) -> bool | None:
+    """Whether ``user`` (None: a caller without a token) would pass the route's
+    guards: True or False, or None when code the library cannot see decides (an
+    ``unknown`` route) or the answer depends on more than the user (step-up: when
+    they signed in; the active-session check asks Cognito)."""
+    if record.status == OPEN:
+        return True
+    if record.status == UNKNOWN:
+        return None
+    if user is None:
+        return False
+    if (record.pools and user.user_pool_id not in record.pools) or (
+        record.clients and user.client_id not in record.clients
+    ):
+        return False
+    if (
+        record.token_use
+        and "any" not in record.token_use
+        and user.token_use not in record.token_use
+    ):
+        return False
+    if not _holds(record, set(user.groups), set(user.scopes)):
+        return False
+    return None if record.step_up else True
+
+
+def _holds(record: RouteRecord, groups: set[str], scopes: set[str]) -> bool:
+    if record.group_or_scope:
+        return not (groups.isdisjoint(record.groups) and scopes.isdisjoint(record.scopes))
+    for wanted, held, every in (
+        (record.groups, groups, record.groups_all),
+        (record.scopes, scopes, record.scopes_all),
+    ):
+        if wanted and not (held.issuperset(wanted) if every else not held.isdisjoint(wanted)):
+            return False
+    return True
