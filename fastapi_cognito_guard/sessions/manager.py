@@ -32,7 +32,7 @@ from ..stores import KeyValueStore
 from ..verifier import CognitoVerifier
 from .context import SessionContext
 from .cookies import ChunkedCookie
-from .csrf import needs_origin_check, trusted_request
+from .csrf import needs_origin_check, rejection_message, trusted_request
 from .guests import SessionGuestIdentities
 from .oauth import OAuthClient, TokenEndpointError
 from .refresh import SessionEndedError, SingleFlightRefresher
@@ -203,8 +203,9 @@ class BrowserSessions:
                 context.store(session)
         context.session = session
         if needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
-            logger.info("cookie-authenticated request from an untrusted origin refused")
-            context.error = CsrfRejectedError("the request's origin is not trusted")
+            message = rejection_message(scope, self.trusted_origins)
+            logger.warning("csrf_rejected: %s", message)
+            context.error = CsrfRejectedError(message)
             return context
         context.token = session.id_token if self._offers_id_token else session.access_token
         return context
