@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from pydantic import ValidationError
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -155,9 +157,9 @@ def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
             guarding = _Guarding(app.auth, app.exclude_paths, prefix, _docs_paths(app.app))
             context = _with_middleware(context, guarding)
         app = app.app
-    auth = registered_auth(app)
-    if auth is not None:
-        context = _Context(auth, prefix or "/", context.middleware)
+    if isinstance(app, Starlette):  # it puts itself into the scope: its registration counts
+        auth = registered_auth(app)
+        context = _Context(auth, (prefix or "/") if auth else None, context.middleware)
     for entry in getattr(app, "user_middleware", ()):
         if getattr(entry, "cls", None) is CognitoAuthMiddleware:
             options = entry.kwargs
@@ -165,17 +167,31 @@ def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
             exclude = None if given is None else PathExclusions(given)
             guarding = _Guarding(options["auth"], exclude, prefix, _docs_paths(app))
             context = _with_middleware(context, guarding)
-    for route in getattr(app, "routes", ()):
-        yield from _records(route, app, prefix, context)
+    for route, effective in _routes(app):
+        yield from _records(route, effective, app, prefix, context)
 
 
 def _with_middleware(context: _Context, guarding: _Guarding) -> _Context:
     return _Context(context.auth, context.auth_app, (*context.middleware, guarding))
 
 
-def _records(route: BaseRoute, app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
+def _routes(app: Any) -> Iterator[tuple[BaseRoute, Any]]:
+    """Each route of ``app`` with its effective form (full path, router dependencies):
+    FastAPI 0.12x+ includes routers lazily, older versions copy their routes."""
+    routes = getattr(app, "routes", ())
+    contexts = getattr(fastapi_routing, "iter_route_contexts", None)
+    if contexts is None:
+        yield from ((route, route) for route in routes)
+        return
+    for context in contexts(routes):
+        yield context.original_route, context
+
+
+def _records(
+    route: BaseRoute, effective: Any, app: Any, prefix: str, context: _Context
+) -> Iterator[RouteRecord]:
     if isinstance(route, (APIRoute, APIWebSocketRoute)):
-        yield _record(route, prefix + route.path, context)
+        yield _record(route, effective, prefix + effective.path, context)
     elif isinstance(route, (Mount, Host)):
         mount_prefix = prefix + (route.path if isinstance(route, Mount) else "")
         inner = route.app
@@ -187,9 +203,8 @@ def _records(route: BaseRoute, app: Any, prefix: str, context: _Context) -> Iter
     elif isinstance(route, Route):
         docs = _docs_paths_of(app)
         status = OPEN if route.path in docs else UNKNOWN
-        yield _plain(
-            tuple(sorted(route.methods or ())), prefix + route.path, "http", status, context
-        )
+        methods = tuple(sorted(route.methods or ()))
+        yield _plain(methods, prefix + route.path, "http", status, context)
     elif isinstance(route, WebSocketRoute):
         yield _plain((), prefix + route.path, "websocket", UNKNOWN, context)
 
@@ -229,22 +244,28 @@ def _covering(context: _Context, path: str) -> tuple[_Guarding | None, str | Non
     return None, excluded_by
 
 
-def _record(route: APIRoute | APIWebSocketRoute, path: str, context: _Context) -> RouteRecord:
+def _record(
+    route: APIRoute | APIWebSocketRoute, effective: Any, path: str, context: _Context
+) -> RouteRecord:
     specs: list[tuple[GuardSpec, Sequence[str]]] = []
     custom: list[str] = []
-    _gather(route.dependant, specs, custom)
+    _gather(effective.dependant, specs, custom)
     requiring = [(spec, declared) for spec, declared in specs if spec.requires_user]
     guarding, excluded_by = _covering(context, path)
-    methods = tuple(sorted(route.methods or ())) if isinstance(route, APIRoute) else ()
+    methods = tuple(sorted(effective.methods or ())) if isinstance(route, APIRoute) else ()
     kind = "http" if isinstance(route, APIRoute) else "websocket"
     if not requiring and guarding is None:
         status = UNKNOWN if custom else OPEN
+        source = _source(specs, context) if specs else None
         return RouteRecord(
             methods,
             path,
             kind,
             status,
+            auth_source=source,
+            auth_app=context.auth_app if source == "registered" else None,
             excluded_by=excluded_by,
+            credentials=any(s.credentials for s, _ in specs),
             custom=tuple(custom),
             name=route.name,
         )
@@ -289,19 +310,21 @@ def _gather(
     specs: list[tuple[GuardSpec, Sequence[str]]],
     custom: list[str],
     *,
-    in_library: bool = False,
+    nested: bool = False,
 ) -> None:
     """Every library dependency below ``dependant`` with the scopes declared around it
     (``Security(dep, scopes=...)``, all required), and the user's own dependencies
-    (the parts of a library dependency are the library's, described or not)."""
+    at the top level (what they depend on is theirs too)."""
     for sub in dependant.dependencies:
         spec = spec_of(sub.call)
         if spec is not None:
             declared = [*(sub.parent_oauth_scopes or ()), *(sub.own_oauth_scopes or ())]
             specs.append((spec, declared if spec.requires_user else ()))
-        elif not in_library:
+        elif not nested:
             custom.append(_name(sub))
-        _gather(sub, specs, custom, in_library=in_library or spec is not None)
+        # Below a described dependency everything is the library's; below a user's
+        # own, only the library's guards are of interest (the user's is named once).
+        _gather(sub, specs, custom, nested=True)
 
 
 def _name(dependant: Dependant) -> str:
