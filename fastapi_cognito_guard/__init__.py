@@ -39,7 +39,8 @@ from .settings import CognitoSettings
 from .verifier import CognitoVerifier
 
 if TYPE_CHECKING:
-    from .fastapi import (
+    from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
+    from .web import (
         CognitoAuth,
         CognitoHTTPException,
         CurrentUser,
@@ -52,23 +53,22 @@ if TYPE_CHECKING:
         require_pool,
         require_scope,
     )
-    from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
     from .route_map import RouteRecord, route_map
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "CognitoAuth": ".fastapi",
-    "CognitoHTTPException": ".fastapi",
-    "CurrentUser": ".fastapi",
-    "OptionalUser": ".fastapi",
-    "current_user": ".fastapi",
-    "login_required": ".fastapi",
-    "optional_user": ".fastapi",
-    "require_any": ".fastapi",
-    "require_group": ".fastapi",
-    "require_pool": ".fastapi",
-    "require_scope": ".fastapi",
+    "CognitoAuth": ".web",
+    "CognitoHTTPException": ".web",
+    "CurrentUser": ".web",
+    "OptionalUser": ".web",
+    "current_user": ".web",
+    "login_required": ".web",
+    "optional_user": ".web",
+    "require_any": ".web",
+    "require_group": ".web",
+    "require_pool": ".web",
+    "require_scope": ".web",
     "CognitoAuthBackend": ".middleware",
     "CognitoAuthMiddleware": ".middleware",
     "RouteRecord": ".route_map",

@@ -24,14 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .claims import CognitoUser
 from .errors import CognitoGuardError, MissingTokenError
-from .fastapi import (
-    WS_POLICY_VIOLATION,
-    CognitoAuth,
-    accepting_bearer_subprotocol,
-    error_response,
-    offers_bearer_subprotocol,
-)
 from .sessions.context import session_error
+from .web.auth import CognitoAuth
+from .web.responses import WS_POLICY_VIOLATION, error_response
+from .web.tokens import accepting_bearer_subprotocol, offers_bearer_subprotocol
 
 __all__ = ["AuthenticatedCognitoUser", "CognitoAuthBackend", "CognitoAuthMiddleware"]
 

@@ -78,8 +78,8 @@ from fastapi_cognito_guard import (
     require_group,
     require_scope,
 )
-from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL, connection_token
 from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.web import BEARER_SUBPROTOCOL, connection_token
 from tests.helpers import bearer, running, websocket_refusal
 from tests.moto_cognito import CognitoPool
 from tests.uvicorn_server import uvicorn_server

@@ -59,7 +59,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-import fastapi_cognito_guard.fastapi as fastapi_module
+import fastapi_cognito_guard.web.identity_pools as identity_pools_module
 from fastapi_cognito_guard import (
     AwsCredentials,
     CognitoAuth,
@@ -398,7 +398,7 @@ async def observe_identity(row: str) -> dict[str, Any]:
             token_use="id", identity_pool_id=IDENTITY_POOL_ID, identity_endpoint=idp.url
         )
         with mock.patch.object(
-            fastapi_module,
+            identity_pools_module,
             "IdentityPoolClient",
             functools.partial(IdentityPoolClient, timeout=TIMEOUT),
         ):

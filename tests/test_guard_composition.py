@@ -28,7 +28,7 @@ from fastapi import Depends, FastAPI, Security
 from pydantic import Field
 from starlette.routing import Mount
 
-import fastapi_cognito_guard.fastapi as guard_module
+import fastapi_cognito_guard.web.module_guards as guard_module
 from fastapi_cognito_guard import (
     CognitoAuth,
     CognitoAuthMiddleware,

@@ -120,16 +120,22 @@ constants from the code under test, so a credential like ``missing_token`` does 
 up; only a credential that is not part of this text can be an echo."""
 
 
+HTTP_OWS = " \t"
+"""HTTP's optional white space (RFC 9110 §5.6.3): a space or a tab, nothing else. Other
+white space (a no-break space, say) is part of the value, so a token with it is not one
+that was issued."""
+
+
 def credential(value: str) -> str:
     """The header value's token part: what follows the scheme, or the whole value."""
-    stripped = value.strip()
+    stripped = value.strip(HTTP_OWS)
     _, space, rest = stripped.partition(" ")
-    return rest.strip() if space else stripped
+    return rest.strip(HTTP_OWS) if space else stripped
 
 
 def acceptable(value: str) -> bool:
-    scheme, space, rest = value.strip().partition(" ")
-    return bool(space) and scheme.lower() == "bearer" and rest.strip() in ISSUED
+    scheme, space, rest = value.strip(HTTP_OWS).partition(" ")
+    return bool(space) and scheme.lower() == "bearer" and rest.strip(HTTP_OWS) in ISSUED
 
 
 def sub_of(token: str) -> str:

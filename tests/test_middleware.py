@@ -52,8 +52,8 @@ from fastapi_cognito_guard import (
     CognitoAuthMiddleware,
     CognitoUser,
 )
-from fastapi_cognito_guard.fastapi import BEARER_SUBPROTOCOL
 from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.web import BEARER_SUBPROTOCOL
 from tests.helpers import bearer, websocket_refusal
 from tests.uvicorn_server import uvicorn_server
 

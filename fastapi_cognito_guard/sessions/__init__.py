@@ -14,6 +14,7 @@ One small module per concern:
 * ``middleware``: loads the session before the route and writes its cookies after;
 * ``routes``: ``/auth/login``, ``/auth/callback`` and ``/auth/logout``.
 
-This package imports nothing from ``fastapi_cognito_guard.fastapi`` at import time,
-so that module can read the request's session without an import cycle.
+This package imports nothing from the FastAPI layer (``fastapi_cognito_guard.web``):
+the web layer builds on it, and the routes get what they need of an auth (its
+sign-out) handed in.
 """

@@ -9,10 +9,9 @@ be reached. None of them starts a session.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -21,20 +20,20 @@ from starlette.routing import NoMatchFound
 from ..errors import (
     CognitoGuardError,
     CsrfRejectedError,
-    InvalidTokenError,
     ServiceUnavailableError,
     SignInError,
 )
-from ..fastapi import connection_token
 from .context import SessionContext, session_context
 from .cookies import clear_cookie, set_cookie
 from .transient import LIFETIME_SECONDS, safe_next
 
 if TYPE_CHECKING:
-    from ..fastapi import CognitoAuth
+    from starlette.requests import HTTPConnection
+
+    from ..revocation import SignOutResult
     from .manager import BrowserSessions
 
-__all__ = ["login_router"]
+__all__ = ["SignOutPort", "login_router"]
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
@@ -76,8 +75,21 @@ def _context(request: Request) -> SessionContext:
     return context
 
 
-def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str) -> APIRouter:
-    """The sign-in routes of ``auth`` under ``prefix``."""
+class SignOutPort(Protocol):
+    """What the logout route needs of the auth that serves it (its ``SignOut`` part)."""
+
+    async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
+        """Revoke the session of a verified ``token`` (with ``everywhere``: the user)."""
+        ...
+
+    async def sign_out_caller(self, conn: HTTPConnection, *, everywhere: bool) -> SignOutResult:
+        """Sign out the bearer caller of ``conn`` (the route's 401 unless it is valid)."""
+        ...
+
+
+def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) -> APIRouter:
+    """The sign-in routes of one auth's browser ``sessions`` under ``prefix``;
+    ``signer`` revokes what a sign-out ends."""
     router = APIRouter(prefix=prefix, tags=["sign-in"], include_in_schema=False)
 
     @router.get("/login", name=_LOGIN)
@@ -155,11 +167,7 @@ def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str)
         context = _context(request)
         everywhere = request.query_params.get("everywhere", "").lower() in ("1", "true", "yes")
         if context.explicit:
-            await auth._user_for(request)  # 401 unless the bearer token is valid
-            token = connection_token(request.scope)
-            assert token is not None
-            with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out
-                await auth.sign_out(token, everywhere=everywhere)
+            await signer.sign_out_caller(request, everywhere=everywhere)
             return Response(status_code=204)
         if isinstance(context.error, CsrfRejectedError):
             return error_page(request, context.error)
@@ -168,7 +176,7 @@ def login_router(auth: CognitoAuth[Any], sessions: BrowserSessions, prefix: str)
             if session.refresh_token is not None:
                 await sessions.oauth.revoke(session.refresh_token)
             try:
-                await auth.sign_out(session.access_token, everywhere=everywhere)
+                await signer.sign_out(session.access_token, everywhere=everywhere)
             except CognitoGuardError as exc:  # e.g. an access token past its expiry
                 logger.info("session not added to the revocation list: %s", exc.code)
             context.end()

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .issuer import ENDPOINTS, Fault, LocalIssuer
+from .http import Fault
+from .issuer import ENDPOINTS, LocalIssuer
 from .routes import assert_route_map
 from .signin import sign_in
 from .users import LocalUser

@@ -46,68 +46,63 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from .http import Fault, Reply, Request
 from .users import LocalUser
 
-if TYPE_CHECKING:
-    from .issuer import LocalIssuer
-
-__all__ = ["HostedUI", "Reply", "Request"]
+__all__ = ["HostedUI", "IssuerPort"]
 
 _MAX_FIELDS = 64
 _DEFAULT_SCOPES = ("openid", "email", "phone", "profile", "aws.cognito.signin.user.admin")
 _OIDC_SCOPES = frozenset(_DEFAULT_SCOPES)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request, as the server received it."""
+class IssuerPort(Protocol):
+    """What the endpoints read of the ``LocalIssuer`` they serve: its configuration
+    (changeable at any time), its keys, its token minting and its call counter."""
 
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    """Names in lower case."""
-    body: bytes = b""
+    @property
+    def user_pool_id(self) -> str: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def jwks_url(self) -> str: ...
+    @property
+    def login_as(self) -> str | LocalUser | None: ...
+    @property
+    def callback_urls(self) -> Sequence[str] | None: ...
+    @property
+    def logout_urls(self) -> Sequence[str] | None: ...
+    @property
+    def faults(self) -> Mapping[str, Fault]: ...
+    @property
+    def rotate_refresh_tokens(self) -> bool: ...
+    @property
+    def custom_in_access_tokens(self) -> bool: ...
+    @property
+    def code_ttl_seconds(self) -> float: ...
+    @property
+    def token_ttl_seconds(self) -> int: ...
+    @property
+    def refresh_token_ttl_seconds(self) -> float: ...
 
-
-@dataclass(frozen=True)
-class Reply:
-    """One HTTP answer."""
-
-    status: int
-    body: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-    @classmethod
-    def json(cls, status: int, document: Any, **headers: str) -> Reply:
-        return cls(
-            status,
-            json.dumps(document).encode(),
-            {"Content-Type": "application/json;charset=UTF-8", "Cache-Control": "no-store"}
-            | headers,
-        )
-
-    @classmethod
-    def page(cls, status: int, title: str, content: str) -> Reply:
-        document = (
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title></head><body>{content}</body></html>"
-        )
-        return cls(status, document.encode(), {"Content-Type": "text/html; charset=utf-8"})
-
-    @classmethod
-    def redirect(cls, location: str) -> Reply:
-        return cls(302, b"", {"Location": location, "Cache-Control": "no-store"})
+    def count(self, name: str) -> None: ...
+    def clients(self) -> dict[str, str | None]: ...
+    def jwks(self) -> dict[str, list[dict[str, str]]]: ...
+    def public_key(self, kid: str) -> rsa.RSAPublicKey | None: ...
+    def access_token(self, username: str = ..., /, **claims: Any) -> str: ...
+    def id_token(self, username: str = ..., /, **claims: Any) -> str: ...
+    def client_credentials_token(self, scopes: Sequence[str] = ..., **claims: Any) -> str: ...
 
 
 class _OAuthError(Exception):
@@ -159,7 +154,7 @@ class _Session:
 class HostedUI:
     """The endpoints' logic and state (codes, sessions); the issuer holds the settings."""
 
-    def __init__(self, issuer: LocalIssuer) -> None:
+    def __init__(self, issuer: IssuerPort) -> None:
         self._issuer = issuer
         self._lock = threading.Lock()
         self._codes: dict[str, _Code] = {}
@@ -682,7 +677,7 @@ def _user(login_as: str | LocalUser) -> LocalUser:
     return login_as
 
 
-def _allowed_url(url: str, allowed: list[str] | None) -> bool:
+def _allowed_url(url: str, allowed: Sequence[str] | None) -> bool:
     """An absolute http(s) URL, and one of ``allowed`` when the client lists them."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:

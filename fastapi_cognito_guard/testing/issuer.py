@@ -17,7 +17,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, overload
 
 import httpx
@@ -25,7 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..settings import CognitoSettings
-from .hosted_ui import HostedUI, Request
+from .hosted_ui import HostedUI
+from .http import Fault, Request
 from .server import serve_http
 from .users import LocalUser, sub_for
 
@@ -77,18 +77,6 @@ class _SigningKey:
             "n": _b64url_uint(numbers.n),
             "use": "sig",
         }
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A misbehaviour of one endpoint, set with ``LocalIssuer.fail()``."""
-
-    status: int | None = None
-    """Answer with this status and ``body`` instead of the real answer (None: real answer)."""
-    body: bytes = b""
-    content_type: str = "text/plain"
-    delay: float = 0.0
-    """Seconds to wait before answering (a hang, when longer than the client's timeout)."""
 
 
 class LocalIssuer:

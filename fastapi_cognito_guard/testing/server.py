@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .hosted_ui import Reply, Request
+from .http import Reply, Request
 
 __all__ = ["MAX_BODY_BYTES", "serve_http"]
 

@@ -1,0 +1,334 @@
+"""``CognitoAuth``: the composition root of the FastAPI layer.
+
+It builds one auth's parts — the verifier, the ``Authenticator`` every guard asks,
+the guards, the shared state (revocation list, Redis), sign-out, identity pools,
+browser sessions and readiness — and hands out their dependencies. The logic lives
+in the parts; this class only wires them and registers itself on apps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Generic
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.models import SecurityBase as SecurityBaseModel
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+from ..claims import CognitoUser
+from ..errors import CognitoGuardError, KeysUnavailableError
+from ..identity import AwsCredentials, IdentityPoolClient
+from ..revocation import RevocationList, SignOutResult
+from ..sessions.manager import BrowserSessions, sessions_for
+from ..sessions.middleware import SessionMiddleware
+from ..sessions.routes import login_router
+from ..settings import CognitoSettings
+from ..stores import KeyValueStore
+from ..verifier import CognitoVerifier
+from .authenticator import Authenticator, UserT
+from .dependencies import Dependency, Guards
+from .identity_pools import GuestIdentities, IdentityPools, caller_id_token
+from .openapi import BearerScheme, openapi_scheme, swagger_ui_init_oauth, wrap_openapi
+from .readiness import Readiness
+from .responses import CognitoHTTPException, CognitoWebSocketException, install_error_handlers
+from .shared_state import SharedState
+from .sign_out import SignOut
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+__all__ = ["CognitoAuth"]
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+
+class CognitoAuth(Generic[UserT]):
+    """Cognito authentication for a FastAPI app: dependencies, OpenAPI and lifespan.
+
+    ``CognitoAuth()`` reads the ``COGNITO_*`` environment; pass settings (or a
+    list of them, one per user pool) to configure it in code, and ``user_model``
+    to receive a ``CognitoUser`` subclass from the dependencies.
+    """
+
+    def __init__(
+        self,
+        settings: CognitoSettings | Sequence[CognitoSettings] | None = None,
+        *,
+        user_model: type[UserT] = CognitoUser,  # type: ignore[assignment]
+        http_client: httpx.AsyncClient | None = None,
+        realm: str = "api",
+    ) -> None:
+        self.verifier = CognitoVerifier(
+            settings if settings is not None else CognitoSettings(), http_client=http_client
+        )
+        self.settings = self.verifier.settings
+        self.user_model = user_model
+        self.realm = realm
+        self.authenticator = Authenticator(self.verifier, user_model, realm)
+        """Verifies a request's token for this auth (every guard asks it)."""
+        self._oauth = next((s for s in self.settings if s.oauth_base_url), None)
+        self.scheme = BearerScheme(self._openapi_scheme)
+        self._guards: Guards[UserT] = Guards(self.scheme, lambda conn: self.authenticator)
+        self.current_user: Dependency[UserT] = self._guards.current_user
+        """Dependency: the verified caller (401 without a valid token)."""
+        self.optional_user: Dependency[UserT | None] = self._guards.optional_user
+        """Dependency: the verified caller, or None when no token was sent."""
+        self.login_required: Dependency[UserT] = self._guards.login_required
+        """Dependency: ``current_user`` that redirects signed-out browser navigations to
+        ``/auth/login?next=...`` (other requests get the 401)."""
+
+        self.shared = SharedState(self.settings)
+        """The revocation list and, with ``redis_url``, its Redis mirror and shared store."""
+        self.revocations: RevocationList = self.shared.revocations
+        """The revocation list (sessions and users) every verifier of this auth consults."""
+        self.shared_store: KeyValueStore | None = self.shared.store
+        """Where shared caches live (Redis) when ``redis_url`` is set, else None."""
+        self.verifier.revocation = self.revocations
+        self.signing_out: SignOut[UserT] = SignOut(
+            self.settings,
+            self.shared,
+            self.authenticator,
+            current_user=self.current_user,
+            scheme=self.scheme,
+            http_client=http_client,
+        )
+        """Revokes sessions and users; checks sessions with Cognito (§14)."""
+        self.identity_pools = IdentityPools(
+            self.settings,
+            self.verifier,
+            self.shared,
+            self.authenticator,
+            current_user=self.current_user,
+            id_token_of=self.caller_id_token,
+            http_client=http_client,
+        )
+        """Identity-pool clients and the credential dependencies (§9)."""
+        self.aws_credentials: Dependency[AwsCredentials] = self.identity_pools.credentials_for()
+        """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
+        self.guest_credentials: Dependency[AwsCredentials] = self.identity_pools.guest_credentials()
+        """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
+        self.sessions: BrowserSessions | None = sessions_for(
+            self.settings, self.verifier, http_client, self.shared_store
+        )
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
+        if self.sessions is not None:
+            self.guest_identities = self.sessions.guest_identities
+        self.readiness = Readiness(self.verifier, self.shared, self.identity_pools)
+        """Answers ``ready()`` and ``health()``."""
+
+    # -- guards ------------------------------------------------------------------
+
+    def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
+        """A dependency admitting users in any of ``groups`` (every one with ``all=True``)."""
+        return self._guards.require_group(*groups, all=all)
+
+    def require_scope(self, *scopes: str, all: bool = True) -> Dependency[UserT]:
+        """A dependency admitting tokens with all of ``scopes`` (any one with ``all=False``)."""
+        return self._guards.require_scope(*scopes, all=all)
+
+    def require_any(
+        self, groups: Iterable[str] = (), scopes: Iterable[str] = ()
+    ) -> Dependency[UserT]:
+        """A dependency admitting users in any of ``groups`` or tokens with any of
+        ``scopes``: one route for people (groups) and machine clients (scopes)."""
+        return self._guards.require_any(groups, scopes)
+
+    def require_pool(self, *user_pool_ids: str) -> Dependency[UserT]:
+        """A dependency admitting only tokens signed by the given user pools."""
+        unknown = set(user_pool_ids) - {s.user_pool_id for s in self.settings}
+        if unknown:
+            raise ValueError(f"require_pool names unconfigured user pools: {sorted(unknown)}")
+        return self._guards.require_pool(*user_pool_ids)
+
+    @property
+    def require_active_session(self) -> Dependency[UserT]:
+        """Dependency for sensitive routes: the verified caller, whose session Cognito
+        (``GetUser``) confirmed within ``revocation_check_seconds``. A session Cognito
+        reports dead -> 401 ``revoked`` (and it joins the revocation list); Cognito
+        unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
+        scope cannot be asked about and rely on the revocation list alone."""
+        return self.signing_out.require_active_session
+
+    # -- verification --------------------------------------------------------------
+
+    async def authenticate(self, token: str) -> UserT:
+        """Verify a token and build the user; raises ``CognitoGuardError`` on failure."""
+        return await self.authenticator.authenticate(token)
+
+    def request_token(self, conn: HTTPConnection) -> str | None:
+        """The one place this auth reads a request's token (see ``connection_token``)."""
+        return self.authenticator.request_token(conn)
+
+    async def request_user(self, scope: Scope, token: str) -> UserT:
+        """The user this auth verified for ``token`` in this request, verifying it on
+        first use. Every auth keeps its own entry: a token another auth (or the
+        middleware's) accepted is still checked against this one's pools, clients,
+        token use and user model. Raises ``CognitoGuardError``."""
+        return await self.authenticator.request_user(scope, token)
+
+    def _http_error(
+        self, error: CognitoGuardError, conn: HTTPConnection | None = None
+    ) -> CognitoHTTPException | CognitoWebSocketException:
+        return self.authenticator.http_error(error, conn)
+
+    # -- sign-out and revocation (§14) -----------------------------------------------
+
+    async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
+        """Sign the holder of ``token`` out: its session (``origin_jti``) is revoked,
+        here at once and on the shared list; with ``everywhere`` the user is revoked
+        too and Cognito's ``GlobalSignOut`` is called (when the token carries the
+        ``aws.cognito.signin.user.admin`` scope). A Cognito failure is logged and
+        reported in the result, not raised; an invalid token raises
+        ``InvalidTokenError``."""
+        return await self.signing_out.sign_out(token, everywhere=everywhere)
+
+    async def revoke_user(self, sub: str) -> None:
+        """Reject every token of ``sub`` issued up to now (sign-ins from the next
+        second on work), in every process sharing the list. For operators and admin
+        routes, after their own ``AdminUserGlobalSignOut``. ``ValueError`` for a
+        malformed ``sub``."""
+        await self.signing_out.revoke_user(sub)
+
+    async def revoke_session(self, origin_jti: str) -> None:
+        """Reject every token of one sign-in (its ``origin_jti``, refreshed tokens
+        included), in every process sharing the list. ``ValueError`` when malformed."""
+        await self.signing_out.revoke_session(origin_jti)
+
+    # -- browser sign-in (§13) ---------------------------------------------------------
+
+    def login_router(self, *, prefix: str = "/auth") -> APIRouter:
+        """The browser sign-in routes: ``GET {prefix}/login?next=``, ``GET
+        {prefix}/callback`` and ``GET``/``POST {prefix}/logout[?everywhere=true]``.
+
+        Raises ``ValueError`` naming the missing settings when ``session_secret``
+        or the OAuth2 URL (``domain`` / ``oauth_url``) is not configured.
+        """
+        if self.sessions is None:  # BrowserSessions raises, naming what is missing
+            BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
+        assert self.sessions is not None
+        return login_router(self.sessions, self.signing_out, prefix)
+
+    # -- identity pools (§9) -------------------------------------------------------------
+
+    @property
+    def guest_identities(self) -> GuestIdentities | None:
+        """Where a visitor's guest identity id is kept (browser sessions set it); None:
+        one guest identity for this process."""
+        return self.identity_pools.guest_identities
+
+    @guest_identities.setter
+    def guest_identities(self, keeper: GuestIdentities | None) -> None:
+        self.identity_pools.guest_identities = keeper
+
+    def identity_client(self, user_pool_id: str) -> IdentityPoolClient:
+        """The identity-pool client for a configured user pool with ``identity_pool_id``."""
+        return self.identity_pools.client(user_pool_id)
+
+    def aws_credentials_for(
+        self, role_arn: str | None = None, *, groups_to_roles: Mapping[str, str] | None = None
+    ) -> Dependency[AwsCredentials]:
+        """A dependency giving the caller identity-pool ``AwsCredentials`` for a role.
+
+        ``role_arn`` names the role; ``groups_to_roles`` maps groups to roles and picks
+        the first listed group the user is in (403 when none). Either way the role
+        must be one of the token's ``cognito:roles`` (403 ``credentials_denied``
+        otherwise, before any call to AWS). Bad arguments are a ``ValueError`` here.
+        """
+        return self.identity_pools.credentials_for(role_arn, groups_to_roles=groups_to_roles)
+
+    async def aws_credentials_of(
+        self,
+        conn: HTTPConnection,
+        user: CognitoUser,
+        *,
+        role_arn: str | None = None,
+        groups_to_roles: Mapping[str, str] | None = None,
+    ) -> AwsCredentials:
+        """Credentials for ``user`` (the verified caller of ``conn``), for routes that
+        choose the role per request; errors are raised as the route's HTTP error
+        (or a 1008 close on a WebSocket)."""
+        return await self.identity_pools.credentials_of(
+            conn, user, role_arn=role_arn, groups_to_roles=groups_to_roles
+        )
+
+    def caller_id_token(self, conn: HTTPConnection, user: CognitoUser) -> str:
+        """The caller's ID token for identity-pool exchanges: the browser session's
+        when the request is authenticated by its session cookie, else the bearer when
+        it is an ID token, else the ``X-Cognito-Id-Token`` header. Override it to
+        supply the ID token another way."""
+        return caller_id_token(conn, user)
+
+    # -- operations (§16) ------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """True when every user pool's signing keys are usable: for ``/ready`` routes and
+        Kubernetes readiness probes. Redis is not a condition."""
+        return self.readiness.ready()
+
+    def health(self) -> dict[str, Any]:
+        """Each part's state, for operators: keys per pool, Redis, identity pools and
+        the revocation list's size. Never contains a token or a secret."""
+        return self.readiness.health()
+
+    # -- app wiring -------------------------------------------------------------------------
+
+    def init_app(self, app: FastAPI) -> None:
+        """Make this the app's ``CognitoAuth``: module-level dependencies use it, errors
+        render as ``{detail, code}``, its OpenAPI scheme lists every scope routes need
+        and the 401/403 answers, and Swagger UI signs in through the hosted UI when an
+        OAuth URL (``domain`` or ``oauth_url``) is set.
+        """
+        app.state.cognito_auth = self
+        install_error_handlers(app)
+        # Starlette copies exception handlers when it builds its middleware stack,
+        # which happens before the lifespan runs; have it rebuilt before any request.
+        app.middleware_stack = None
+        if self.sessions is not None:
+            installed = (getattr(entry, "cls", None) for entry in app.user_middleware)
+            if SessionMiddleware not in installed:
+                app.add_middleware(SessionMiddleware, sessions=self.sessions)
+        if app.swagger_ui_init_oauth is None:
+            app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
+        app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign]
+
+    @property
+    def swagger_ui_init_oauth(self) -> dict[str, Any] | None:
+        """Swagger UI's OAuth settings (code flow with PKCE) when an OAuth URL is set
+        (``domain`` or ``oauth_url``); ``init_app`` applies them to the app."""
+        return swagger_ui_init_oauth(self._oauth)
+
+    def _openapi_scheme(self) -> tuple[str, SecurityBaseModel]:
+        return openapi_scheme(self._oauth)
+
+    async def start(self) -> None:
+        """Start what runs beside requests: the Redis mirror of the revocation list
+        (a full load, then pub/sub). ``lifespan`` calls it; call it yourself with
+        ``init_app``. Redis being down delays nothing: the mirror retries."""
+        await self.shared.start()
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Register with the app, prefetch signing keys, and close the HTTP client at exit."""
+        self.init_app(app)
+        try:
+            await self.verifier.hydrate()
+        except KeysUnavailableError as exc:
+            logger.warning("signing keys not prefetched (%s); requests will retry", exc.message)
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the verifier's and the identity clients' HTTP connections (and Redis)."""
+        await self.identity_pools.aclose()
+        await self.signing_out.aclose()
+        await self.shared.aclose()
+        if self.sessions is not None:
+            await self.sessions.aclose()
+        await self.verifier.aclose()

@@ -1,0 +1,115 @@
+"""From a connection to a verified user: the verifying core every guard shares.
+
+An ``Authenticator`` belongs to one ``CognitoAuth`` (or one middleware): it verifies a
+request's token against that auth's pools, clients, token use and user model, once per
+request however many guards ask, and keeps its own entry in the request's record, so
+a user one auth accepted is never reused by another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic
+
+from cachetools import LRUCache
+from fastapi import WebSocket
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+from typing_extensions import TypeVar
+
+from ..claims import CognitoUser, TokenClaims
+from ..errors import CognitoGuardError, InsufficientScopeError, MissingTokenError
+from ..sessions.context import session_error
+from ..verifier import CognitoVerifier
+from .responses import CognitoHTTPException, CognitoWebSocketException, http_error
+from .tokens import accepting_bearer_subprotocol, connection_token, offers_bearer_subprotocol
+from .tokens import request_auth as request_record
+
+__all__ = ["USER_CACHE_SIZE", "Authenticator", "UserT"]
+
+UserT = TypeVar("UserT", bound=CognitoUser, default=CognitoUser)
+
+USER_CACHE_SIZE = 1024
+"""Users kept for the most recent tokens (a user object is shared by the requests
+that carry the same token, which is why it is immutable)."""
+
+
+class Authenticator(Generic[UserT]):
+    """Verifies a connection's token and builds its user, for one auth."""
+
+    def __init__(self, verifier: CognitoVerifier, user_model: type[UserT], realm: str) -> None:
+        self.verifier = verifier
+        self.user_model = user_model
+        self.realm = realm
+        size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in verifier.settings))
+        self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
+            LRUCache(size) if size else None
+        )
+
+    async def authenticate(self, token: str) -> UserT:
+        """Verify a token and build the user; raises ``CognitoGuardError`` on failure.
+
+        The user built for a token is reused while the verifier keeps answering with
+        the same verified claims (its result cache), so repeat callers skip building it.
+        """
+        claims = await self.verifier.verify(token)
+        users = self._users
+        if users is None:
+            return self.user_model.from_claims(claims)
+        entry = users.get(token)
+        if entry is not None and entry[0] is claims:
+            return entry[1]
+        user = self.user_model.from_claims(claims)
+        users[token] = (claims, user)
+        return user
+
+    def request_token(self, conn: HTTPConnection) -> str | None:
+        """The one place a request's token is read (see ``connection_token``)."""
+        return connection_token(conn.scope)
+
+    async def request_user(self, scope: Scope, token: str) -> UserT:
+        """The user this auth verified for ``token`` in this request, verifying it on
+        first use. Raises ``CognitoGuardError``."""
+        users = request_record(scope).users
+        cached = users.get(self)
+        if cached is not None and cached[0] == token:
+            user: UserT = cached[1]
+            return user
+        user = await self.authenticate(token)
+        users[self] = (token, user)
+        return user
+
+    async def user_for(self, conn: HTTPConnection) -> UserT:
+        """The request's user, verified once per request however many guards ask;
+        raises the route's HTTP error (or a 1008 close on a WebSocket)."""
+        if offers_bearer_subprotocol(conn.scope) and isinstance(conn, WebSocket):
+            conn._send = accepting_bearer_subprotocol(conn._send)
+        token = self.request_token(conn)
+        if token is None:
+            error = session_error(conn.scope) or MissingTokenError("Not authenticated")
+            raise self.http_error(error, conn)
+        try:
+            return await self.request_user(conn.scope, token)
+        except CognitoGuardError as error:
+            raise self.http_error(error, conn) from None
+
+    def http_error(
+        self, error: CognitoGuardError, conn: HTTPConnection | None = None
+    ) -> CognitoHTTPException | CognitoWebSocketException:
+        """``error`` as the exception a dependency raises, with this auth's realm."""
+        return http_error(error, conn, self.realm)
+
+    def check_scopes(
+        self, conn: HTTPConnection, user: CognitoUser, required: Sequence[str], *, all: bool
+    ) -> None:
+        """403 ``insufficient_scope`` unless the user holds ``required`` (every one with
+        ``all``, else any one)."""
+        if not required:
+            return
+        held = set(user.scopes)
+        missing = [scope for scope in required if scope not in held]
+        if missing and (all or len(missing) == len(required)):
+            error = InsufficientScopeError(
+                "the token lacks a required scope", scopes=tuple(required)
+            )
+            raise self.http_error(error, conn)

@@ -1,0 +1,130 @@
+"""The module-level dependencies: ``current_user``, ``require_group`` & co.
+
+They are served by the ``CognitoAuth`` registered on the app that handles the request
+(its ``lifespan`` ran, or ``init_app`` was called), else by one built from the
+``COGNITO_*`` environment — never another app's. Without either, the request fails
+with a 500 and one log line naming the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, WebSocketException
+from fastapi.openapi.models import SecurityBase as SecurityBaseModel
+from pydantic import ValidationError
+from starlette.requests import HTTPConnection
+
+from ..claims import CognitoUser
+from .auth import CognitoAuth
+from .authenticator import Authenticator
+from .dependencies import Guards
+from .openapi import BearerScheme, bearer_scheme, describing_app_auth
+from .responses import WS_INTERNAL_ERROR
+
+__all__ = [
+    "CurrentUser",
+    "OptionalUser",
+    "current_user",
+    "login_required",
+    "optional_user",
+    "require_any",
+    "require_group",
+    "require_pool",
+    "require_scope",
+]
+
+logger = logging.getLogger("fastapi_cognito_guard")
+
+_from_env: CognitoAuth[Any] | None = None
+_unregistered_apps_logged: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _env_auth() -> CognitoAuth[Any] | ValidationError:
+    """The ``CognitoAuth`` the ``COGNITO_*`` environment describes (built once), or
+    why the environment describes none."""
+    global _from_env
+    if _from_env is None:
+        try:
+            _from_env = CognitoAuth()
+        except ValidationError as exc:
+            return exc
+    return _from_env
+
+
+def app_auth(conn: HTTPConnection) -> CognitoAuth[CognitoUser]:
+    """The ``CognitoAuth`` of the app handling the request, else the environment's.
+    Never another app's: without either, a 500 and one log line naming the fix."""
+    app = conn.scope.get("app")
+    auth = getattr(getattr(app, "state", None), "cognito_auth", None)
+    if isinstance(auth, CognitoAuth):
+        return auth
+    found = _env_auth()
+    if isinstance(found, CognitoAuth):
+        return found
+    _log_unregistered(app, found)
+    if conn.scope["type"] == "websocket":
+        raise WebSocketException(WS_INTERNAL_ERROR, reason="authentication is not configured")
+    raise HTTPException(500, "authentication is not configured")
+
+
+def _app_authenticator(conn: HTTPConnection) -> Authenticator[CognitoUser]:
+    return app_auth(conn).authenticator
+
+
+def _log_unregistered(app: Any, error: ValidationError) -> None:
+    """Say once per app why its module-level dependencies have no ``CognitoAuth``."""
+    try:
+        if app in _unregistered_apps_logged:
+            return
+        _unregistered_apps_logged.add(app)
+    except TypeError:  # not weak-referenceable: log every time rather than never
+        pass
+    lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
+    hint = (
+        "its lifespan (auth.lifespan) has not run: a mounted sub-app's never does, nor "
+        "TestClient's outside a `with` block"
+        if isinstance(getattr(lifespan, "__self__", None), CognitoAuth)
+        else "no CognitoAuth is registered on it"
+    )
+    unset = ", ".join(
+        sorted({f"COGNITO_{str(e['loc'][0]).upper()}" for e in error.errors() if e["loc"]})
+    )
+    logger.error(
+        "module-level Cognito dependency on %s: %s and the COGNITO_* environment is "
+        "unusable (missing or invalid: %s); call auth.init_app(app) on this app, or set "
+        "the COGNITO_* variables",
+        type(app).__name__,
+        hint,
+        unset or "COGNITO_*",
+    )
+
+
+def _described_scheme() -> tuple[str, SecurityBaseModel]:
+    """The scheme of the auth whose app is generating OpenAPI, else the environment's,
+    else plain HTTP bearer."""
+    describe = describing_app_auth()
+    if describe is not None:
+        return describe()
+    found = _env_auth()
+    if not isinstance(found, CognitoAuth):
+        return bearer_scheme()
+    return found.scheme.describe()
+
+
+_module_guards: Guards[CognitoUser] = Guards(BearerScheme(_described_scheme), _app_authenticator)
+
+current_user = _module_guards.current_user
+optional_user = _module_guards.optional_user
+login_required = _module_guards.login_required
+require_group = _module_guards.require_group
+require_scope = _module_guards.require_scope
+require_any = _module_guards.require_any
+require_pool = _module_guards.require_pool
+
+CurrentUser = Annotated[CognitoUser, Depends(current_user)]
+"""The verified caller: ``async def me(user: CurrentUser)``."""
+OptionalUser = Annotated[CognitoUser | None, Depends(optional_user)]
+"""The verified caller, or None when the request carried no token."""
