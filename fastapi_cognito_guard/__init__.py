@@ -40,6 +40,7 @@ from .verifier import CognitoVerifier
 
 if TYPE_CHECKING:
     from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
+    from .route_map import RouteRecord, route_map
     from .web import (
         CognitoAuth,
         CognitoHTTPException,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
         require_pool,
         require_scope,
     )
-    from .route_map import RouteRecord, route_map
 
 __version__ = "0.1.0"
 

@@ -12,10 +12,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["GUARD_SPEC_ATTRIBUTE", "GuardSpec", "described", "spec_of"]
+__all__ = [
+    "AUTH_ATTRIBUTE",
+    "GUARD_SPEC_ATTRIBUTE",
+    "MIDDLEWARE_ATTRIBUTE",
+    "GuardSpec",
+    "described",
+    "is_auth",
+    "is_middleware",
+    "spec_of",
+]
 
 GUARD_SPEC_ATTRIBUTE = "__cognito_guard__"
 """The attribute of a library dependency that holds its ``GuardSpec``."""
+
+AUTH_ATTRIBUTE = "__cognito_auth__"
+"""A class attribute (True) of ``CognitoAuth``: what an app's registration is."""
+
+MIDDLEWARE_ATTRIBUTE = "__cognito_middleware__"
+"""A class attribute (True) of ``CognitoAuthMiddleware``, whose instances hold
+``auth``, ``exclude_paths`` (``PathExclusions`` or None) and the wrapped ``app``."""
 
 CallableT = TypeVar("CallableT")
 
@@ -58,3 +74,13 @@ def spec_of(dependency: object) -> GuardSpec | None:
     """The ``GuardSpec`` a dependency carries; None for a user's own dependency."""
     spec = getattr(dependency, GUARD_SPEC_ATTRIBUTE, None)
     return spec if isinstance(spec, GuardSpec) else None
+
+
+def is_auth(value: object) -> bool:
+    """Whether ``value`` is a ``CognitoAuth`` (an app's registration)."""
+    return getattr(type(value), AUTH_ATTRIBUTE, False) is True
+
+
+def is_middleware(cls: object) -> bool:
+    """Whether ``cls`` is the ``CognitoAuthMiddleware`` class."""
+    return getattr(cls, MIDDLEWARE_ATTRIBUTE, False) is True

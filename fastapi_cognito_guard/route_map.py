@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute
@@ -30,7 +29,8 @@ from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from .claims import CognitoUser
-from .guard_spec import GuardSpec, spec_of
+from .exclusions import HEALTH_PATH, PathExclusions, docs_paths
+from .guard_spec import GuardSpec, is_auth, is_middleware, spec_of
 from .settings import CognitoSettings
 
 __all__ = [
@@ -108,14 +108,34 @@ def route_map_json(app: Any) -> list[dict[str, Any]]:
 def registered_auth(app: Any) -> Any:
     """The ``CognitoAuth`` registered on ``app`` (``init_app`` ran, or its lifespan
     is ``auth.lifespan``, even before it ran), else None."""
-    from .fastapi import CognitoAuth
-
     auth = getattr(getattr(app, "state", None), "cognito_auth", None)
-    if isinstance(auth, CognitoAuth):
+    if is_auth(auth):
         return auth
     lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
+    return _lifespan_owner(lifespan, _LIFESPAN_DEPTH)
+
+
+_LIFESPAN_DEPTH = 6
+"""How deep lifespans nest: FastAPI merges an included router's lifespan with the
+app's, one closure per ``include_router``."""
+
+
+def _lifespan_owner(lifespan: Any, depth: int) -> Any:
+    """The ``CognitoAuth`` whose ``lifespan`` this is, or that a merged lifespan
+    (FastAPI's ``include_router``) runs; None when there is none."""
     owner = getattr(lifespan, "__self__", None)
-    return owner if isinstance(owner, CognitoAuth) else None
+    if is_auth(owner):
+        return owner
+    if depth == 0 or not callable(lifespan):
+        return None
+    inner = [getattr(lifespan, "__wrapped__", None)]
+    inner += [cell.cell_contents for cell in getattr(lifespan, "__closure__", None) or ()]
+    for candidate in inner:
+        if candidate is not None and candidate is not lifespan:
+            found = _lifespan_owner(candidate, depth - 1)
+            if found is not None:
+                return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -130,8 +150,6 @@ class _Guarding:
 
     def excluded_by(self, full_path: str) -> str | None:
         """The ``exclude_paths`` entry that opens ``full_path``, if any."""
-        from .middleware import HEALTH_PATH
-
         path = full_path[len(self.prefix) :] or "/" if full_path.startswith(self.prefix) else None
         if path is None:
             return None
@@ -150,22 +168,20 @@ class _Context:
 
 
 def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
-    from .middleware import CognitoAuthMiddleware, PathExclusions, _docs_paths
-
     while not hasattr(app, "routes") and hasattr(app, "app"):  # ASGI middleware around it
-        if isinstance(app, CognitoAuthMiddleware):
-            guarding = _Guarding(app.auth, app.exclude_paths, prefix, _docs_paths(app.app))
+        if is_middleware(type(app)):
+            guarding = _Guarding(app.auth, app.exclude_paths, prefix, docs_paths(app.app))
             context = _with_middleware(context, guarding)
         app = app.app
     if isinstance(app, Starlette):  # it puts itself into the scope: its registration counts
         auth = registered_auth(app)
         context = _Context(auth, (prefix or "/") if auth else None, context.middleware)
     for entry in getattr(app, "user_middleware", ()):
-        if getattr(entry, "cls", None) is CognitoAuthMiddleware:
+        if is_middleware(getattr(entry, "cls", None)):
             options = entry.kwargs
             given = options.get("exclude_paths")
             exclude = None if given is None else PathExclusions(given)
-            guarding = _Guarding(options["auth"], exclude, prefix, _docs_paths(app))
+            guarding = _Guarding(options["auth"], exclude, prefix, docs_paths(app))
             context = _with_middleware(context, guarding)
     for route, effective in _routes(app):
         yield from _records(route, effective, app, prefix, context)
@@ -201,18 +217,11 @@ def _records(
             status = OPEN if isinstance(inner, StaticFiles) else UNKNOWN
             yield _plain(("GET", "HEAD"), mount_prefix + "/{path}", "http", status, context)
     elif isinstance(route, Route):
-        docs = _docs_paths_of(app)
-        status = OPEN if route.path in docs else UNKNOWN
+        status = OPEN if route.path in docs_paths(app) else UNKNOWN
         methods = tuple(sorted(route.methods or ()))
         yield _plain(methods, prefix + route.path, "http", status, context)
     elif isinstance(route, WebSocketRoute):
         yield _plain((), prefix + route.path, "websocket", UNKNOWN, context)
-
-
-def _docs_paths_of(app: Any) -> tuple[str | None, ...]:
-    from .middleware import _docs_paths
-
-    return _docs_paths(app) if isinstance(app, FastAPI) else ()
 
 
 def _plain(
@@ -411,8 +420,9 @@ def requirement(record: RouteRecord) -> str:
         parts.append(f"excluded by {record.excluded_by}")
     if record.custom:
         parts.append(f"own code: {', '.join(record.custom)}")
-    if record.status == GUARDED and not parts:
-        parts.append("signed in")
+    demands = [part for part in parts if not part.startswith(("own code", "excluded"))]
+    if record.status == GUARDED and not demands:
+        parts.insert(0, "signed in")
     return "; ".join(parts) or "-"
 
 

@@ -10,13 +10,10 @@ page reaches a loopback port under its own name, and must not mint tokens there.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..settings import is_loopback_host
-
-if TYPE_CHECKING:
-    from .issuer import LocalIssuer
 
 __all__ = [
     "DEV_TOKEN_DESCRIPTION",
@@ -53,6 +50,13 @@ DEV_TOKEN_DESCRIPTION = (
 """The endpoint's description (OpenAPI, ``--help``-like text)."""
 
 
+class Minter(Protocol):
+    """What minting needs of a ``LocalIssuer``."""
+
+    def access_token(self, username: str = ..., /, **claims: Any) -> str: ...
+    def id_token(self, username: str = ..., /, **claims: Any) -> str: ...
+
+
 class DevTokenError(ValueError):
     """A ``/dev/token`` parameter out of its documented range (a 400)."""
 
@@ -62,7 +66,7 @@ def _names(text: str) -> list[str]:
 
 
 def mint_dev_token(
-    issuer: LocalIssuer,
+    issuer: Minter,
     *,
     username: str = "alice",
     groups: str = "",

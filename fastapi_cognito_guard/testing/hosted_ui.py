@@ -55,6 +55,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from .devmode import DEV_TOKEN_PARAMETERS, DevTokenError, is_loopback_authority, mint_dev_token
 from .http import Fault, Reply, Request
 from .users import LocalUser
 
@@ -226,8 +227,6 @@ class HostedUI:
 
     def _served_host(self, host: str | None) -> bool:
         """A loopback ``Host``, or the host of the URL the issuer is served under."""
-        from .devmode import is_loopback_authority
-
         return is_loopback_authority(host, urlsplit(self._issuer.url or "").hostname)
 
     def _route(
@@ -622,8 +621,6 @@ class HostedUI:
         )
 
     def _dev_token(self, request: Request) -> Reply:
-        from .devmode import DEV_TOKEN_PARAMETERS, DevTokenError, mint_dev_token
-
         params = _params(request.query)
         known = {name: params[name] for name in DEV_TOKEN_PARAMETERS if name in params}
         try:

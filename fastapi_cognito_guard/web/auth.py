@@ -54,6 +54,8 @@ class CognitoAuth(Generic[UserT]):
     to receive a ``CognitoUser`` subclass from the dependencies.
     """
 
+    __cognito_auth__ = True  # what an app's registration is, for the route map
+
     def __init__(
         self,
         settings: CognitoSettings | Sequence[CognitoSettings] | None = None,
@@ -72,7 +74,9 @@ class CognitoAuth(Generic[UserT]):
         """Verifies a request's token for this auth (every guard asks it)."""
         self._oauth = next((s for s in self.settings if s.oauth_base_url), None)
         self.scheme = BearerScheme(self._openapi_scheme)
-        self._guards: Guards[UserT] = Guards(self.scheme, lambda conn: self.authenticator)
+        self._guards: Guards[UserT] = Guards(
+            self.scheme, lambda conn: self.authenticator, owner=self
+        )
         self.current_user: Dependency[UserT] = self._guards.current_user
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency[UserT | None] = self._guards.optional_user

@@ -23,6 +23,7 @@ from ..errors import (
     IdentityPoolConfigError,
     MissingTokenError,
 )
+from ..guard_spec import GuardSpec, described, spec_of
 from ..identity import (
     AwsCredentials,
     IdentityPoolClient,
@@ -148,7 +149,7 @@ class IdentityPools:
             The header is declared here for OpenAPI; ``id_token_of`` reads it."""
             return await self.credentials_of(conn, user, role_arn=role_arn, groups_to_roles=mapping)
 
-        return aws_credentials
+        return described(aws_credentials, GuardSpec(credentials=True, auth=self._owner()))
 
     async def credentials_of(
         self,
@@ -193,7 +194,13 @@ class IdentityPools:
             except CognitoGuardError as error:
                 raise self._authenticator.http_error(error, conn) from None
 
-        return guest_credentials
+        spec = GuardSpec(requires_user=False, credentials=True, auth=self._owner())
+        return described(guest_credentials, spec)
+
+    def _owner(self) -> Any:
+        """The ``CognitoAuth`` these dependencies belong to (its ``current_user`` says)."""
+        spec = spec_of(self._current_user)
+        return spec.auth if spec is not None else None
 
     def _guest_pool_id(self) -> str:
         """The user pool whose identity pool serves guests: the first with one."""

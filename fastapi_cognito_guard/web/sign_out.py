@@ -17,6 +17,7 @@ from fastapi import Security
 from starlette.requests import HTTPConnection
 
 from ..errors import CognitoGuardError
+from ..guard_spec import GuardSpec, described, spec_of
 from ..revocation import Revoker, SignOutResult
 from ..settings import CognitoSettings
 from .authenticator import Authenticator, UserT
@@ -89,7 +90,9 @@ class SignOut(Generic[UserT]):
                 raise authenticator.http_error(error, conn) from None
             return user
 
-        return active_session
+        owner = spec_of(self._current_user)
+        spec = GuardSpec(active_session=True, auth=owner.auth if owner else None)
+        return described(active_session, spec)
 
     async def aclose(self) -> None:
         """Close the HTTP client the revoker created."""
