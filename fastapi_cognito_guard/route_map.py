@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fastapi import routing as fastapi_routing
@@ -53,7 +53,9 @@ class RouteRecord:
     ``auth_source``: ``registered`` (on the app mounted at ``auth_app``),
     ``instance`` (a ``CognitoAuth``'s own dependency), ``middleware``,
     ``environment`` (module-level dependencies with no registration) or None;
-    ``custom``: the user's own dependencies the route runs."""
+    ``custom``: the user's own dependencies the route runs; ``mount``: where the app
+    handling it is mounted (``/``: the app itself); ``auths``: the ``CognitoAuth``
+    objects a token must pass (not part of the map's file)."""
 
     methods: tuple[str, ...]
     path: str
@@ -76,7 +78,9 @@ class RouteRecord:
     credentials: bool = False
     excluded_by: str | None = None
     custom: tuple[str, ...] = ()
+    mount: str = "/"
     name: str | None = field(default=None, compare=False)
+    auths: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -87,7 +91,7 @@ class RouteRecord:
     def as_json(self) -> dict[str, Any]:
         """The record as JSON-ready data (the route's function name left out)."""
         data = asdict(self)
-        del data["name"]
+        del data["name"], data["auths"]
         return {
             key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
         }
@@ -96,7 +100,7 @@ class RouteRecord:
 def route_map(app: Any) -> list[RouteRecord]:
     """One record per route of ``app`` (a FastAPI or Starlette app, or one wrapped in
     ``CognitoAuthMiddleware``), in the order the app matches them."""
-    return list(_walk(app, "", _Context(auth=None, auth_app=None, middleware=())))
+    return list(_walk(app, "", _Context(auth=None, auth_app=None, middleware=(), mount="/")))
 
 
 def route_map_json(app: Any) -> list[dict[str, Any]]:
@@ -165,6 +169,7 @@ class _Context:
     auth: Any
     auth_app: str | None
     middleware: tuple[_Guarding, ...]
+    mount: str
 
 
 def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
@@ -175,7 +180,8 @@ def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
         app = app.app
     if isinstance(app, Starlette):  # it puts itself into the scope: its registration counts
         auth = registered_auth(app)
-        context = _Context(auth, (prefix or "/") if auth else None, context.middleware)
+        mount = prefix or "/"
+        context = _Context(auth, mount if auth else None, context.middleware, mount)
     for entry in getattr(app, "user_middleware", ()):
         if is_middleware(getattr(entry, "cls", None)):
             options = entry.kwargs
@@ -188,7 +194,7 @@ def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
 
 
 def _with_middleware(context: _Context, guarding: _Guarding) -> _Context:
-    return _Context(context.auth, context.auth_app, (*context.middleware, guarding))
+    return replace(context, middleware=(*context.middleware, guarding))
 
 
 def _routes(app: Any) -> Iterator[tuple[BaseRoute, Any]]:
@@ -230,13 +236,17 @@ def _plain(
     """A route without dependencies: open or unknown, unless a middleware guards it."""
     guarding, excluded_by = _covering(context, path)
     if guarding is None:
-        return RouteRecord(methods, path, kind, status, excluded_by=excluded_by)
+        return RouteRecord(
+            methods, path, kind, status, excluded_by=excluded_by, mount=context.mount
+        )
     return RouteRecord(
         methods,
         path,
         kind,
         GUARDED,
         auth_source="middleware",
+        mount=context.mount,
+        auths=(guarding.auth,),
         **_auth_fields([guarding.auth]),
     )
 
@@ -276,6 +286,8 @@ def _record(
             excluded_by=excluded_by,
             credentials=any(s.credentials for s, _ in specs),
             custom=tuple(custom),
+            mount=context.mount,
+            auths=tuple(dict.fromkeys(a for a in (_auth_of(s, context) for s, _ in specs) if a)),
             name=route.name,
         )
     auths = [_auth_of(spec, context) for spec, _ in requiring]
@@ -285,7 +297,8 @@ def _record(
     groups = _union(spec.groups for spec, _ in requiring)
     scopes = _union([*(spec.scopes for spec, _ in requiring), *(d for _, d in requiring)])
     step_up = [spec.step_up for spec, _ in requiring if spec.step_up]
-    fields = _auth_fields([a for a in auths if a is not None])
+    deciding = tuple(dict.fromkeys(a for a in auths if a is not None))
+    fields = _auth_fields(list(deciding))
     demanded_pools = _union(spec.pools for spec, _ in requiring)
     if demanded_pools:
         known = fields["pools"]
@@ -310,6 +323,8 @@ def _record(
         credentials=any(s.credentials for s, _ in specs),
         custom=tuple(custom),
         name=route.name,
+        mount=context.mount,
+        auths=deciding,
         **fields,
     )
 

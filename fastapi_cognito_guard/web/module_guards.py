@@ -1,9 +1,9 @@
 """The module-level dependencies: ``current_user``, ``require_group`` & co.
 
 They are served by the ``CognitoAuth`` registered on the app that handles the request
-(its ``lifespan`` ran, or ``init_app`` was called), else by one built from the
-``COGNITO_*`` environment — never another app's. Without either, the request fails
-with a 500 and one log line naming the fix.
+(its ``lifespan`` ran, or ``init_app`` was called), else by the process's one auth
+built from the ``COGNITO_*`` environment (``CognitoAuth()``) — never another app's.
+Without either, the request fails with a 500 and one log line naming the fix.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from ..claims import CognitoUser
-from .auth import CognitoAuth
+from .auth import CognitoAuth, environment_auth
 from .authenticator import Authenticator
 from .dependencies import Guards
 from .openapi import BearerScheme, bearer_scheme, describing_app_auth
@@ -38,20 +38,19 @@ __all__ = [
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
-_from_env: CognitoAuth[Any] | None = None
 _unregistered_apps_logged: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _env_auth() -> CognitoAuth[Any] | ValidationError:
-    """The ``CognitoAuth`` the ``COGNITO_*`` environment describes (built once), or
-    why the environment describes none."""
-    global _from_env
-    if _from_env is None:
-        try:
-            _from_env = CognitoAuth()
-        except ValidationError as exc:
-            return exc
-    return _from_env
+    """The process's environment auth (``CognitoAuth()``; built here when the app
+    built none), or why the ``COGNITO_*`` environment describes none."""
+    found = environment_auth()
+    if found is not None:
+        return found
+    try:
+        return CognitoAuth()
+    except ValidationError as exc:
+        return exc
 
 
 def app_auth(conn: HTTPConnection) -> CognitoAuth[CognitoUser]:
