@@ -14,7 +14,7 @@ from fastapi import Request
 from starlette.routing import NoMatchFound
 
 from fastapi_cognito_guard import CognitoUser
-from fastapi_cognito_guard.route_map import RouteRecord, admits, requirement, route_map
+from fastapi_cognito_guard.route_records import RouteRecord, admits, requirement, route_map
 
 __all__ = ["home_page"]
 

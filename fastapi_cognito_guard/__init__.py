@@ -40,7 +40,7 @@ from .verifier import CognitoVerifier
 
 if TYPE_CHECKING:
     from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
-    from .route_map import RouteRecord, route_map
+    from .route_records import RouteRecord, route_map
     from .web import (
         CognitoAuth,
         CognitoHTTPException,
@@ -71,8 +71,8 @@ _LAZY = {
     "require_scope": ".web",
     "CognitoAuthBackend": ".middleware",
     "CognitoAuthMiddleware": ".middleware",
-    "RouteRecord": ".route_map",
-    "route_map": ".route_map",
+    "RouteRecord": ".route_records",
+    "route_map": ".route_records",
 }
 
 

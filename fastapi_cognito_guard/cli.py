@@ -6,7 +6,7 @@ Commands: ``inspect``, ``verify``, ``jwks``, ``revoke``, ``routes``, ``dev-issue
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
 ``revoke`` adds a user or a session to the revocation list shared through Redis;
-``routes module:app`` prints what protects each route (:mod:`.route_map`);
+``routes module:app`` prints what protects each route (:mod:`.route_records`);
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 
 A token may be pasted as it travels (``Bearer …`` or a whole
@@ -359,7 +359,7 @@ def _routes(args: argparse.Namespace, out: TextIO) -> int:
     except (ImportError, AttributeError) as exc:
         print(f"cannot load {args.app}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from .route_map import dumps, format_table, route_map, route_map_json
+    from .route_records import dumps, format_table, route_map, route_map_json
 
     print(
         dumps(route_map_json(app)) if args.json else format_table(route_map(app)), file=out, end=""

@@ -6,7 +6,6 @@ a new open route, a guard removed.
 PYTHONPATH-importable as ``tests.route_map_app:app``. PYTEST_DONT_REWRITE.
 """
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Security, WebSocket
@@ -145,9 +144,7 @@ def build(*, extra_open: bool = False, me_guarded: bool = True) -> FastAPI:
     app.mount("/admin", admin)
 
     service = FastAPI()
-    service.add_middleware(
-        CognitoAuthMiddleware, auth=auth, exclude_paths=["/health", "/public/*"]
-    )
+    service.add_middleware(CognitoAuthMiddleware, auth=auth, exclude_paths=["/health", "/public/*"])
 
     @service.get("/orders")
     async def service_orders(request: Request) -> Any:

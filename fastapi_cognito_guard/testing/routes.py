@@ -23,7 +23,7 @@ def assert_route_map(app: Any, path: str | os.PathLike[str]) -> None:
     """Raise ``AssertionError`` naming each route of ``app`` added, removed or whose
     protection changed against the map in ``path`` (relative to the working
     directory). With ``FCG_UPDATE_ROUTE_MAP=1`` in the environment, write ``path``."""
-    from ..route_map import dumps, route_map_json
+    from ..route_records import dumps, route_map_json
 
     current = route_map_json(app)
     target = Path(path)

@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..route_map import route_map
+from ..route_records import route_map
 
 __all__ = ["UnregisteredAppError", "WiringCheck", "check_wiring"]
 

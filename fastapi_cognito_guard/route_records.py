@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from fastapi import routing as fastapi_routing
@@ -89,9 +90,8 @@ class RouteRecord:
         return f"{verb} {self.path}"
 
     def as_json(self) -> dict[str, Any]:
-        """The record as JSON-ready data (the route's function name left out)."""
-        data = asdict(self)
-        del data["name"], data["auths"]
+        """The record as JSON-ready data (the route's name and auths left out)."""
+        data = {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.compare}
         return {
             key: list(value) if isinstance(value, tuple) else value for key, value in data.items()
         }
