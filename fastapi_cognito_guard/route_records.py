@@ -9,8 +9,9 @@ code the library cannot see decides (a user's own dependency, a plain Starlette
 route, a mounted ASGI app): never a guess either way.
 
 Where the auth of a module-level dependency comes from is found as at run time:
-the nearest app that registered a ``CognitoAuth`` (its ``lifespan`` — counted
-before it ran — or ``init_app``), else the ``COGNITO_*`` environment.
+the app handling the request, when it registered a ``CognitoAuth`` (``init_app``, or
+for the app itself its ``lifespan``, counted before it ran: a mounted app's lifespan
+never runs), else the ``COGNITO_*`` environment.
 """
 
 from __future__ import annotations
@@ -109,12 +110,12 @@ def route_map_json(app: Any) -> list[dict[str, Any]]:
     return [record.as_json() for record in records]
 
 
-def registered_auth(app: Any) -> Any:
-    """The ``CognitoAuth`` registered on ``app`` (``init_app`` ran, or its lifespan
-    is ``auth.lifespan``, even before it ran), else None."""
+def registered_auth(app: Any, *, by_lifespan: bool = True) -> Any:
+    """The ``CognitoAuth`` registered on ``app`` (``init_app`` ran, or — with
+    ``by_lifespan`` — its lifespan is ``auth.lifespan``, even before it ran), else None."""
     auth = getattr(getattr(app, "state", None), "cognito_auth", None)
-    if is_auth(auth):
-        return auth
+    if is_auth(auth) or not by_lifespan:
+        return auth if is_auth(auth) else None
     lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
     return _lifespan_owner(lifespan, _LIFESPAN_DEPTH)
 
@@ -179,7 +180,8 @@ def _walk(app: Any, prefix: str, context: _Context) -> Iterator[RouteRecord]:
             context = _with_middleware(context, guarding)
         app = app.app
     if isinstance(app, Starlette):  # it puts itself into the scope: its registration counts
-        auth = registered_auth(app)
+        # A mounted app's lifespan never runs: only init_app registers it.
+        auth = registered_auth(app, by_lifespan=not prefix)
         mount = prefix or "/"
         context = _Context(auth, mount if auth else None, context.middleware, mount)
     for entry in getattr(app, "user_middleware", ()):
