@@ -108,6 +108,7 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_init_oauth=auth.swagger_ui_init_oauth,
     )
+    auth.init_app(app)  # registered before it starts, so the route map sees it
 
     @app.get("/health")
     async def health() -> dict[str, str]:

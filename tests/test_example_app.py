@@ -51,9 +51,11 @@ from websockets.exceptions import ConnectionClosed
 
 import example_app.__main__ as example_main
 from example_app import create_app, dev_mode_requested
+from example_app.app import DEV_CLIENT_ID, DEV_POOL_ID
 from fastapi_cognito_guard import CognitoSettings
+from fastapi_cognito_guard.testing import LocalIssuer, assert_route_map
 from fastapi_cognito_guard.testing.devmode import DEV_TOKEN_PARAMETERS
-from tests.example_server import ExampleServer
+from tests.example_server import REPO_ROOT, ExampleServer
 from tests.helpers import bearer
 from tests.moto_cognito import CognitoPool, boto_client, create_identity_pool
 
@@ -445,3 +447,13 @@ async def test_moto_aws_guest_gives_a_caller_without_a_token_guest_credentials(
     assert set(first.json()) == {"identity_id", "access_key_id", "expiration", "role_arn"}
     assert second.json()["identity_id"] == first.json()["identity_id"]
     assert "ABCSECRETKEY" not in first.text  # moto's secret key
+
+
+# -- the route map, reviewed ------------------------------------------------------------
+
+
+def test_route_map_matches_the_committed_auth_routes_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
+    with issuer.serve():
+        assert_route_map(create_app(dev_issuer=issuer), "example_app/auth-routes.json")
