@@ -96,7 +96,8 @@ def _row(record: RouteRecord, user: CognitoUser | None, root: str) -> str:
     css, words = _verdict(record, user)
     needs = requirement(record) if record.status != "open" else "-"
     return (
-        f"<tr><td><span class=method>{escape(methods)}</span></td>"
+        f"<tr data-path='{escape(record.path)}'>"
+        f"<td><span class=method>{escape(methods)}</span></td>"
         f"<td class=path>{path}</td><td class=needs>{escape(needs)}</td>"
         f"<td><span class='verdict {css}'>{escape(words)}</span></td></tr>"
     )

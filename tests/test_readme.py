@@ -257,13 +257,16 @@ def test_lambda_example_answers_by_the_token(environment: LocalIssuer) -> None:
         loop.close()
 
 
-def run_as_test_suite(blocks: list[Block], tmp_path: Path) -> None:
+def run_as_test_suite(
+    blocks: list[Block], tmp_path: Path, env: dict[str, str] | None = None
+) -> None:
     """Write the blocks as a user's test files and run pytest on them: every test passes."""
     require_available(blocks)
     for block in blocks:
         assert block.file is not None
         (tmp_path / block.file).write_text(block.code)
     environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("COGNITO_")}
+    environ.update(env or {})
 
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
@@ -316,6 +319,28 @@ def test_proxy_recipe_links_and_redirects_carry_the_root_path(
         "redirect_uri=https%3A%2F%2Fexample.com%2Fapi%2Fauth%2Fcallback"
         in login.headers["location"]
     )
+
+
+def test_route_map_example_tells_open_guarded_and_unknown_routes(environment: LocalIssuer) -> None:
+    statuses = run(scenario("route-map"))["statuses"]
+
+    assert statuses["/health"] == ("open", ())
+    assert statuses["/me"] == ("guarded", ())
+    assert statuses["/admin"] == ("guarded", ("admin",))
+    assert statuses["/tenant"] == ("unknown", ())
+
+
+def test_route_map_check_writes_the_file_then_passes(tmp_path: Path) -> None:
+    blocks = scenario("route-map-check")
+    run_as_test_suite(blocks, tmp_path, env={"FCG_UPDATE_ROUTE_MAP": "1"})
+    assert (tmp_path / "auth-routes.json").exists()
+
+    run_as_test_suite(blocks, tmp_path)
+
+
+def test_readme_shows_every_screenshot_in_docs() -> None:
+    for screenshot in sorted((ROOT / "docs").glob("*.png")):
+        assert f"](docs/{screenshot.name})" in README, screenshot.name
 
 
 COMPOSE = ROOT / "examples" / "docker-compose.yml"
