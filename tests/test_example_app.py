@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -457,3 +458,13 @@ def test_route_map_matches_the_committed_auth_routes_json(monkeypatch: pytest.Mo
     issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
     with issuer.serve():
         assert_route_map(create_app(dev_issuer=issuer), "example_app/auth-routes.json")
+
+
+def test_home_page_links_carry_the_root_path_behind_a_proxy() -> None:
+    issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
+    with issuer.serve(), TestClient(create_app(dev_issuer=issuer), root_path="/api") as client:
+        home = client.get("/api/", headers={"Host": "127.0.0.1:8000"}).text
+
+    assert "href='/api/auth/login?next=/api/'" in home
+    assert "href='/api/health'" in home
+    assert "href='/auth/" not in home
