@@ -14,9 +14,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ._version import __version__
 from .claims import AccessTokenClaims, CognitoUser, IdTokenClaims, TokenClaims
+from .client_credentials import CognitoClientCredentials
 from .errors import (
     AuthorizationError,
+    ClientCredentialsError,
     CognitoGuardError,
     CognitoUnavailableError,
     CredentialsDeniedError,
@@ -24,6 +27,7 @@ from .errors import (
     CsrfRejectedError,
     IdentityPoolConfigError,
     InsufficientScopeError,
+    InsufficientUserAuthenticationError,
     InvalidTokenError,
     KeysUnavailableError,
     MissingGroupError,
@@ -50,12 +54,11 @@ if TYPE_CHECKING:
         login_required,
         optional_user,
         require_any,
+        require_auth,
         require_group,
         require_pool,
         require_scope,
     )
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "CognitoAuth": ".web",
@@ -66,6 +69,7 @@ _LAZY = {
     "login_required": ".web",
     "optional_user": ".web",
     "require_any": ".web",
+    "require_auth": ".web",
     "require_group": ".web",
     "require_pool": ".web",
     "require_scope": ".web",
@@ -93,9 +97,11 @@ __all__ = [
     "AccessTokenClaims",
     "AuthorizationError",
     "AwsCredentials",
+    "ClientCredentialsError",
     "CognitoAuth",
     "CognitoAuthBackend",
     "CognitoAuthMiddleware",
+    "CognitoClientCredentials",
     "CognitoGuardError",
     "CognitoHTTPException",
     "CognitoSettings",
@@ -110,6 +116,7 @@ __all__ = [
     "IdentityPoolClient",
     "IdentityPoolConfigError",
     "InsufficientScopeError",
+    "InsufficientUserAuthenticationError",
     "InvalidTokenError",
     "JWKSCache",
     "KeysUnavailableError",
@@ -128,6 +135,7 @@ __all__ = [
     "login_required",
     "optional_user",
     "require_any",
+    "require_auth",
     "require_group",
     "require_pool",
     "require_scope",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post"]
+__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post", "post_sync"]
 
 MAX_ANSWER_BYTES = 64 * 1024
 """An answer larger than this is a failed call."""
@@ -76,4 +76,32 @@ async def _post(
                 raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
     finally:
         await response.aclose()
+    return Answer(response.status_code, response.headers, bytes(body))
+
+
+def post_sync(
+    client: httpx.Client,
+    url: str,
+    *,
+    content: str | bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Answer:
+    """``post`` for synchronous callers: the same size limit and no redirects; the
+    deadline is httpx's per-phase ``timeout`` (a thread cannot be cancelled midway)."""
+    request = client.build_request(
+        "POST", url, content=content, headers=dict(headers), timeout=timeout
+    )
+    try:
+        response = client.send(request, stream=True, follow_redirects=False)
+        try:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        finally:
+            response.close()
+    except httpx.HTTPError as exc:
+        raise CallFailed(type(exc).__name__) from None
     return Answer(response.status_code, response.headers, bytes(body))

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 import httpx
 from pydantic import ValidationError
 
+from ._version import __version__
 from .errors import InvalidTokenError, KeysUnavailableError
 from .jwks import JWKSFetchError, download_jwks, issuer_form_twin
 from .jwt import b64url_decode
@@ -371,6 +372,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastapi_cognito_guard",
         description="Inspect and verify Amazon Cognito tokens.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"fastapi-cognito-guard {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     token_help = "the token (a pasted 'Bearer ...' works), or - to read it from stdin"

@@ -7,6 +7,7 @@ import math
 
 __all__ = [
     "AuthorizationError",
+    "ClientCredentialsError",
     "CognitoGuardError",
     "CognitoUnavailableError",
     "CredentialsDeniedError",
@@ -14,6 +15,7 @@ __all__ = [
     "CsrfRejectedError",
     "IdentityPoolConfigError",
     "InsufficientScopeError",
+    "InsufficientUserAuthenticationError",
     "InvalidTokenError",
     "KeysUnavailableError",
     "MissingGroupError",
@@ -160,3 +162,31 @@ class OAuthUnavailableError(ServiceUnavailableError):
     (HTTP 503 with ``Retry-After``)."""
 
     code = "oauth_unavailable"
+
+
+class ClientCredentialsError(CognitoGuardError):
+    """The token endpoint refused this service's ``client_credentials`` grant (an unknown
+    client, a wrong secret, a scope the app client may not ask for), or answered with
+    something that is not a token; ``code`` is Cognito's OAuth error when it sent one
+    (``invalid_client``, ``invalid_scope``, ...). HTTP 502: an upstream refused, and
+    retrying will not help until the configuration changes."""
+
+    code = "client_credentials_refused"
+    status_code = 502
+
+
+class InsufficientUserAuthenticationError(CognitoGuardError):
+    """The token is valid but its sign-in is too old, at another level (``acr``) or
+    without a method (``amr``) the route requires: RFC 9470 step-up (HTTP 401 with
+    ``error="insufficient_user_authentication"`` and the ``max_age`` / ``acr_values``
+    to sign in again with)."""
+
+    code = "insufficient_user_authentication"
+    status_code = 401
+
+    def __init__(
+        self, message: str, *, max_age: int | None = None, acr_values: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.max_age = max_age
+        self.acr_values = acr_values

@@ -95,7 +95,10 @@ class CognitoAuthMiddleware:
                         }
                     )
             else:
-                await error_response(error, auth.realm)(scope, receive, send)
+                describe = auth.authenticator.resource_metadata
+                metadata = None if describe is None else describe(HTTPConnection(scope))
+                response = error_response(error, auth.realm, resource_metadata=metadata)
+                await response(scope, receive, send)
             return
         scope["user"] = user
         scope.setdefault("state", {})["user"] = user

@@ -23,12 +23,18 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .partitions import REGION_SHAPE, partition_of
+
 __all__ = ["CognitoSettings"]
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
-_POOL_ID = re.compile(r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)_[0-9A-Za-z]+")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
+_POOL_ID = re.compile(rf"(?P<region>{REGION_SHAPE.pattern})_[0-9A-Za-z]+")
+_EMULATOR_POOL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+"""A pool id as emulators make them (cognito-local's ``local_6xX5b2Qh``, LocalStack's
+``_custom_id_`` tag): only a label, accepted when ``issuer`` and ``jwks_url`` say where
+the tokens come from."""
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
@@ -66,15 +72,20 @@ def env_name(field: str) -> str:
     return f"COGNITO_{field.upper()}"
 
 
-def _require_safe_url(value: str | None, field: str, *, allow_http: bool) -> str | None:
+def is_allowed_url(value: str, *, allow_http: bool) -> bool:
     """An https URL, or plain http to a loopback host (any host with ``allow_http``)."""
-    if value is None:
-        return None
     parts = urlsplit(value)
-    if parts.hostname and (
+    return bool(parts.hostname) and (
         parts.scheme == "https"
         or (parts.scheme == "http" and (allow_http or is_loopback_host(parts.hostname)))
-    ):
+    )
+
+
+def _require_safe_url(value: str | None, field: str, *, allow_http: bool) -> str | None:
+    """``value`` when ``is_allowed_url``; an error naming ``field`` otherwise."""
+    if value is None:
+        return None
+    if is_allowed_url(value, allow_http=allow_http):
         return value
     raise ValueError(
         f"{field} ({env_name(field)}) must be an https URL (plain http only for loopback "
@@ -131,7 +142,10 @@ class CognitoSettings(BaseSettings):
     sts_endpoint: str | None = None
     domain: str | None = None
     oauth_url: str | None = None
-    client_secret: SecretStr | None = None
+    client_secret: Annotated[SecretStr | tuple[SecretStr, SecretStr] | None, NoDecode] = None
+    """One secret, or two while Cognito rotates the app client's secret (``client_secrets``
+    lists them in the order they are tried)."""
+    login_resource: str | None = None
     session_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     login_scopes: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["openid", "email", "profile"]
@@ -151,17 +165,44 @@ class CognitoSettings(BaseSettings):
 
         def __init__(self, **values: Any) -> None:
             _warn_unknown_variables(os.environ, frozenset(map(env_name, type(self).model_fields)))
+            _refuse_another_pools_values(values, os.environ)
             try:
                 super().__init__(**values)
             except ValidationError as exc:
                 raise _naming_variables(exc) from None
 
-    @field_validator("user_pool_id")
+    @model_validator(mode="before")
     @classmethod
-    def _check_pool_id(cls, value: str) -> str:
-        if not _POOL_ID.fullmatch(value):
-            raise ValueError("user_pool_id must look like 'eu-central-1_AbC123xyz'")
-        return value
+    def _check_pool_id(cls, data: Any) -> Any:
+        """The pool id's shape and partition, checked on the raw input: whether it may be
+        an emulator's label depends on ``issuer`` and ``jwks_url`` both being set."""
+        if not isinstance(data, dict) or not isinstance(data.get("user_pool_id"), str):
+            return data
+        value = data["user_pool_id"]
+        explicit = bool(data.get("issuer")) and bool(data.get("jwks_url"))
+        match = _POOL_ID.fullmatch(value)
+        if match is None and not (explicit and _EMULATOR_POOL_ID.fullmatch(value)):
+            raise _field_error(
+                "user_pool_id",
+                "user_pool_id must look like 'eu-central-1_AbC123xyz' (an emulator's pool id "
+                "such as 'local_6xX5b2Qh' needs COGNITO_ISSUER and COGNITO_JWKS_URL set)",
+            )
+        region = data.get("region") or (match["region"] if match else None)
+        if (
+            isinstance(region, str)
+            and REGION_SHAPE.fullmatch(region)
+            and partition_of(region) is None
+            and not data.get("issuer")
+        ):
+            field = "region" if data.get("region") else "user_pool_id"
+            raise _field_error(
+                field,
+                f"{field} names a region of no AWS partition this library knows "
+                "(aws, aws-us-gov, aws-cn, the European Sovereign Cloud), so it has no "
+                "default Cognito host: set COGNITO_ISSUER and COGNITO_JWKS_URL to the "
+                "pool's issuer and JWKS URL",
+            )
+        return data
 
     @field_validator(
         "client_ids",
@@ -175,6 +216,36 @@ class CognitoSettings(BaseSettings):
     def _parse_list(cls, value: Any) -> Any:
         return _split_list(value)
 
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _parse_client_secret(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str) and not value.strip():
+            return None  # an empty variable (docker-compose's ``KEY:``) means no secret
+        secrets = _split_list(value)
+        if not isinstance(secrets, (list, tuple)):
+            return secrets
+        secrets = [s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets]
+        if not secrets or not all(isinstance(s, str) and s for s in secrets):
+            raise ValueError("client_secret needs one or two non-empty secrets")
+        if len(secrets) > 2:
+            raise ValueError(
+                f"client_secret takes one secret, or two while Cognito rotates them; got "
+                f"{len(secrets)}"
+            )
+        return secrets[0] if len(secrets) == 1 else tuple(secrets)
+
+    @field_validator("login_resource")
+    @classmethod
+    def _check_login_resource(cls, value: str | None) -> str | None:
+        if value is not None and not is_absolute_uri(value):
+            raise ValueError(
+                "login_resource must be an absolute URI without a fragment, like "
+                "'https://api.example.com' (RFC 8707 resource indicator)"
+            )
+        return value
+
     @field_validator("client_ids")
     @classmethod
     def _check_client_ids(cls, value: list[str]) -> list[str]:
@@ -185,7 +256,7 @@ class CognitoSettings(BaseSettings):
     @field_validator("region")
     @classmethod
     def _check_region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION.fullmatch(value):
+        if value is not None and not REGION_SHAPE.fullmatch(value):
             raise ValueError("region must look like 'eu-central-1'")
         return value
 
@@ -193,9 +264,23 @@ class CognitoSettings(BaseSettings):
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
         for region in value:
-            if not _REGION.fullmatch(region):
+            if not REGION_SHAPE.fullmatch(region):
                 raise ValueError(f"additional_regions has an invalid region {region!r}")
         return value
+
+    @model_validator(mode="after")
+    def _fill_region(self) -> CognitoSettings:
+        match = _POOL_ID.fullmatch(self.user_pool_id)
+        if self.region is None and match is not None:
+            self.region = match["region"]
+        home = partition_of(self.region) if self.region else None
+        if any(partition_of(region) != home for region in self.additional_regions):
+            raise _field_error(
+                "additional_regions",
+                "additional_regions (COGNITO_ADDITIONAL_REGIONS) must be in the pool's own AWS "
+                "partition: Cognito replicates a pool only within one",
+            )
+        return self
 
     @field_validator("login_scopes")
     @classmethod
@@ -241,15 +326,13 @@ class CognitoSettings(BaseSettings):
             value = value.removeprefix("https://").rstrip("/")
             if not _HOST_NAME.fullmatch(value):
                 raise ValueError("domain must be a bare host name like 'auth.example.com'")
+            if "." not in value:
+                raise ValueError(
+                    "domain is the hosted UI's whole host name, like "
+                    "'myapp.auth.eu-central-1.amazoncognito.com' or 'auth.example.com', not "
+                    "only its prefix"
+                )
         return value
-
-    @model_validator(mode="after")
-    def _fill_region(self) -> CognitoSettings:
-        match = _POOL_ID.fullmatch(self.user_pool_id)
-        assert match is not None  # checked by the field validator
-        if self.region is None:
-            self.region = match["region"]
-        return self
 
     @field_validator(*_URL_FIELDS)
     @classmethod
@@ -295,21 +378,46 @@ class CognitoSettings(BaseSettings):
         return found
 
     @property
-    def pool_region(self) -> str:
-        """The pool's home region (explicit ``region`` or the pool id's prefix)."""
-        return self.region or self.user_pool_id.split("_", 1)[0]
+    def client_secrets(self) -> tuple[SecretStr, ...]:
+        """The app client's secrets, in the order token-endpoint calls try them."""
+        if self.client_secret is None:
+            return ()
+        if isinstance(self.client_secret, SecretStr):
+            return (self.client_secret,)
+        return self.client_secret
+
+    def _aws_host(self, service: str, region: str | None = None) -> str | None:
+        """``{service}.{region}.{partition suffix}``, or None when the region is unknown or
+        in no known partition (an emulator, or explicit endpoints)."""
+        region = region or self.region
+        partition = partition_of(region) if region else None
+        return f"{service}.{region}.{partition.dns_suffix}" if partition else None
+
+    def _service_url(self, service: str) -> str:
+        """The default endpoint of an AWS service for this pool: the partition's host, or
+        for a pool without one (an emulator's label) the issuer's origin, where
+        cognito-local and LocalStack serve every API."""
+        host = self._aws_host(service)
+        if host is not None:
+            return f"https://{host}/"
+        assert self.issuer is not None  # a pool id without a known partition needs it
+        parts = urlsplit(self.issuer)
+        return f"{parts.scheme}://{parts.netloc}/"
 
     @property
     def issuers(self) -> tuple[str, ...]:
         """Every ``iss`` value this pool's tokens may carry, exactly."""
         if self.issuer is not None:
             return (self.issuer.rstrip("/"),)
-        pool, region = self.user_pool_id, self.pool_region
+        pool = self.user_pool_id
         found = [
-            f"https://cognito-idp.{region}.amazonaws.com/{pool}",
-            f"https://issuer-cognito-idp.{region}.amazonaws.com/{pool}",
+            f"https://{self._aws_host('cognito-idp')}/{pool}",
+            f"https://{self._aws_host('issuer-cognito-idp')}/{pool}",
         ]
-        found += [f"https://cognito-idp.{r}.amazonaws.com/{pool}" for r in self.additional_regions]
+        found += [
+            f"https://{self._aws_host('cognito-idp', region)}/{pool}"
+            for region in self.additional_regions
+        ]
         return tuple(dict.fromkeys(found))
 
     @property
@@ -322,12 +430,12 @@ class CognitoSettings(BaseSettings):
     @property
     def sts_url(self) -> str:
         """The STS endpoint used by the identity pool's basic flow."""
-        return self.sts_endpoint or f"https://sts.{self.pool_region}.amazonaws.com/"
+        return self.sts_endpoint or self._service_url("sts")
 
     @property
     def idp_url(self) -> str:
         """The Cognito user-pool API endpoint (``GetUser``, ``GlobalSignOut``)."""
-        return self.idp_endpoint or f"https://cognito-idp.{self.pool_region}.amazonaws.com/"
+        return self.idp_endpoint or self._service_url("cognito-idp")
 
     def jwks_url_for(self, issuer: str) -> str:
         """Where the keys of tokens from ``issuer`` are fetched."""
@@ -335,15 +443,46 @@ class CognitoSettings(BaseSettings):
 
     @property
     def provider_name(self) -> str:
-        """The user pool's name as an identity pool's ``Logins`` key."""
-        return f"cognito-idp.{self.pool_region}.amazonaws.com/{self.user_pool_id}"
+        """The user pool's name as an identity pool's ``Logins`` key: its issuer without
+        the scheme (``cognito-idp.{region}.{partition suffix}/{pool}``)."""
+        host = self._aws_host("cognito-idp")
+        if host is not None:
+            return f"{host}/{self.user_pool_id}"
+        assert self.issuer is not None  # a pool id without a known partition needs it
+        return self.issuer.rstrip("/").split("://", 1)[1]
 
     @property
     def identity_url(self) -> str:
         """The Cognito identity endpoint used for identity-pool credentials."""
-        return (
-            self.identity_endpoint or f"https://cognito-identity.{self.pool_region}.amazonaws.com/"
-        )
+        return self.identity_endpoint or self._service_url("cognito-identity")
+
+
+def is_absolute_uri(value: str) -> bool:
+    """An absolute URI (RFC 3986 §4.3: a scheme, no fragment) without whitespace, as RFC
+    8707 requires of a ``resource``; a URL needs its host."""
+    scheme, colon, rest = value.partition(":")
+    if not colon or not rest or not _URI_SCHEME.fullmatch(scheme) or "#" in value:
+        return False
+    if any(char.isspace() for char in value):
+        return False
+    if scheme.lower() in {"http", "https"}:
+        return bool(urlsplit(value).hostname)
+    return True
+
+
+def _field_error(field: str, message: str) -> ValidationError:
+    """A construction error located at ``field`` (for checks that run before the fields)."""
+    return ValidationError.from_exception_data(
+        "CognitoSettings",
+        [
+            {
+                "type": PydanticCustomError("value_error", message),
+                "loc": (field,),
+                "input": None,
+            }
+        ],
+        hide_input=True,
+    )
 
 
 def _warn_unknown_variables(environ: Mapping[str, str], known: frozenset[str]) -> None:
@@ -358,6 +497,42 @@ def _warn_unknown_variables(environ: Mapping[str, str], known: frozenset[str]) -
         close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
         hint = f" (did you mean {close[0]}?)" if close else ""
         logger.warning("environment variable %s is not a setting and is ignored%s", name, hint)
+
+
+_POOL_SPECIFIC = ("issuer", "jwks_url", "domain", "oauth_url", "client_ids", "client_secret")
+"""Settings that belong to one user pool: read from the environment into settings for
+another pool, they would point it at the first pool's keys, sign-in or app client."""
+
+
+def _refuse_another_pools_values(values: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Settings built in code for a pool other than ``COGNITO_USER_POOL_ID`` must not take
+    that pool's values from the environment: each one found is a construction error
+    naming its variable (a second pool silently fetching the first pool's JWKS is the
+    failure this prevents)."""
+    upper = {name.upper(): value for name, value in environ.items()}
+    env_pool = upper.get("COGNITO_USER_POOL_ID")
+    pool = values.get("user_pool_id")
+    if pool is None or env_pool is None or pool == env_pool:
+        return
+    leaked = [field for field in _POOL_SPECIFIC if field not in values and env_name(field) in upper]
+    if leaked:
+        raise ValidationError.from_exception_data(
+            "CognitoSettings",
+            [
+                {
+                    "type": PydanticCustomError(
+                        "value_error",
+                        f"{field} ({env_name(field)}) is set in the environment for the pool "
+                        "COGNITO_USER_POOL_ID names, not for the user_pool_id given in code: "
+                        f"pass {field} in code too (or unset {env_name(field)})",
+                    ),
+                    "loc": (field,),
+                    "input": None,
+                }
+                for field in leaked
+            ],
+            hide_input=True,
+        )
 
 
 def _naming_variables(exc: ValidationError) -> ValidationError:

@@ -25,7 +25,7 @@ import httpx
 __all__ = ["ExampleServer", "free_port"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_SECONDS = 20.0
+START_TIMEOUT_SECONDS = 90.0  # polls /health; generous: a loaded 2-core machine starts slowly
 
 
 def free_port() -> int:

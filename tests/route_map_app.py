@@ -19,6 +19,7 @@ from fastapi_cognito_guard import (
     login_required,
     optional_user,
     require_any,
+    require_auth,
     require_group,
     require_scope,
 )
@@ -109,6 +110,12 @@ def build(*, extra_open: bool = False, me_guarded: bool = True) -> FastAPI:
     @app.get("/active")
     async def active(user: Annotated[CognitoUser, Depends(auth.require_active_session)]) -> str:
         return "active"
+
+    @app.get("/recent")
+    async def recent(
+        user: Annotated[CognitoUser, Depends(require_auth(max_age=300, amr=["mfa"]))],
+    ) -> str:
+        return "recent"
 
     @app.get("/page")
     async def page(user: Annotated[CognitoUser, Depends(login_required)]) -> str:

@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
+import fastapi_cognito_guard
 from fastapi_cognito_guard.cli import main
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.example_server import REPO_ROOT, clean_environment
@@ -618,6 +619,13 @@ def run_python(*argv: str, env: dict[str, str] | None = None) -> subprocess.Comp
         timeout=60,
         check=False,
     )
+
+
+def test_module_entry_point_prints_the_package_version() -> None:
+    result = run_module("--version")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"fastapi-cognito-guard {fastapi_cognito_guard.__version__}\n"
 
 
 def test_module_entry_point_runs_inspect(issuer: LocalIssuer) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastapi_cognito_guard import CognitoVerifier
+from fastapi_cognito_guard.clientauth import basic_authorization
 from fastapi_cognito_guard.testing import LocalIssuer, LocalUser
 from tests.helpers import b64url, claims_of
 
@@ -946,3 +948,190 @@ def test_reset_restores_the_defaults_but_keeps_clients(issuer: LocalIssuer) -> N
 def test_fail_names_only_known_endpoints(issuer: LocalIssuer) -> None:
     with pytest.raises(ValueError, match="unknown endpoint"):
         issuer.fail("tokens")
+
+
+# -- resource binding, authentication levels, secrets (DESIGN §18) --------------------------
+
+API = "https://api.example.com"
+AWKWARD_SECRET = "a+b/c=d%e f"
+
+
+def test_resource_of_the_authorize_request_is_the_access_tokens_aud(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    tokens = signed_in_tokens(http, issuer, resource=API)
+
+    assert claims_of(tokens["access_token"])["aud"] == API
+    assert claims_of(tokens["id_token"])["aud"] == "test-client"
+    refreshed = refresh(http, tokens["refresh_token"]).json()
+    assert claims_of(refreshed["access_token"])["aud"] == API
+
+
+def test_without_a_resource_access_tokens_have_no_aud(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    assert "aud" not in claims_of(signed_in_tokens(http, issuer)["access_token"])
+
+
+@pytest.mark.parametrize("resource", ["api.example.com", "https://api.example.com/#frag"])
+def test_resource_that_is_not_an_absolute_uri_is_invalid_target(
+    http: httpx.Client, issuer: LocalIssuer, resource: str
+) -> None:
+    issuer.login_as = "alice"
+
+    _, query = redirected_to(
+        http.get("/oauth2/authorize", params=authorize_params(resource=resource))
+    )
+
+    assert query["error"] == "invalid_target"
+
+
+def test_token_request_for_another_resource_is_invalid_target(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    verifier, challenge = pkce_pair()
+    code = sign_in(http, issuer, challenge=challenge, resource=API)
+
+    response = exchange(http, code, code_verifier=verifier, resource="https://other.example.com")
+
+    assert_oauth_error(response, "invalid_target")
+
+
+def test_token_request_may_repeat_the_authorized_resource(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    verifier, challenge = pkce_pair()
+    code = sign_in(http, issuer, challenge=challenge, resource=API)
+
+    assert exchange(http, code, code_verifier=verifier, resource=API).status_code == 200
+
+
+def test_acr_values_set_the_tokens_acr_and_the_users_amr_is_kept(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    user = LocalUser("alice", amr=("pwd", "mfa"))
+    issuer.login_as = user
+    verifier, challenge = pkce_pair()
+    code = sign_in(http, issuer, user, challenge=challenge, acr_values="urn:example:mfa urn:x")
+
+    tokens = exchange(http, code, code_verifier=verifier).json()
+
+    for token in (tokens["access_token"], tokens["id_token"]):
+        assert claims_of(token)["acr"] == "urn:example:mfa"
+        assert claims_of(token)["amr"] == ["pwd", "mfa"]
+
+
+def test_tokens_carry_amr_pwd_and_no_acr_by_default(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    claims = claims_of(signed_in_tokens(http, issuer)["access_token"])
+
+    assert claims["amr"] == ["pwd"]
+    assert "acr" not in claims
+
+
+HOUR_AGO = 3600
+
+
+def auth_time_after(http: httpx.Client, issuer: LocalIssuer, **params: str) -> int:
+    """Sign in as a user whose hosted-UI session began an hour ago; the tokens' auth_time."""
+    started = int(time.time()) - HOUR_AGO
+    verifier, challenge = pkce_pair()
+    code = sign_in(
+        http, issuer, LocalUser("alice", auth_time=started), challenge=challenge, **params
+    )
+    auth_time = claims_of(exchange(http, code, code_verifier=verifier).json()["id_token"])
+    return int(auth_time["auth_time"]) - started
+
+
+def test_an_existing_hosted_ui_session_keeps_its_auth_time(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    assert auth_time_after(http, issuer) == 0
+    assert issuer.calls["authenticate"] == 0
+
+
+def test_max_age_younger_than_the_session_makes_the_user_authenticate_again(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    assert auth_time_after(http, issuer, max_age="300") >= HOUR_AGO
+    assert issuer.calls["authenticate"] == 1
+
+
+def test_max_age_older_than_the_session_keeps_it(http: httpx.Client, issuer: LocalIssuer) -> None:
+    assert auth_time_after(http, issuer, max_age=str(2 * HOUR_AGO)) == 0
+
+
+def test_prompt_login_makes_the_user_authenticate_again(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    assert auth_time_after(http, issuer, prompt="login") >= HOUR_AGO
+
+
+def test_max_age_that_is_not_a_number_is_invalid_request(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    issuer.login_as = "alice"
+
+    _, query = redirected_to(http.get("/oauth2/authorize", params=authorize_params(max_age="-1")))
+
+    assert query["error"] == "invalid_request"
+
+
+def test_sign_in_page_with_the_second_factor_ticked_gives_amr_mfa(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    response = http.post(
+        "/login",
+        params=authorize_params(),
+        data={"username": "bob", "mfa": "1", "action": "sign_in"},
+    )
+    _, query = redirected_to(response)
+
+    tokens = exchange(http, query["code"]).json()
+
+    assert claims_of(tokens["access_token"])["amr"] == ["pwd", "mfa"]
+    assert issuer.calls["authenticate"] == 1
+
+
+def test_basic_credentials_are_form_urldecoded_as_rfc_6749_says(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    issuer.client_secret = AWKWARD_SECRET
+    form = {"grant_type": "client_credentials", "scope": "orders/read"}
+
+    encoded = http.post(
+        "/oauth2/token",
+        data=form,
+        headers={"Authorization": basic_authorization("test-client", AWKWARD_SECRET)},
+    )
+    raw = http.post("/oauth2/token", data=form, auth=("test-client", AWKWARD_SECRET))
+
+    assert encoded.status_code == 200, encoded.text
+    assert_oauth_error(raw, "invalid_client")  # its "+" decodes to a space
+
+
+def test_a_rotating_client_accepts_either_secret(http: httpx.Client, issuer: LocalIssuer) -> None:
+    issuer.client_secret = ["old-secret", "new-secret"]
+    form = {"grant_type": "client_credentials"}
+
+    for secret in ("old-secret", "new-secret"):
+        assert (
+            http.post("/oauth2/token", data=form, auth=("test-client", secret)).status_code == 200
+        )
+    wrong = http.post("/oauth2/token", data=form, auth=("test-client", "third"))
+    assert_oauth_error(wrong, "invalid_client")
+
+
+def test_client_credentials_with_a_resource_carry_it_as_aud(
+    http: httpx.Client, issuer: LocalIssuer
+) -> None:
+    issuer.client_secret = SECRET
+
+    response = http.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials", "resource": API},
+        auth=("test-client", SECRET),
+    )
+
+    assert claims_of(response.json()["access_token"])["aud"] == API

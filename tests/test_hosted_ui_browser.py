@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fastapi_cognito_guard.testing import LocalIssuer
-from tests.browser_support import CHROMIUM, playwright_sync_api
+from tests.browser_support import WAIT_SECONDS, launch_chromium, new_context, playwright_sync_api
 from tests.helpers import claims_of
 
 sync_api = playwright_sync_api()
@@ -35,11 +35,9 @@ def issuer() -> Iterator[LocalIssuer]:
 @pytest.fixture(scope="module")
 def page() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"], headless=True
-        )
+        browser = launch_chromium(playwright)
         try:
-            page = browser.new_page()
+            page = new_context(browser).new_page()
             page.route(f"{CALLBACK}**", lambda route: route.fulfill(status=200, body="app"))
             yield page
         finally:
@@ -79,6 +77,7 @@ def test_signing_in_on_the_page_returns_a_code_for_that_user(
             "code": query["code"][0],
             "redirect_uri": CALLBACK,
         },
+        timeout=WAIT_SECONDS,
     ).json()
 
     assert query["state"] == ["browser-state"]

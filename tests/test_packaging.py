@@ -27,6 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "fastapi_cognito_guard"
+DIST_INFO = f"{PACKAGE}-0.2.0.dist-info"  # the release CHANGELOG.md describes
 
 CONSUMER_APP = '''\
 """A service written from the README, as a user would type-check it."""
@@ -152,16 +153,24 @@ def test_wheel_holds_only_the_library(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/", 1)[0] for name in names}
 
-    assert top_level == {PACKAGE, f"{PACKAGE}-0.1.0.dist-info"}
+    assert top_level == {PACKAGE, DIST_INFO}
     assert f"{PACKAGE}/py.typed" in names
     assert not [name for name in names if "example_app" in name or "__pycache__" in name]
 
 
 def test_wheel_registers_the_pytest_plugin(wheel: Path) -> None:
-    entry_points = zipfile.ZipFile(wheel).read(f"{PACKAGE}-0.1.0.dist-info/entry_points.txt")
+    entry_points = zipfile.ZipFile(wheel).read(f"{DIST_INFO}/entry_points.txt")
 
     assert b"[pytest11]" in entry_points
     assert b"cognito_guard = fastapi_cognito_guard.testing" in entry_points
+
+
+def test_wheel_metadata_takes_its_version_from_the_package(wheel: Path) -> None:
+    metadata = zipfile.ZipFile(wheel).read(f"{DIST_INFO}/METADATA").decode()
+
+    version = re.search(r"^Version: (.+)$", metadata, flags=re.M)
+    assert version is not None
+    assert version[1] == importlib.import_module(PACKAGE).__version__ == "0.2.0"
 
 
 def test_fresh_venv_imports_the_package_from_the_wheel_only(
@@ -197,6 +206,30 @@ def test_consumer_app_passes_mypy_strict_against_the_editable_install(consumer: 
 
     assert package.is_relative_to(ROOT)
     assert [error.split(":")[0] for error in errors] == ["misspelled.py"]
+
+
+def distribution(requirement: str) -> str:
+    """The distribution a requirement or pin names, as pip compares names (PEP 503)."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name is not None, requirement
+    return re.sub(r"[-_.]+", "-", name[0]).lower()
+
+
+def pins() -> dict[str, str]:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    return {distribution(line): line for line in lines if line.strip() and not line.startswith("#")}
+
+
+def test_constraints_pin_exact_versions_only() -> None:
+    assert [line for line in pins().values() if not re.fullmatch(r"[\w.-]+==[\w.+!-]+", line)] == []
+
+
+def test_constraints_pin_every_requirement_of_the_dev_install() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+
+    assert [name for name in map(distribution, wanted) if name not in pins()] == []
 
 
 def test_every_lazily_loaded_name_is_imported_for_type_checkers() -> None:

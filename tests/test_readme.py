@@ -18,17 +18,21 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from fastapi_cognito_guard import CognitoClientCredentials, CognitoSettings
 from fastapi_cognito_guard.testing import LocalIssuer
 from fastapi_cognito_guard.testing.dev_issuer import env_lines
 from fastapi_cognito_guard.testing.devmode import DEV_TOKEN_PARAMETERS
@@ -152,6 +156,10 @@ def test_readme_gives_exactly_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in ci_lines
+
+
+def test_readme_test_command_installs_the_pinned_versions() -> None:
+    assert 'pip install -c constraints.txt -e ".[dev]"' in readme_commands()[1]
 
 
 def anchors(markdown: str) -> set[str]:
@@ -431,3 +439,90 @@ def test_standalone_example_starts_and_never_answers_500(
         assert client.get("/openapi.json").status_code == 200
         for path in plain_get_paths(app):
             assert client.get(path).status_code != 500, path
+
+
+# -- today's Cognito: service-to-service calls and emulator recipes ---------------------
+
+
+async def test_service_to_service_example_sends_a_client_credentials_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = LocalIssuer(client_id="orders-worker", client_secret="worker+secret")
+    seen: list[str] = []
+
+    async def orders(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(dict(scope["headers"]).get(b"authorization", b"").decode())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    with issuer.serve():
+        for name in list(os.environ):
+            if name.upper().startswith("COGNITO_"):
+                monkeypatch.delenv(name)
+        settings = issuer.settings()
+        monkeypatch.setenv("COGNITO_USER_POOL_ID", settings.user_pool_id)
+        monkeypatch.setenv("COGNITO_CLIENT_IDS", "orders-worker")
+        monkeypatch.setenv("COGNITO_OAUTH_URL", str(settings.oauth_url))
+        monkeypatch.setenv("COGNITO_CLIENT_SECRET", "worker+secret")
+        blocks = scenario("service-to-service")
+        require_available(blocks)
+        namespace = run(blocks)
+        auth = namespace["orders_api"].auth
+        assert isinstance(auth, CognitoClientCredentials)
+        await namespace["orders_api"].aclose()
+        transport = httpx.ASGITransport(app=orders)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://orders", auth=auth
+        ) as http:
+            namespace["orders_api"] = http  # the same auth, calling a local service
+            assert await namespace["open_orders"]() == []
+
+    assert seen[0].startswith("Bearer ")
+    assert issuer.calls["token:client_credentials"] == 1
+
+
+COMPOSE_RECIPES = ("examples/cognito-local.compose.yml", "examples/localstack.compose.yml")
+
+
+@pytest.mark.parametrize("path", COMPOSE_RECIPES)
+def test_compose_recipe_is_shown_verbatim_in_the_readme(path: str) -> None:
+    assert f"```yaml\n{(ROOT / path).read_text()}```" in README
+
+
+@pytest.mark.parametrize("path", COMPOSE_RECIPES)
+def test_compose_recipe_settings_parse(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = yaml.safe_load((ROOT / path).read_text())
+    app = recipe["services"]["app"]
+    assert app["depends_on"]
+    assert set(app["depends_on"]) <= set(recipe["services"])
+    for name in list(os.environ):
+        if name.upper().startswith("COGNITO_"):
+            monkeypatch.delenv(name)
+    for name, value in app["environment"].items():
+        monkeypatch.setenv(name, str(value))
+
+    settings = CognitoSettings()
+
+    assert settings.issuers == (app["environment"]["COGNITO_ISSUER"],)
+    assert settings.jwks_url is not None
+    assert urlsplit(settings.jwks_url).hostname in recipe["services"]
+
+
+def test_step_up_example_challenges_an_old_sign_in(environment: LocalIssuer) -> None:
+    blocks = scenario("step-up")
+    require_available(blocks)
+    app = run(blocks)["app"]
+    old = environment.access_token(auth_time=int(time.time()) - 3600)
+    fresh = environment.access_token(amr=["pwd", "mfa"])
+
+    with TestClient(app) as client:
+        refused = client.post("/payouts", headers=bearer(old))
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "insufficient_user_authentication"
+        assert 'max_age="300"' in refused.headers["www-authenticate"]
+        assert "resource_metadata=" in refused.headers["www-authenticate"]
+        assert client.post("/payouts", headers=bearer(fresh)).status_code == 200
+        assert client.get("/security-keys", headers=bearer(old)).status_code == 401
+        assert client.get("/security-keys", headers=bearer(fresh)).status_code == 200
+        metadata = client.get("/.well-known/oauth-protected-resource").json()
+        assert metadata["bearer_methods_supported"] == ["header"]

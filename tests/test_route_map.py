@@ -1,14 +1,14 @@
 """The route map (DESIGN §17): what protects each route, read from the app itself.
 
 Over ``tests/route_map_app.py`` (every kind of guard: open, user, groups any/all,
-scopes any/all, group-or-scope, pools, active session, ``login_required``, declared
+scopes any/all, group-or-scope, pools, step-up, active session, ``login_required``, declared
 ``Security`` scopes, a middleware with exclusions, a mounted app with its own auth,
 a WebSocket, a user's own dependency): one record per route with its full path and
 what it demands; a user's own dependency is ``unknown``, never ``open`` or
 ``guarded``; ``admits`` answers for a given user. ``assert_route_map`` fails naming a
 new open route and a removed guard (those first), and writes the file with
-``FCG_UPDATE_ROUTE_MAP=1``. Step-up (``require_auth``) is not in main yet: see the
-skipped test.
+``FCG_UPDATE_ROUTE_MAP=1``. Step-up (``require_auth``) is recorded with its
+requirement.
 """
 
 import json
@@ -184,9 +184,14 @@ def test_lifespan_registration_counts_before_the_lifespan_ran() -> None:
     assert route_map(app)[-1].auth_source == "registered"
 
 
-@pytest.mark.skip(reason="TODO: require_auth (step-up) is not on main yet (cognito2026 helper)")
-def test_step_up_is_recorded() -> None:
-    raise AssertionError("describe require_auth with GuardSpec(step_up=...) and test it here")
+def test_step_up_records_its_requirement() -> None:
+    recent = record("/recent")
+
+    assert (recent.status, recent.step_up) == ("guarded", "max_age=300 amr=mfa")
+
+
+def test_cannot_tell_whether_a_user_passes_a_step_up_route() -> None:
+    assert admits(record("/recent"), user()) is None
 
 
 # -- would this user pass? -------------------------------------------------------------

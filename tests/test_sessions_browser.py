@@ -22,12 +22,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import CHROMIUM, playwright_sync_api
+from tests.browser_support import launch_chromium, new_context, playwright_sync_api
 from tests.example_server import REPO_ROOT, ExampleServer
 
 sync_api = playwright_sync_api()
-
-from tests.test_swagger_ui import CHROMIUM_ARGS, TIMEOUT_MS  # noqa: E402
 
 SCREENSHOTS = (
     REPO_ROOT / "docs"
@@ -50,11 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
 def page(server: ExampleServer) -> Iterator[Any]:
     blocked: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 900, "height": 500})
-        context.set_default_timeout(TIMEOUT_MS)
+        browser = launch_chromium(playwright)
+        context = new_context(browser, viewport={"width": 900, "height": 500})
 
         def only_loopback(route: Any) -> None:
             if urlsplit(route.request.url).hostname == "127.0.0.1":

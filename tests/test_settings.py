@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from fastapi_cognito_guard import CognitoSettings
 
@@ -569,3 +569,259 @@ def test_each_unknown_variable_gets_its_own_warning(
     make()
 
     assert len(warnings_logged(caplog)) == 2
+
+
+# -- partitions and emulators (DESIGN §3) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pool", "host"),
+    [
+        ("us-east-1_AbC123xyz", "cognito-idp.us-east-1.amazonaws.com"),
+        ("us-gov-west-1_AbC123xyz", "cognito-idp.us-gov-west-1.amazonaws.com"),
+        ("cn-north-1_AbC123xyz", "cognito-idp.cn-north-1.amazonaws.com.cn"),
+        ("cn-northwest-1_AbC123xyz", "cognito-idp.cn-northwest-1.amazonaws.com.cn"),
+        ("eusc-de-east-1_AbC123xyz", "cognito-idp.eusc-de-east-1.amazonaws.eu"),
+    ],
+)
+def test_pool_ids_of_each_partition_get_both_issuer_forms_on_its_host(pool: str, host: str) -> None:
+    settings = make(user_pool_id=pool)
+
+    assert settings.issuers == (f"https://{host}/{pool}", f"https://issuer-{host}/{pool}")
+    assert (
+        settings.jwks_url_for(settings.issuers[0]) == f"https://{host}/{pool}/.well-known/jwks.json"
+    )
+    assert settings.idp_url == f"https://{host}/"
+    assert settings.provider_name == f"{host}/{pool}"
+
+
+@pytest.mark.parametrize(
+    ("pool", "suffix"),
+    [
+        ("cn-north-1_AbC123xyz", "cn-north-1.amazonaws.com.cn"),
+        ("eusc-de-east-1_AbC123xyz", "eusc-de-east-1.amazonaws.eu"),
+        ("us-gov-east-1_AbC123xyz", "us-gov-east-1.amazonaws.com"),
+    ],
+)
+def test_identity_and_sts_endpoints_follow_the_partition(pool: str, suffix: str) -> None:
+    settings = make(user_pool_id=pool)
+
+    assert settings.identity_url == f"https://cognito-identity.{suffix}/"
+    assert settings.sts_url == f"https://sts.{suffix}/"
+
+
+def test_replica_regions_take_the_partition_host() -> None:
+    settings = make(user_pool_id="cn-north-1_AbC123xyz", additional_regions=["cn-northwest-1"])
+
+    assert (
+        "https://cognito-idp.cn-northwest-1.amazonaws.com.cn/cn-north-1_AbC123xyz"
+        in settings.issuers
+    )
+
+
+def test_replica_region_in_another_partition_is_rejected() -> None:
+    error = rejected(
+        "additional_regions", user_pool_id="cn-north-1_AbC123xyz", additional_regions=["eu-west-1"]
+    )
+
+    assert "COGNITO_ADDITIONAL_REGIONS" in str(error)
+
+
+@pytest.mark.parametrize("pool", ["us-iso-east-1_AbC123xyz", "zz-mars-1_AbC123xyz"])
+def test_pool_id_of_an_unknown_partition_names_the_way_out(pool: str) -> None:
+    error = rejected("user_pool_id", user_pool_id=pool)
+
+    assert "COGNITO_USER_POOL_ID" in str(error)
+    assert "COGNITO_ISSUER" in str(error)
+    assert "COGNITO_JWKS_URL" in str(error)
+
+
+def test_explicit_region_of_an_unknown_partition_is_rejected_naming_it() -> None:
+    error = rejected("region", region="us-isob-east-1")
+
+    assert "region (COGNITO_REGION)" in str(error)
+
+
+def test_unknown_partition_is_accepted_with_an_explicit_issuer() -> None:
+    iss = "https://cognito-idp.us-iso-east-1.c2s.ic.gov/us-iso-east-1_AbC123xyz"
+
+    settings = make(user_pool_id="us-iso-east-1_AbC123xyz", issuer=iss)
+
+    assert settings.issuers == (iss,)
+    assert settings.idp_url == "https://cognito-idp.us-iso-east-1.c2s.ic.gov/"
+
+
+EMULATOR_POOL = "local_6xX5b2Qh"
+EMULATOR_ISS = f"http://localhost:9229/{EMULATOR_POOL}"
+
+
+def test_emulator_pool_id_is_a_label_with_explicit_issuer_and_jwks_url() -> None:
+    settings = make(
+        user_pool_id=EMULATOR_POOL,
+        issuer=EMULATOR_ISS,
+        jwks_url=f"{EMULATOR_ISS}/.well-known/jwks.json",
+    )
+
+    assert settings.issuers == (EMULATOR_ISS,)
+    assert settings.region is None
+    assert settings.idp_url == "http://localhost:9229/"  # emulators serve the API there
+
+
+def test_emulator_pool_id_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", EMULATOR_POOL)
+    monkeypatch.setenv("COGNITO_CLIENT_IDS", "web")
+    monkeypatch.setenv("COGNITO_ISSUER", EMULATOR_ISS)
+    monkeypatch.setenv("COGNITO_JWKS_URL", f"{EMULATOR_ISS}/.well-known/jwks.json")
+
+    assert CognitoSettings().user_pool_id == EMULATOR_POOL
+
+
+@pytest.mark.parametrize("missing", ["issuer", "jwks_url"])
+def test_emulator_pool_id_without_issuer_and_jwks_url_is_rejected(missing: str) -> None:
+    values = {"issuer": EMULATOR_ISS, "jwks_url": f"{EMULATOR_ISS}/.well-known/jwks.json"}
+    del values[missing]
+
+    error = rejected("user_pool_id", user_pool_id=EMULATOR_POOL, **values)
+
+    assert "COGNITO_ISSUER" in str(error)
+
+
+# -- login_resource --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "resource", ["https://api.example.com", "https://api.example.com/v1", "urn:example:api"]
+)
+def test_login_resource_takes_an_absolute_uri(resource: str) -> None:
+    assert make(login_resource=resource).login_resource == resource
+
+
+@pytest.mark.parametrize(
+    "resource", ["api.example.com", "/v1", "https://api.example.com/#x", "https://", "a b:c", ""]
+)
+def test_login_resource_that_is_not_an_absolute_uri_is_rejected(resource: str) -> None:
+    error = rejected("login_resource", login_resource=resource)
+
+    assert "login_resource (COGNITO_LOGIN_RESOURCE)" in str(error)
+
+
+def test_login_resource_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COGNITO_LOGIN_RESOURCE", "https://api.example.com")
+
+    assert make().login_resource == "https://api.example.com"
+
+
+# -- client secrets ----------------------------------------------------------------
+
+
+def secret_values(settings: CognitoSettings) -> list[str]:
+    return [secret.get_secret_value() for secret in settings.client_secrets]
+
+
+def test_one_client_secret_stays_a_secret_str() -> None:
+    settings = make(client_secret="s3cr+t/=")
+
+    assert isinstance(settings.client_secret, SecretStr)
+    assert secret_values(settings) == ["s3cr+t/="]
+
+
+@pytest.mark.parametrize("value", ["old,new", '["old", "new"]'])
+def test_two_client_secrets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_SECRET", value)
+
+    assert secret_values(make()) == ["old", "new"]
+
+
+def test_two_client_secrets_in_code() -> None:
+    assert secret_values(make(client_secret=["old", SecretStr("new")])) == ["old", "new"]
+
+
+def test_more_than_two_client_secrets_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_SECRET", "a,b,c")
+
+    error = rejected("client_secret")
+
+    assert "client_secret (COGNITO_CLIENT_SECRET)" in str(error)
+
+
+def test_client_secrets_never_appear_in_reprs_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make(client_secret=["first-secret-value", "second-secret-value"])
+    monkeypatch.setenv("COGNITO_CLIENT_SECRET", "one-secret,two-secret,three-secret")
+
+    with pytest.raises(ValidationError) as caught:
+        make()
+
+    for text in (repr(settings), str(settings), str(caught.value)):
+        assert "secret-value" not in text
+        assert "two-secret" not in text
+
+
+def test_no_client_secret_means_none() -> None:
+    assert make().client_secrets == ()
+
+
+# -- values of another pool (DESIGN §3) --------------------------------------------
+
+OTHER_POOL = "eu-west-1_Other123"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("COGNITO_ISSUER", ISS),
+        ("COGNITO_JWKS_URL", f"{ISS}/.well-known/jwks.json"),
+        ("COGNITO_DOMAIN", "auth.example.com"),
+        ("COGNITO_OAUTH_URL", "https://auth.example.com"),
+        ("COGNITO_CLIENT_IDS", "web"),
+        ("COGNITO_CLIENT_SECRET", "secret"),
+    ],
+)
+def test_another_pools_value_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", POOL)
+    monkeypatch.setenv(variable, value)
+    values: dict[str, Any] = {"user_pool_id": OTHER_POOL}
+    if variable != "COGNITO_CLIENT_IDS":
+        values["client_ids"] = ["admin"]
+
+    with pytest.raises(ValidationError) as caught:
+        CognitoSettings(**values)
+
+    assert variable in str(caught.value)
+
+
+def test_the_environment_pools_own_values_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", POOL)
+    monkeypatch.setenv("COGNITO_JWKS_URL", f"{ISS}/.well-known/jwks.json")
+
+    settings = CognitoSettings(user_pool_id=POOL, client_ids=["web"])
+
+    assert settings.jwks_url == f"{ISS}/.well-known/jwks.json"
+
+
+def test_another_pool_still_reads_settings_that_are_not_pool_specific(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", POOL)
+    monkeypatch.setenv("COGNITO_LEEWAY_SECONDS", "5")
+
+    assert CognitoSettings(user_pool_id=OTHER_POOL, client_ids=["admin"]).leeway_seconds == 5
+
+
+def test_domain_prefix_alone_is_rejected_saying_what_a_domain_looks_like(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COGNITO_DOMAIN", "myapp")
+
+    error = rejected("domain")
+
+    assert "amazoncognito.com" in str(error)
+
+
+def test_an_empty_client_secret_variable_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COGNITO_CLIENT_SECRET", "")
+
+    assert make().client_secret is None

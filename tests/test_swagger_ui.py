@@ -47,22 +47,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.browser_support import CHROMIUM, playwright_sync_api
+from tests.browser_support import (
+    WAIT_SECONDS,
+    launch_chromium,
+    new_context,
+    playwright_sync_api,
+    wait_until_closed,
+)
 from tests.example_server import REPO_ROOT, ExampleServer
 
 sync_api = playwright_sync_api()
 fastapi_offline = importlib.import_module("fastapi_offline")  # a dev dependency
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 # What FastAPI's /docs page loads from outside, answered from local files.
 LOCAL_ASSETS = {
@@ -80,7 +76,6 @@ SCREENSHOTS = (
     else Path(tempfile.gettempdir()) / "cognito-guard-screenshots"
 )
 ME = "#operations-default-me_me_get"
-TIMEOUT_MS = 15_000
 
 
 # -- servers and browser ----------------------------------------------------------------
@@ -109,9 +104,7 @@ def oauth2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleS
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        browser = launch_chromium(playwright)
         try:
             yield browser
         finally:
@@ -160,8 +153,7 @@ class Browsing:
 @pytest.fixture
 def browsing(browser: Any) -> Iterator[Browsing]:
     """A fresh browser context in which nothing but 127.0.0.1 is reached."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser, viewport={"width": 1280, "height": 900})
     hosted_ui = HostedUI()
     blocked: list[str] = []
 
@@ -211,7 +203,9 @@ def try_me(page: Any) -> tuple[str, str]:
 
 
 def mint(server: ExampleServer, username: str) -> str:
-    response = httpx.get(f"{server.base_url}/dev/token", params={"username": username})
+    response = httpx.get(
+        f"{server.base_url}/dev/token", params={"username": username}, timeout=WAIT_SECONDS
+    )
     response.raise_for_status()
     token: str = response.json()["token"]
     return token
@@ -299,7 +293,7 @@ def sign_in_through_the_hosted_ui(page: Any, server: ExampleServer) -> None:
     dialog = open_authorize_dialog(page)
     with page.expect_popup() as popup:
         dialog.locator("button.authorize").first.click()
-    popup.value.wait_for_event("close")
+    wait_until_closed(popup.value)  # the redirect page hands the code back and closes
 
 
 def test_oauth2_sign_in_opens_the_hosted_ui_with_an_s256_code_challenge(

@@ -627,3 +627,42 @@ def test_sign_in_names_the_step_an_app_without_a_login_route_fails(
 def test_sign_in_needs_a_serving_issuer() -> None:
     with TestClient(FastAPI()) as client, pytest.raises(RuntimeError, match="not serving"):
         sign_in(client, LocalIssuer(key_bits=1024))
+
+
+# -- partitions and emulator pool ids -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pool", "host"),
+    [
+        ("cn-north-1_Local", "cognito-idp.cn-north-1.amazonaws.com.cn"),
+        ("eusc-de-east-1_Local", "cognito-idp.eusc-de-east-1.amazonaws.eu"),
+        ("us-gov-west-1_Local", "cognito-idp.us-gov-west-1.amazonaws.com"),
+    ],
+)
+async def test_tokens_of_every_partition_verify_with_the_default_issuers(
+    pool: str, host: str
+) -> None:
+    issuer = LocalIssuer(user_pool_id=pool)
+    settings = issuer.settings()
+    verifier = CognitoVerifier(settings)
+    verifier.cache_jwks(issuer.jwks())
+
+    claims = await verifier.verify(issuer.access_token())
+
+    assert settings.issuer is None  # Cognito's default issuers, on the partition's host
+    assert claims.iss == f"https://{host}/{pool}"
+    await verifier.aclose()
+
+
+async def test_an_emulator_pool_id_verifies_with_an_explicit_issuer_and_jwks_url() -> None:
+    issuer = LocalIssuer(user_pool_id="local_6xX5b2Qh")
+    with issuer.serve():
+        settings = issuer.settings()
+        verifier = CognitoVerifier(settings)
+        claims = await verifier.verify(issuer.access_token())
+        await verifier.aclose()
+
+    assert settings.issuer is not None
+    assert settings.jwks_url is not None
+    assert claims.iss == settings.issuer

@@ -108,9 +108,11 @@ class BrowserSessions:
         )
         """Keeps a visitor's identity-pool guest identity id in a sealed cookie."""
         self.cookie = ChunkedCookie(SESSION_COOKIE)
-        secret = settings.client_secret.get_secret_value() if settings.client_secret else None
         self.oauth = OAuthClient(
-            settings.oauth_base_url, self.client_id, secret, http_client=http_client
+            settings.oauth_base_url,
+            self.client_id,
+            settings.client_secrets,
+            http_client=http_client,
         )
         self._main_verifier = verifier
         self.verifier = CognitoVerifier(
@@ -247,15 +249,16 @@ class BrowserSessions:
 
     async def complete_sign_in(self, signin: SignInState, code: str) -> Session:
         """Exchange the code (with the PKCE verifier) and verify both tokens."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": signin.redirect_uri,
+            "code_verifier": signin.code_verifier,
+        }
+        if self.settings.login_resource is not None:
+            form["resource"] = self.settings.login_resource  # RFC 8707 §2.2
         try:
-            answer = await self.oauth.token(
-                {
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": signin.redirect_uri,
-                    "code_verifier": signin.code_verifier,
-                }
-            )
+            answer = await self.oauth.token(form)
         except TokenEndpointError as exc:
             logger.info("sign-in code exchange refused: %s", exc.error or "not a token response")
             raise SignInError(

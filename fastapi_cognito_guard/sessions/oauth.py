@@ -1,7 +1,9 @@
 """Calls to Cognito's OAuth2 endpoints: ``/oauth2/token`` and ``/oauth2/revoke``.
 
 The app client authenticates with HTTP Basic when it has a secret (Cognito's
-``client_secret_basic``), and names itself with ``client_id`` either way. Every
+``client_secret_basic``, encoded per RFC 6749 §2.3.1; with two secrets during a
+rotation, a call refused ``invalid_client`` is retried once with the other: see
+``clientauth``), and names itself with ``client_id`` either way. Every
 call is ``awshttp.post``: never redirected (the form carries codes, refresh
 tokens and the client secret), a whole-call deadline, at most 64 KiB read; an
 unreachable endpoint, a timeout or a server error is ``OAuthUnavailableError``,
@@ -11,15 +13,17 @@ an answer that is an OAuth error, not a token response or too large is
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import SecretStr
 
 from ..awshttp import MAX_ANSWER_BYTES, AnswerTooLarge, CallFailed, post
+from ..clientauth import ClientSecrets, is_invalid_client
 from ..errors import OAuthUnavailableError
 
 __all__ = ["OAuthClient", "TokenEndpointError"]
@@ -44,14 +48,18 @@ class OAuthClient:
         self,
         base_url: str,
         client_id: str,
-        client_secret: str | None,
+        client_secret: str | SecretStr | Sequence[str | SecretStr] | None,
         *,
         http_client: httpx.AsyncClient | None = None,
         timeout: float = 5.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
-        self._secret = client_secret
+        if client_secret is None:
+            client_secret = ()
+        elif isinstance(client_secret, (str, SecretStr)):
+            client_secret = (client_secret,)
+        self._secrets = ClientSecrets(client_id, client_secret)
         self._client = http_client
         self._owns_client = http_client is None
         self._timeout = timeout
@@ -95,16 +103,25 @@ class OAuthClient:
             await self._client.aclose()
 
     async def _call(self, path: str, form: dict[str, str]) -> tuple[int, Any]:
+        """POST ``form``, authenticated with the preferred secret, and once more with the
+        other when Cognito answers ``invalid_client``."""
+        content = urlencode({**form, "client_id": self.client_id})
+        status, answer = 0, None
+        for index, auth_headers in self._secrets.attempts():
+            status, answer = await self._post(path, content, auth_headers)
+            if not is_invalid_client(status, answer):
+                self._secrets.accepted(index)
+                break
+        return status, answer
+
+    async def _post(self, path: str, content: str, auth_headers: dict[str, str]) -> tuple[int, Any]:
         if self._client is None or (self._owns_client and self._client.is_closed):
             self._client = httpx.AsyncClient()
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
+            **auth_headers,
         }
-        if self._secret is not None:
-            pair = f"{self.client_id}:{self._secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        content = urlencode({**form, "client_id": self.client_id})
         try:
             answer = await post(
                 self._client,

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from .context import SessionContext, session_context
 from .cookies import clear_cookie, set_cookie
-from .transient import LIFETIME_SECONDS, safe_next
+from .transient import LIFETIME_SECONDS, safe_next, step_up_params
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -114,18 +114,20 @@ def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) ->
         context.extra_cookies.append(
             set_cookie(name, value, secure=secure, max_age=LIFETIME_SECONDS)
         )
-        target = sessions.oauth.authorize_url(
-            {
-                "response_type": "code",
-                "client_id": sessions.client_id,
-                "redirect_uri": redirect_uri,
-                "scope": " ".join(sessions.settings.login_scopes),
-                "state": signin.state,
-                "nonce": signin.nonce,
-                "code_challenge": signin.code_challenge,
-                "code_challenge_method": "S256",
-            }
-        )
+        params = {
+            "response_type": "code",
+            "client_id": sessions.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(sessions.settings.login_scopes),
+            "state": signin.state,
+            "nonce": signin.nonce,
+            "code_challenge": signin.code_challenge,
+            "code_challenge_method": "S256",
+        }
+        if sessions.settings.login_resource is not None:
+            params["resource"] = sessions.settings.login_resource  # RFC 8707
+        params.update(step_up_params(request.query_params))
+        target = sessions.oauth.authorize_url(params)
         return RedirectResponse(target, status_code=302, headers=_NO_STORE)
 
     @router.get("/callback", name=_CALLBACK)

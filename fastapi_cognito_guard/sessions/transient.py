@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from cachetools import TTLCache
 from ..sealing import Sealer
 from .cookies import cookie_name
 
-__all__ = ["SignInState", "SignInStates", "safe_next"]
+__all__ = ["SignInState", "SignInStates", "safe_next", "step_up_params"]
 
 LIFETIME_SECONDS = 600
 """How long a sign-in may take between ``/auth/login`` and the callback."""
@@ -62,6 +63,27 @@ def safe_next(value: str | None) -> str:
     ):
         return "/"
     return value
+
+
+_MAX_AGE_LIMIT = 10 * 365 * 24 * 3600
+_ACR_VALUE = re.compile(r"[!#-\[\]-~]{1,256}")  # visible ASCII but space, quote, backslash
+_MAX_ACR_VALUES = 8
+
+
+def step_up_params(query: Mapping[str, str]) -> dict[str, str]:
+    """The authorize parameters a step-up asked ``/auth/login`` for: ``max_age`` (whole
+    seconds; ``0`` also sends ``prompt=login``) and ``acr_values`` (space separated).
+    Values that are not well formed are dropped, never forwarded."""
+    found: dict[str, str] = {}
+    max_age = query.get("max_age", "")
+    if max_age.isascii() and max_age.isdigit() and int(max_age) <= _MAX_AGE_LIMIT:
+        found["max_age"] = str(int(max_age))
+        if int(max_age) == 0:
+            found["prompt"] = "login"
+    values = query.get("acr_values", "").split(" ")
+    if 0 < len(values) <= _MAX_ACR_VALUES and all(_ACR_VALUE.fullmatch(v) for v in values):
+        found["acr_values"] = " ".join(values)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,8 @@ def env_lines(issuer: LocalIssuer) -> list[str]:
         f"COGNITO_SESSION_SECRET={secrets.token_urlsafe(32)}",
     ]
     if issuer.client_secret is not None:
-        lines.append(f"COGNITO_CLIENT_SECRET={issuer.client_secret}")
+        client_secrets = issuer.clients()[issuer.client_id]
+        lines.append(f"COGNITO_CLIENT_SECRET={','.join(client_secrets)}")
     if not is_loopback_host(urlsplit(base_url).hostname):
         lines.append("COGNITO_ALLOW_INSECURE_HTTP=true")
     return lines

@@ -30,8 +30,15 @@ Routes (all under the issuer's base URL):
 
 A token from the code flow carries the authorize request's ``nonce`` (ID
 token) and, like every token of that sign-in (refreshed ones too), its
-``origin_jti``, ``event_id`` and ``auth_time``; refreshed ID tokens carry no
-``nonce``, as Cognito's don't.
+``origin_jti``, ``event_id``, ``auth_time``, ``amr`` and ``acr``; refreshed ID
+tokens carry no ``nonce``, as Cognito's don't.
+
+Today's Cognito: the authorize request's ``resource`` (RFC 8707, an absolute URI,
+else ``invalid_target``) becomes the access tokens' ``aud``; ``acr_values`` sets
+``acr`` (the local UI reaches the first level asked); ``max_age`` and
+``prompt=login`` make a ``login_as`` user whose hosted-UI session is older
+(``LocalUser.auth_time``) authenticate again. Client secrets in HTTP Basic are
+form-urldecoded (RFC 6749 §2.3.1), and a client may hold two.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..clientauth import parse_basic_authorization
+from ..settings import is_absolute_uri
 from .devmode import DEV_TOKEN_PARAMETERS, DevTokenError, is_loopback_authority, mint_dev_token
 from .http import Fault, Reply, Request
 from .users import LocalUser
@@ -98,7 +107,7 @@ class IssuerPort(Protocol):
     def refresh_token_ttl_seconds(self) -> float: ...
 
     def count(self, name: str) -> None: ...
-    def clients(self) -> dict[str, str | None]: ...
+    def clients(self) -> dict[str, tuple[str, ...]]: ...
     def jwks(self) -> dict[str, list[dict[str, str]]]: ...
     def public_key(self, kid: str) -> rsa.RSAPublicKey | None: ...
     def access_token(self, username: str = ..., /, **claims: Any) -> str: ...
@@ -134,6 +143,10 @@ class _SignIn:
     origin_jti: str = field(default_factory=lambda: str(uuid.uuid4()))
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     auth_time: int = field(default_factory=lambda: int(time.time()))
+    resource: str | None = None
+    """The authorize request's ``resource`` (RFC 8707): the access tokens' ``aud``."""
+    acr: str | None = None
+    amr: tuple[str, ...] = ("pwd",)
 
 
 @dataclass(frozen=True)
@@ -303,6 +316,10 @@ class HostedUI:
             return "invalid_request"
         if any(scope not in _OIDC_SCOPES and "/" not in scope for scope in _scope_list(params)):
             return "invalid_scope"  # resource-server scopes (``server/scope``) are all allowed
+        if "resource" in params and not is_absolute_uri(params["resource"]):
+            return "invalid_target"  # RFC 8707 §2
+        if "max_age" in params and not params["max_age"].isdigit():
+            return "invalid_request"
         return None
 
     def _authorize(self, request: Request) -> Reply:
@@ -311,8 +328,27 @@ class HostedUI:
             return refusal
         login_as = self._issuer.login_as
         if login_as is not None:
-            return self._signed_in(params, _user(login_as))
+            user = _user(login_as)
+            return self._signed_in(params, user, auth_time=self._session_auth_time(params, user))
         return _sign_in_page(request.query, params.get("client_id", ""), 200)
+
+    def _session_auth_time(self, params: Mapping[str, str], user: LocalUser) -> int:
+        """When ``login_as``'s user authenticated for this sign-in: the hosted UI session's
+        time (``user.auth_time``), unless ``max_age`` finds it too old or ``prompt=login``
+        asks for a fresh one (OpenID Connect Core §3.1.2.1): then the user authenticates
+        again now (counted as ``calls["authenticate"]``)."""
+        now = int(time.time())
+        earlier = user.auth_time
+        max_age = params.get("max_age")
+        fresh = (
+            earlier is None
+            or "login" in params.get("prompt", "").split()
+            or (max_age is not None and now - earlier > int(max_age))
+        )
+        if not fresh and earlier is not None:
+            return earlier
+        self._issuer.count("authenticate")
+        return now
 
     def _login(self, request: Request) -> Reply:
         params, refusal = self._authorize_params(request.query)
@@ -331,14 +367,27 @@ class HostedUI:
             username,
             groups=tuple(_split(form.get("groups", ""))),
             email=form.get("email", "").strip() or None,
+            amr=("pwd", "mfa") if form.get("mfa") else ("pwd",),
         )
-        return self._signed_in(params, user)
+        self._issuer.count("authenticate")
+        return self._signed_in(params, user, auth_time=int(time.time()))
 
-    def _signed_in(self, params: Mapping[str, str], user: LocalUser) -> Reply:
+    def _signed_in(self, params: Mapping[str, str], user: LocalUser, *, auth_time: int) -> Reply:
         scopes = _scope_list(params) or _DEFAULT_SCOPES
         code = secrets.token_urlsafe(32)
+        # The local UI reaches whatever level is asked: the first of ``acr_values``.
+        requested_acr = params.get("acr_values", "").split()
+        sign_in = _SignIn(
+            user,
+            params["client_id"],
+            scopes,
+            auth_time=auth_time,
+            resource=params.get("resource"),
+            acr=requested_acr[0] if requested_acr else user.acr,
+            amr=tuple(user.amr),
+        )
         grant = _Code(
-            sign_in=_SignIn(user, params["client_id"], scopes),
+            sign_in=sign_in,
             redirect_uri=params["redirect_uri"],
             nonce=params.get("nonce"),
             challenge=params.get("code_challenge"),
@@ -370,13 +419,15 @@ class HostedUI:
         clients = self._issuer.clients()
         if client_id not in clients:
             raise _OAuthError("invalid_client")
-        secret = clients[client_id]
-        if secret is None:
+        accepted = clients[client_id]  # one secret, or two while the client rotates them
+        if not accepted:
             if given is not None:
                 raise _OAuthError("invalid_client")
-        elif given is None or not hmac.compare_digest(given.encode(), secret.encode()):
+        elif given is None or not any(
+            hmac.compare_digest(given.encode(), secret.encode()) for secret in accepted
+        ):
             raise _OAuthError("invalid_client")
-        if secret is None:
+        if not accepted:
             method = "none"
         else:
             method = "client_secret_basic" if basic is not None else "client_secret_post"
@@ -420,6 +471,8 @@ class HostedUI:
                 raise _OAuthError("invalid_grant")
         elif verifier is None or not hmac.compare_digest(_s256(verifier), grant.challenge):
             raise _OAuthError("invalid_grant")
+        if form.get("resource", grant.sign_in.resource) != grant.sign_in.resource:
+            raise _OAuthError("invalid_target")  # RFC 8707 §2.2: not the authorized resource
         refresh_token = self._new_session(grant.sign_in)
         answer = self._tokens(grant.sign_in, nonce=grant.nonce)
         answer["refresh_token"] = refresh_token
@@ -453,13 +506,17 @@ class HostedUI:
         return Reply.json(200, answer)
 
     def _client_credentials(self, form: Mapping[str, str], client_id: str) -> Reply:
-        if self._issuer.clients()[client_id] is None:
+        if not self._issuer.clients()[client_id]:
             raise _OAuthError("unauthorized_client")
         scopes = _scope_list(form)
         if _OIDC_SCOPES.intersection(scopes):
             raise _OAuthError("invalid_scope")
+        resource = form.get("resource")
+        if resource is not None and not is_absolute_uri(resource):
+            raise _OAuthError("invalid_target")
+        audience = {} if resource is None else {"aud": resource}
         token = self._issuer.client_credentials_token(
-            scopes, client_id=client_id, expires_in=self._issuer.token_ttl_seconds
+            scopes, client_id=client_id, expires_in=self._issuer.token_ttl_seconds, **audience
         )
         return Reply.json(
             200,
@@ -479,7 +536,11 @@ class HostedUI:
             "origin_jti": sign_in.origin_jti,
             "event_id": sign_in.event_id,
             "auth_time": sign_in.auth_time,
+            "amr": list(sign_in.amr),
         }
+        if sign_in.acr is not None:
+            shared["acr"] = sign_in.acr
+        audience = {} if sign_in.resource is None else {"aud": sign_in.resource}
         custom = dict(user.custom)
         access = issuer.access_token(
             user.username,
@@ -489,6 +550,7 @@ class HostedUI:
             custom=custom if issuer.custom_in_access_tokens else None,
             client_id=sign_in.client_id,
             **shared,
+            **audience,
         )
         answer: dict[str, Any] = {"access_token": access, "expires_in": ttl, "token_type": "Bearer"}
         if "openid" in sign_in.scopes:
@@ -694,14 +756,10 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         raise _OAuthError("invalid_client")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise _OAuthError("invalid_client") from None
-    client_id, colon, secret = decoded.partition(":")
-    if not colon:
+    credentials = parse_basic_authorization(value)  # form-urldecoded, RFC 6749 §2.3.1
+    if credentials is None:
         raise _OAuthError("invalid_client")
-    return client_id, secret
+    return credentials
 
 
 def _s256(verifier: str) -> str:
@@ -745,6 +803,7 @@ def _sign_in_page(query: str, client_id: str, status: int, problem: str = "") ->
         "</label><br>"
         "<label>Groups <input name='groups' placeholder='premium, admin'></label><br>"
         "<label>Email <input name='email' type='email'></label><br>"
+        "<label><input name='mfa' type='checkbox' value='1'> Second factor (MFA)</label><br>"
         "<button type='submit' name='action' value='sign_in'>Sign in</button> "
         "<button type='submit' name='action' value='cancel' formnovalidate>Cancel</button>"
         "</form>",

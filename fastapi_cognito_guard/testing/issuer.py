@@ -23,6 +23,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..partitions import partition_of
 from ..settings import CognitoSettings
 from .hosted_ui import HostedUI
 from .http import Fault, Request
@@ -83,7 +84,7 @@ class LocalIssuer:
     """A local Cognito user pool: mints tokens, publishes keys, runs a hosted UI.
 
     Tokens carry Cognito's real issuer form
-    (``https://cognito-idp.{region}.amazonaws.com/{pool}``) so the default
+    (``https://cognito-idp.{region}.{partition suffix}/{pool}``) so the default
     issuer checks are exercised. ``settings()`` trusts this issuer: while
     ``serve()`` runs it points ``jwks_url`` and ``oauth_url`` at the local
     server; outside ``serve()`` the JWKS URL is
@@ -96,8 +97,9 @@ class LocalIssuer:
     - ``login_as``: ``None`` (default) shows the sign-in page at
       ``/oauth2/authorize``; a username or a :class:`LocalUser` signs that user
       in at once (302 back with a code), as a signed-in Cognito session would.
-    - ``client_secret``: makes the app client confidential (HTTP Basic or
-      ``client_secret`` in the form); ``settings()`` then carries it.
+    - ``client_secret``: makes the app client confidential (HTTP Basic, decoded as RFC
+      6749 §2.3.1 says, or ``client_secret`` in the form); ``settings()`` then carries
+      it. A list of two is an app client rotating its secret: either is accepted.
     - ``callback_urls`` / ``logout_urls``: the app client's allowed URLs;
       ``None`` (default) allows any, an exact list behaves like Cognito.
     - ``rotate_refresh_tokens``: the ``refresh_token`` grant returns a new
@@ -125,26 +127,34 @@ class LocalIssuer:
         *,
         issuer: str | None = None,
         key_bits: int = 2048,
-        client_secret: str | None = None,
+        client_secret: str | Sequence[str] | None = None,
         callback_urls: Sequence[str] | None = None,
         logout_urls: Sequence[str] | None = None,
     ) -> None:
         self.user_pool_id = user_pool_id
         self.client_id = client_id
         self.region = user_pool_id.split("_", 1)[0]
-        self.issuer = issuer or f"https://cognito-idp.{self.region}.amazonaws.com/{user_pool_id}"
+        self.issuer = issuer or self._default_issuer()
         self.client_secret = client_secret
         self.callback_urls = None if callback_urls is None else list(callback_urls)
         self.logout_urls = None if logout_urls is None else list(logout_urls)
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, Fault] = {}
         self._set_defaults()
-        self._other_clients: dict[str, str | None] = {}
+        self._other_clients: dict[str, str | Sequence[str] | None] = {}
         self._key_bits = key_bits
         self._keys = [_SigningKey(key_bits)]
         self._base_url: str | None = None
         self._lock = threading.Lock()
         self._hosted_ui = HostedUI(self)
+
+    def _default_issuer(self) -> str:
+        """Cognito's issuer for the pool, on its partition's host (``amazonaws.com.cn``
+        for ``cn-north-1_…``); an emulator-style pool id gets one on the unserved host."""
+        partition = partition_of(self.region)
+        if partition is None:
+            return f"{UNSERVED_BASE_URL}/{self.user_pool_id}"
+        return f"https://cognito-idp.{self.region}.{partition.dns_suffix}/{self.user_pool_id}"
 
     def __repr__(self) -> str:
         kind = "confidential" if self.client_secret else "public"
@@ -355,7 +365,7 @@ class LocalIssuer:
         self._set_defaults()
         self._hosted_ui.forget()
 
-    def add_client(self, client_id: str, client_secret: str | None = None) -> None:
+    def add_client(self, client_id: str, client_secret: str | Sequence[str] | None = None) -> None:
         """Another app client of the pool (confidential with a secret), e.g. to
         check that a code or refresh token of one client is refused to another.
         It shares ``callback_urls`` and ``logout_urls``; ``settings()`` and the
@@ -364,9 +374,17 @@ class LocalIssuer:
             raise ValueError("that is the issuer's own client_id")
         self._other_clients[client_id] = client_secret
 
-    def clients(self) -> dict[str, str | None]:
-        """Every app client's id and secret (None: a public client)."""
-        return {self.client_id: self.client_secret, **self._other_clients}
+    def clients(self) -> dict[str, tuple[str, ...]]:
+        """Every app client's id and the secrets it accepts (none: a public client)."""
+        every = {self.client_id: self.client_secret, **self._other_clients}
+        return {
+            client: ()
+            if secret is None
+            else (secret,)
+            if isinstance(secret, str)
+            else tuple(secret)
+            for client, secret in every.items()
+        }
 
     def revoke_sessions(self, username: str | None = None) -> int:
         """End every hosted-UI session (or those of ``username``), as
@@ -407,12 +425,16 @@ class LocalIssuer:
             "client_ids": [self.client_id],
             "jwks_url": self.jwks_url,
         }
-        if self.issuer != f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}":
+        if self.issuer != self._default_issuer() or partition_of(self.region) is None:
             values["issuer"] = self.issuer
         if self._base_url is not None:
             values["oauth_url"] = self._base_url
         if self.client_secret is not None:
-            values["client_secret"] = self.client_secret
+            values["client_secret"] = (
+                self.client_secret
+                if isinstance(self.client_secret, str)
+                else list(self.client_secret)
+            )
         values.update(overrides)
         return CognitoSettings(**values)
 

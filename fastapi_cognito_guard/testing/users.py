@@ -24,6 +24,16 @@ class LocalUser:
     custom: Mapping[str, str] = field(default_factory=dict)
     """Custom attributes without the ``custom:`` prefix (``{"tier": "gold"}``): they go
     into ID tokens (and access tokens only with ``custom_in_access_tokens``)."""
+    amr: Sequence[str] = ("pwd",)
+    """How this user authenticates (the tokens' ``amr``): ``("pwd", "mfa")`` with a second
+    factor."""
+    acr: str | None = None
+    """The authentication level the tokens carry when the sign-in asks for none
+    (``acr_values`` asks: the local UI reaches the first value asked)."""
+    auth_time: int | None = None
+    """With ``login_as``: when this user last authenticated at the hosted UI (an existing
+    session, reused as the tokens' ``auth_time``); None signs in afresh. ``max_age`` or
+    ``prompt=login`` on the authorize request make an older one authenticate again."""
 
     @property
     def sub(self) -> str:

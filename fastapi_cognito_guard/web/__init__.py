@@ -8,6 +8,9 @@
 * ``shared_state``, ``sign_out``, ``identity_pools``, ``readiness``: the capabilities
   ``CognitoAuth`` holds as parts;
 * ``auth``: ``CognitoAuth``, the composition root that builds and wires the parts;
+* ``step_up``: ``require_auth``, the RFC 9470 step-up guard;
+* ``protected_resource``: RFC 9728 metadata and the ``resource_metadata`` it adds to
+  challenges;
 * ``module_guards``: the module-level dependencies, served by the app's registered auth.
 
 Modules import downwards only (checked by import-linter, see pyproject.toml).
@@ -24,6 +27,7 @@ from .module_guards import (
     login_required,
     optional_user,
     require_any,
+    require_auth,
     require_group,
     require_pool,
     require_scope,
@@ -45,6 +49,7 @@ __all__ = [
     "login_required",
     "optional_user",
     "require_any",
+    "require_auth",
     "require_group",
     "require_pool",
     "require_scope",

@@ -33,10 +33,12 @@ from .authenticator import Authenticator, UserT
 from .dependencies import Dependency, Guards
 from .identity_pools import GuestIdentities, IdentityPools, caller_id_token
 from .openapi import BearerScheme, openapi_scheme, swagger_ui_init_oauth, wrap_openapi
+from .protected_resource import ProtectedResource
 from .readiness import Readiness
 from .responses import CognitoHTTPException, CognitoWebSocketException, install_error_handlers
 from .shared_state import SharedState
 from .sign_out import SignOut
+from .step_up import step_up_guard
 from .wiring import WiringCheck, check_wiring
 
 if TYPE_CHECKING:
@@ -72,7 +74,8 @@ class CognitoAuth(Generic[UserT]):
         self,
         settings: CognitoSettings | Sequence[CognitoSettings] | None = None,
         *,
-        user_model: type[UserT] = CognitoUser,  # type: ignore[assignment]
+        # A TypeVar default's value: the ignore holds (unused-ignore) once mypy accepts it.
+        user_model: type[UserT] = CognitoUser,  # type: ignore[assignment, unused-ignore]
         http_client: httpx.AsyncClient | None = None,
         realm: str = "api",
     ) -> None:
@@ -135,6 +138,8 @@ class CognitoAuth(Generic[UserT]):
             self.guest_identities = self.sessions.guest_identities
         self.readiness = Readiness(self.verifier, self.shared, self.identity_pools)
         """Answers ``ready()`` and ``health()``."""
+        self.protected_resource: ProtectedResource | None = None
+        """RFC 9728 metadata, once ``protected_resource_router()`` was called."""
         if settings is None:
             global _environment_auth
             _environment_auth = self
@@ -155,6 +160,17 @@ class CognitoAuth(Generic[UserT]):
         """A dependency admitting users in any of ``groups`` or tokens with any of
         ``scopes``: one route for people (groups) and machine clients (scopes)."""
         return self._guards.require_any(groups, scopes)
+
+    def require_auth(
+        self, *, max_age: int | None = None, acr: Sequence[str] = (), amr: Sequence[str] = ()
+    ) -> Dependency[UserT]:
+        """A dependency admitting callers whose sign-in is at most ``max_age`` seconds
+        old, at one of the ``acr`` levels and by one of the ``amr`` methods (RFC 9470
+        step-up): otherwise 401 ``insufficient_user_authentication``, and a session's
+        browser navigation is sent to sign in again with ``max_age`` / ``acr_values``."""
+        return step_up_guard(
+            self.current_user, self._guards.resolve, max_age=max_age, acr=acr, amr=amr
+        )
 
     def require_pool(self, *user_pool_ids: str) -> Dependency[UserT]:
         """A dependency admitting only tokens signed by the given user pools."""
@@ -230,6 +246,15 @@ class CognitoAuth(Generic[UserT]):
             BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
         assert self.sessions is not None
         return login_router(self.sessions, self.signing_out, prefix)
+
+    def protected_resource_router(self) -> APIRouter:
+        """Serves RFC 9728 protected-resource metadata at
+        ``/.well-known/oauth-protected-resource`` (followed by the resource's path),
+        and from then on this auth's 401 challenges carry ``resource_metadata``."""
+        if self.protected_resource is None:
+            self.protected_resource = ProtectedResource(self.settings)
+            self.authenticator.resource_metadata = self.protected_resource.metadata_url
+        return self.protected_resource.router()
 
     # -- identity pools (§9) -------------------------------------------------------------
 
@@ -316,7 +341,7 @@ class CognitoAuth(Generic[UserT]):
             app.add_middleware(WiringCheck, owner=app)
         if app.swagger_ui_init_oauth is None:
             app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
-        app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign]
+        app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign, unused-ignore]
 
     @property
     def swagger_ui_init_oauth(self) -> dict[str, Any] | None:

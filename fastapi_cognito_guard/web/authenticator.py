@@ -8,7 +8,7 @@ a user one auth accepted is never reused by another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic
 
 from cachetools import LRUCache
@@ -45,6 +45,9 @@ class Authenticator(Generic[UserT]):
         self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
             LRUCache(size) if size else None
         )
+        self.resource_metadata: Callable[[HTTPConnection], str] | None = None
+        """The RFC 9728 metadata URL of a request's resource, once the app serves it
+        (``protected_resource_router``): 401 challenges then name it."""
 
     async def authenticate(self, token: str) -> UserT:
         """Verify a token and build the user; raises ``CognitoGuardError`` on failure.
@@ -96,8 +99,12 @@ class Authenticator(Generic[UserT]):
     def http_error(
         self, error: CognitoGuardError, conn: HTTPConnection | None = None
     ) -> CognitoHTTPException | CognitoWebSocketException:
-        """``error`` as the exception a dependency raises, with this auth's realm."""
-        return http_error(error, conn, self.realm)
+        """``error`` as the exception a dependency raises, with this auth's realm (and
+        its resource metadata URL, when served)."""
+        metadata = None
+        if self.resource_metadata is not None and conn is not None:
+            metadata = self.resource_metadata(conn)
+        return http_error(error, conn, self.realm, resource_metadata=metadata)
 
     def check_scopes(
         self, conn: HTTPConnection, user: CognitoUser, required: Sequence[str], *, all: bool

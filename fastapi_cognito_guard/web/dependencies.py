@@ -10,7 +10,7 @@ saying what it demands (and of which auth), which the route map reads.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic
 from urllib.parse import urlencode
@@ -28,7 +28,7 @@ from .authenticator import Authenticator, UserT
 from .openapi import BearerScheme, Describe, DescribedScheme
 from .responses import CognitoHTTPException
 
-__all__ = ["Dependency", "Guards", "Resolve", "names"]
+__all__ = ["Dependency", "Guards", "Resolve", "is_navigation", "names", "sign_in_url"]
 
 T = TypeVar("T", default=Any)
 Dependency = Callable[..., Awaitable[T]]
@@ -77,13 +77,14 @@ class _LoginRequired(_CurrentUser[UserT]):
         try:
             return await super().__call__(security_scopes, conn)
         except CognitoHTTPException as exc:
-            if exc.status_code != 401 or not _is_navigation(conn):
+            if exc.status_code != 401 or not is_navigation(conn):
                 raise
-            location = _sign_in_url(conn)
+            location = sign_in_url(conn)
         raise HTTPException(302, "sign-in required", headers={"Location": location})
 
 
-def _is_navigation(conn: HTTPConnection) -> bool:
+def is_navigation(conn: HTTPConnection) -> bool:
+    """A browser navigation: GET or HEAD accepting HTML."""
     return (
         conn.scope["type"] == "http"
         and conn.scope["method"] in ("GET", "HEAD")
@@ -91,14 +92,15 @@ def _is_navigation(conn: HTTPConnection) -> bool:
     )
 
 
-def _sign_in_url(conn: HTTPConnection) -> str:
-    """The login route's path (``/auth/login`` when the app names none) with ``next``."""
+def sign_in_url(conn: HTTPConnection, extra: Mapping[str, str] | None = None) -> str:
+    """The login route's path (``/auth/login`` when the app names none) with ``next``
+    (and ``extra`` parameters, e.g. a step-up's ``max_age``)."""
     try:
         login = conn.url_for("cognito_login").path
     except NoMatchFound:
         login = "/auth/login"
     here = conn.url.path + (f"?{conn.url.query}" if conn.url.query else "")
-    return f"{login}?{urlencode({'next': here})}"
+    return f"{login}?{urlencode({'next': here, **(extra or {})})}"
 
 
 def names(kind: str, values: Iterable[str]) -> tuple[str, ...]:

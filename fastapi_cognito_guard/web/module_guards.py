@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, WebSocketException
@@ -20,9 +21,10 @@ from starlette.requests import HTTPConnection
 from ..claims import CognitoUser
 from .auth import CognitoAuth, environment_auth
 from .authenticator import Authenticator
-from .dependencies import Guards
+from .dependencies import Dependency, Guards
 from .openapi import BearerScheme, bearer_scheme, describing_app_auth
 from .responses import WS_INTERNAL_ERROR
+from .step_up import step_up_guard
 
 __all__ = [
     "CurrentUser",
@@ -31,6 +33,7 @@ __all__ = [
     "login_required",
     "optional_user",
     "require_any",
+    "require_auth",
     "require_group",
     "require_pool",
     "require_scope",
@@ -122,6 +125,15 @@ require_group = _module_guards.require_group
 require_scope = _module_guards.require_scope
 require_any = _module_guards.require_any
 require_pool = _module_guards.require_pool
+
+
+def require_auth(
+    *, max_age: int | None = None, acr: Sequence[str] = (), amr: Sequence[str] = ()
+) -> Dependency[CognitoUser]:
+    """Callers whose sign-in is at most ``max_age`` seconds old, at one of the ``acr``
+    levels, by one of the ``amr`` methods (RFC 9470 step-up), for the app's auth."""
+    return step_up_guard(current_user, _app_authenticator, max_age=max_age, acr=acr, amr=amr)
+
 
 CurrentUser = Annotated[CognitoUser, Depends(current_user)]
 """The verified caller: ``async def me(user: CurrentUser)``."""

@@ -57,12 +57,14 @@ class DescribedScheme(SecurityBase):
         """How this scheme names itself in OpenAPI."""
         return self._describe
 
+    # FastAPI types ``model`` and ``scheme_name`` as plain attributes today; the ignores
+    # also hold (unused-ignore) should its stubs ever declare them as properties.
     @property
-    def model(self) -> SecurityBaseModel:  # type: ignore[override]
+    def model(self) -> SecurityBaseModel:  # type: ignore[override, unused-ignore]
         return self._describe()[1]
 
     @property
-    def scheme_name(self) -> str:  # type: ignore[override]
+    def scheme_name(self) -> str:  # type: ignore[override, unused-ignore]
         return self._describe()[0]
 
 

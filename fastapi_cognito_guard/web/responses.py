@@ -1,5 +1,9 @@
 """How a failed check answers: HTTP errors with RFC 6750 challenges, WebSocket closes.
 
+A step-up refusal is RFC 9470's challenge (``error="insufficient_user_authentication"``
+with the ``max_age`` / ``acr_values`` to sign in again with); once the app serves RFC
+9728 metadata, every 401 challenge names it (``resource_metadata="…"``).
+
 Every error carries its stable ``code``; the JSON body is ``{"detail", "code"}``.
 ``install_error_handlers`` makes an app render the library's exceptions that way
 (FastAPI's own handler still gives the right status and headers without it).
@@ -15,6 +19,7 @@ from starlette.websockets import WebSocketState
 from ..errors import (
     CognitoGuardError,
     InsufficientScopeError,
+    InsufficientUserAuthenticationError,
     InvalidTokenError,
     MissingTokenError,
     ServiceUnavailableError,
@@ -29,6 +34,7 @@ __all__ = [
     "error_response",
     "http_error",
     "install_error_handlers",
+    "step_up_challenge",
 ]
 
 WS_POLICY_VIOLATION = 1008
@@ -46,8 +52,11 @@ class CognitoHTTPException(HTTPException):
     gives the right status and headers without it.
     """
 
-    def __init__(self, error: CognitoGuardError, realm: str) -> None:
-        super().__init__(error.status_code, error.message, challenge_headers(error, realm))
+    def __init__(
+        self, error: CognitoGuardError, realm: str, *, resource_metadata: str | None = None
+    ) -> None:
+        headers = challenge_headers(error, realm, resource_metadata=resource_metadata)
+        super().__init__(error.status_code, error.message, headers)
         self.code = error.code
 
 
@@ -56,42 +65,71 @@ class CognitoWebSocketException(WebSocketException):
 
 
 def http_error(
-    error: CognitoGuardError, conn: HTTPConnection | None, realm: str
+    error: CognitoGuardError,
+    conn: HTTPConnection | None,
+    realm: str,
+    *,
+    resource_metadata: str | None = None,
 ) -> CognitoHTTPException | CognitoWebSocketException:
     """The exception a dependency raises for ``error``: an HTTP error with its
     challenge, or a 1008 close on a WebSocket."""
     if conn is not None and conn.scope["type"] == "websocket":
         return CognitoWebSocketException(WS_POLICY_VIOLATION, reason=error.code)
-    return CognitoHTTPException(error, realm)
+    return CognitoHTTPException(error, realm, resource_metadata=resource_metadata)
 
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def challenge_headers(error: CognitoGuardError, realm: str) -> dict[str, str]:
-    """The RFC 6750 ``WWW-Authenticate`` (or ``Retry-After``) headers for an error."""
+def challenge_headers(
+    error: CognitoGuardError, realm: str, *, resource_metadata: str | None = None
+) -> dict[str, str]:
+    """The RFC 6750 ``WWW-Authenticate`` (or ``Retry-After``) headers for an error;
+    401 challenges name ``resource_metadata`` (RFC 9728 §5.1) when given."""
     if isinstance(error, ServiceUnavailableError):
         return {"Retry-After": str(error.retry_after)}
+    metadata = (
+        "" if resource_metadata is None else f', resource_metadata="{_quote(resource_metadata)}"'
+    )
+    if isinstance(error, InsufficientUserAuthenticationError):
+        return {"WWW-Authenticate": step_up_challenge(error) + metadata}
     challenge = f'Bearer realm="{_quote(realm)}"'
     if isinstance(error, MissingTokenError):
-        return {"WWW-Authenticate": challenge}
+        return {"WWW-Authenticate": challenge + metadata}
     if isinstance(error, InvalidTokenError):
         description = _quote(error.message)
         challenge += f', error="invalid_token", error_description="{description}"'
-        return {"WWW-Authenticate": challenge}
+        return {"WWW-Authenticate": challenge + metadata}
     if isinstance(error, InsufficientScopeError):
         scope = _quote(" ".join(error.scopes))
         return {"WWW-Authenticate": f'{challenge}, error="insufficient_scope", scope="{scope}"'}
     return {}
 
 
-def error_response(error: CognitoGuardError, realm: str) -> JSONResponse:
+def step_up_challenge(error: InsufficientUserAuthenticationError) -> str:
+    """RFC 9470 §3: ``Bearer error="insufficient_user_authentication",
+    error_description="…"``, then ``max_age="…"`` and/or ``acr_values="…"`` (space
+    separated, in the order the route lists them)."""
+    challenge = (
+        'Bearer error="insufficient_user_authentication", '
+        f'error_description="{_quote(error.message)}"'
+    )
+    if error.max_age is not None:
+        challenge += f', max_age="{error.max_age}"'
+    if error.acr_values:
+        challenge += f', acr_values="{_quote(" ".join(error.acr_values))}"'
+    return challenge
+
+
+def error_response(
+    error: CognitoGuardError, realm: str, *, resource_metadata: str | None = None
+) -> JSONResponse:
     """The JSON response for a Cognito check that failed."""
     return JSONResponse(
         {"detail": error.message, "code": error.code},
         status_code=error.status_code,
-        headers=challenge_headers(error, realm),
+        headers=challenge_headers(error, realm, resource_metadata=resource_metadata),
     )
 
 
