@@ -193,3 +193,25 @@ def test_credentials_route_without_an_identity_pool_is_named_at_start_up(
     lines = [r.getMessage() for r in caplog.records if "COGNITO_IDENTITY_POOL_ID" in r.getMessage()]
     assert len(lines) == 1
     assert "GET /files" in lines[0]
+
+
+def test_credentials_request_without_an_identity_pool_is_a_500_naming_the_setting(
+    environment: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = CognitoAuth()
+    app = FastAPI(lifespan=auth.lifespan)
+
+    @app.get("/files")
+    async def files(creds: Annotated[AwsCredentials, Depends(auth.aws_credentials)]) -> str:
+        return creds.identity_id
+
+    token = environment.access_token("alice")
+    with TestClient(app) as client:
+        caplog.clear()
+        answers = [client.get("/files", headers=bearer(token)) for _ in range(3)]
+
+    assert {a.status_code for a in answers} == {500}
+    assert answers[0].json()["code"] == "identity_pool_misconfigured"
+    assert "COGNITO_IDENTITY_POOL_ID" in answers[0].json()["detail"]
+    logged = [r for r in caplog.records if "COGNITO_IDENTITY_POOL_ID" in r.getMessage()]
+    assert len(logged) == 1  # once, not per request

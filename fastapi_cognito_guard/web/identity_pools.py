@@ -99,6 +99,7 @@ class IdentityPools:
         self._id_token_of = id_token_of
         self._http_client = http_client
         self.clients: dict[str, IdentityPoolClient] = {}
+        self._unconfigured_logged: set[str] = set()
         """The identity-pool client of each user pool that has used one."""
         self.guest_identities: GuestIdentities | None = None
         """Where a visitor's guest identity id is kept (browser sessions set it); None:
@@ -112,8 +113,16 @@ class IdentityPools:
         if client is None:
             settings = next(s for s in self._settings if s.user_pool_id == user_pool_id)
             if not settings.identity_pool_id:
-                logger.error("aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set")
-                raise IdentityPoolConfigError("no identity pool is configured")
+                if user_pool_id not in self._unconfigured_logged:  # once per pool
+                    self._unconfigured_logged.add(user_pool_id)
+                    logger.error(
+                        "aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set for "
+                        "user pool %s",
+                        user_pool_id,
+                    )
+                raise IdentityPoolConfigError(
+                    "no identity pool is configured (COGNITO_IDENTITY_POOL_ID)"
+                )
             verifier = (
                 self._verifier if settings.token_use == "id" and len(self._settings) == 1 else None
             )

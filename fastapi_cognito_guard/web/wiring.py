@@ -48,6 +48,9 @@ def check_wiring(app: Any) -> None:
     """Raise ``UnregisteredAppError`` naming each mounted app below ``app`` that uses
     module-level dependencies without a ``CognitoAuth`` of its own (and ``init_app``,
     the fix); log once the routes that need ``COGNITO_IDENTITY_POOL_ID``."""
+    state = getattr(app, "state", None)
+    if getattr(state, "cognito_wiring_checked", False):
+        return  # checked at start-up already: nothing below it changes afterwards
     records = route_map(app)
     unregistered: dict[str, list[str]] = defaultdict(list)
     for record in records:
@@ -65,6 +68,8 @@ def check_wiring(app: Any) -> None:
             "environment, not by the app it is mounted in. Call auth.init_app(sub_app) "
             "with the CognitoAuth of its user pool (a mounted app's lifespan never runs)"
         )
+    if state is not None:
+        state.cognito_wiring_checked = True
 
 
 def _log_missing_identity_pools(records: list[Any]) -> None:
