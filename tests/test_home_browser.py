@@ -18,12 +18,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import CHROMIUM, playwright_sync_api
+from tests.browser_support import launch_chromium, new_context, playwright_sync_api
 from tests.example_server import REPO_ROOT, ExampleServer
 
 sync_api = playwright_sync_api()
-
-from tests.test_swagger_ui import CHROMIUM_ARGS, TIMEOUT_MS  # noqa: E402
 
 SCREENSHOTS = (
     REPO_ROOT / "docs"
@@ -45,11 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
 def page(server: ExampleServer) -> Iterator[Any]:
     requested: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 1100, "height": 1250})
-        context.set_default_timeout(TIMEOUT_MS)
+        browser = launch_chromium(playwright)
+        context = new_context(browser, viewport={"width": 1100, "height": 1250})
 
         def only_loopback(route: Any) -> None:
             requested.append(route.request.url)
