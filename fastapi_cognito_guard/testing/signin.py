@@ -10,8 +10,8 @@ app's callback with the code, so the client ends up holding the app's session co
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,13 +19,34 @@ import httpx
 if TYPE_CHECKING:
     from .issuer import LocalIssuer
 
-__all__ = ["sign_in"]
+__all__ = ["Answer", "TestHttpClient", "sign_in"]
 
 _REDIRECTS = (302, 303, 307)
 
 
+class Answer(Protocol):
+    """What ``sign_in`` reads of a response (httpx's or httpx2's)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+
+
+AnswerT = TypeVar("AnswerT", bound=Answer, covariant=True)
+
+
+class TestHttpClient(Protocol[AnswerT]):
+    """A client of the app under test: Starlette's ``TestClient`` (httpx or httpx2
+    based) or an ``httpx.Client`` over the app; it keeps cookies between calls."""
+
+    def get(self, url: str, *, params: Any = ..., follow_redirects: Any = ...) -> AnswerT: ...
+
+
 def sign_in(
-    client: httpx.Client,
+    client: TestHttpClient[AnswerT],
     issuer: LocalIssuer,
     username: str = "alice",
     *,
@@ -33,7 +54,7 @@ def sign_in(
     email: str | None = None,
     next: str = "/",
     login_path: str = "/auth/login",
-) -> httpx.Response:
+) -> AnswerT:
     """Sign ``client`` in to its app as ``username`` (in ``groups``) through ``issuer``'s
     local hosted UI, and return the app's answer to the callback (a redirect to
     ``next``). The app must serve ``auth.login_router()`` (at ``login_path``) with
@@ -60,7 +81,7 @@ def sign_in(
     return answer
 
 
-def _location(response: httpx.Response, step: str) -> str:
+def _location(response: Answer, step: str) -> str:
     """Where a redirect points; ``AssertionError`` naming ``step`` for anything else."""
     location: str | None = response.headers.get("location")
     if response.status_code not in _REDIRECTS or not location:
