@@ -215,3 +215,22 @@ def test_credentials_request_without_an_identity_pool_is_a_500_naming_the_settin
     assert "COGNITO_IDENTITY_POOL_ID" in answers[0].json()["detail"]
     logged = [r for r in caplog.records if "COGNITO_IDENTITY_POOL_ID" in r.getMessage()]
     assert len(logged) == 1  # once, not per request
+
+
+def test_app_without_registration_says_once_that_it_uses_the_environment_auth(
+    environment: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    CognitoAuth()
+    app = FastAPI()  # forgot lifespan=auth.lifespan
+
+    @app.get("/me")
+    async def me(user: CurrentUser) -> str:
+        return user.sub
+
+    client = TestClient(app)
+    for _ in range(3):
+        client.get("/me", headers=bearer(environment.access_token()))
+
+    lines = [r.getMessage() for r in caplog.records if "environment auth" in r.getMessage()]
+    assert len(lines) == 1
+    assert "auth.init_app(app)" in lines[0]

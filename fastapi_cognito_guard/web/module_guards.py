@@ -65,6 +65,14 @@ def app_auth(conn: HTTPConnection) -> CognitoAuth[CognitoUser]:
         return auth
     found = _env_auth()
     if isinstance(found, CognitoAuth):
+        if _first_time(app):
+            logger.warning(
+                "module-level Cognito dependency on %s, which has no CognitoAuth registered: "
+                "using the process's environment auth (CognitoAuth()), whose errors render "
+                "without their code here; register it with FastAPI(lifespan=auth.lifespan) "
+                "or auth.init_app(app)",
+                type(app).__name__,
+            )
         return found
     _log_unregistered(app, found)
     if conn.scope["type"] == "websocket":
@@ -76,14 +84,21 @@ def _app_authenticator(conn: HTTPConnection) -> Authenticator[CognitoUser]:
     return app_auth(conn).authenticator
 
 
-def _log_unregistered(app: Any, error: ValidationError) -> None:
-    """Say once per app why its module-level dependencies have no ``CognitoAuth``."""
+def _first_time(app: Any) -> bool:
+    """Whether this app's missing registration is said for the first time."""
     try:
         if app in _unregistered_apps_logged:
-            return
+            return False
         _unregistered_apps_logged.add(app)
-    except TypeError:  # not weak-referenceable: log every time rather than never
+    except TypeError:  # not weak-referenceable: say it every time rather than never
         pass
+    return True
+
+
+def _log_unregistered(app: Any, error: ValidationError) -> None:
+    """Say once per app why its module-level dependencies have no ``CognitoAuth``."""
+    if not _first_time(app):
+        return
     lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
     hint = (
         "its lifespan (auth.lifespan) has not run: a mounted sub-app's never does, nor "
