@@ -271,6 +271,9 @@ def _record(
     specs: list[tuple[GuardSpec, Sequence[str]]] = []
     custom: list[str] = []
     _gather(effective.dependant, specs, custom)
+    endpoint = getattr(route, "endpoint", None)
+    if hasattr(endpoint, "__wrapped__"):  # a decorator (Starlette's @requires, ...) may refuse
+        custom.append(f"decorated {getattr(endpoint, '__name__', 'endpoint')}")
     requiring = [(spec, declared) for spec, declared in specs if spec.requires_user]
     guarding, excluded_by = _covering(context, path)
     methods = tuple(sorted(effective.methods or ())) if isinstance(route, APIRoute) else ()

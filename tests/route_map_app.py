@@ -9,6 +9,7 @@ PYTHONPATH-importable as ``tests.route_map_app:app``. PYTEST_DONT_REWRITE.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Security, WebSocket
+from starlette.authentication import requires
 
 from fastapi_cognito_guard import (
     CognitoAuth,
@@ -128,6 +129,11 @@ def build(*, extra_open: bool = False, me_guarded: bool = True) -> FastAPI:
     @app.get("/tenant-user")
     async def tenant_user(name: Annotated[str, Depends(tenant)], user: CurrentUser) -> str:
         return name
+
+    @app.get("/decorated")
+    @requires("authenticated")
+    async def checked(request: Request) -> str:
+        return "checked by the decorator"
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, user: CurrentUser) -> None:

@@ -123,6 +123,12 @@ def test_users_own_dependency_beside_a_guard_is_guarded_and_named() -> None:
     assert (both.status, both.custom) == ("guarded", ("tenant",))
 
 
+def test_decorated_endpoint_without_a_guard_is_unknown() -> None:
+    decorated = record("/decorated")
+
+    assert (decorated.status, decorated.custom) == ("unknown", ("decorated checked",))
+
+
 def test_websocket_route_is_recorded_as_websocket() -> None:
     ws = record("/ws")
 
