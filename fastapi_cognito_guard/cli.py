@@ -351,15 +351,21 @@ def _revoke_command(args: argparse.Namespace, out: TextIO) -> int:
 
 def _routes(args: argparse.Namespace, out: TextIO) -> int:
     module_name, _, attribute = args.app.partition(":")
+    factory = attribute.endswith("()")
+    attribute = attribute.removesuffix("()")
     if not module_name or not attribute:
         print(f"name the app as module:attribute, got {args.app!r}", file=sys.stderr)
         return EXIT_USAGE
     sys.path.insert(0, os.getcwd())  # as uvicorn does: the app's package from here
     try:
         app = getattr(importlib.import_module(module_name), attribute)
+        if factory:
+            app = app()
     except (ImportError, AttributeError) as exc:
         print(f"cannot load {args.app}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ValidationError as exc:
+        return _invalid_settings(exc)
     from .route_records import dumps, format_table, route_map, route_map_json
 
     print(
@@ -408,7 +414,9 @@ def _parser() -> argparse.ArgumentParser:
     routes = commands.add_parser(
         "routes", help="print what protects each route of an app (the route map)"
     )
-    routes.add_argument("app", help="the app as module:attribute (e.g. example_app.app:app)")
+    routes.add_argument(
+        "app", help="the app as module:attribute, or module:factory() to call a factory"
+    )
     routes.add_argument("--json", action="store_true", help="JSON for machines")
     routes.set_defaults(run=_routes)
 

@@ -741,3 +741,19 @@ def test_routes_runs_as_a_module_from_the_project_directory() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "/admin/whoami" in result.stdout
+
+
+def test_routes_calls_an_app_factory(capsys: pytest.CaptureFixture[str]) -> None:
+    status, output = run("routes", "tests.route_map_app:build()")
+
+    assert status == 0
+    assert "/admin/whoami" in output
+
+
+def test_routes_factory_without_settings_names_the_variables(
+    no_cognito_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("routes", "example_app:create_app()")
+
+    assert status == 2
+    assert "COGNITO_USER_POOL_ID" in capsys.readouterr().err
