@@ -34,6 +34,7 @@ from .errors import (
     MissingTokenError,
     OAuthUnavailableError,
     ServiceUnavailableError,
+    SessionsUnavailableError,
     SignInError,
 )
 from .identity import AwsCredentials, IdentityPoolClient
@@ -127,6 +128,7 @@ __all__ = [
     "RevocationList",
     "RouteRecord",
     "ServiceUnavailableError",
+    "SessionsUnavailableError",
     "SignInError",
     "SignOutResult",
     "TokenClaims",

@@ -27,7 +27,7 @@ from .claims import CognitoUser, TokenClaims
 from .errors import CognitoUnavailableError, InvalidTokenError
 from .settings import CognitoSettings
 from .singleflight import SingleFlight
-from .stores import RedisLink, RedisMirror, valid_id
+from .stores import MAX_AHEAD_SECONDS, RedisLink, RedisMirror, valid_id
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -44,7 +44,9 @@ ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 """The scope an access token needs for Cognito's ``GetUser`` and ``GlobalSignOut``."""
 
 SESSION, USER = "session", "user"
-KINDS = (SESSION, USER)
+SESSION_ID = "sid"
+"""Browser sessions revoked by their session id (server-side sessions, DESIGN §13)."""
+KINDS = (SESSION, USER, SESSION_ID)
 MIRROR_NAME = "revoked"
 """Redis keys ``{prefix}revoked:session`` / ``:user`` and the channel ``{prefix}revoked``."""
 
@@ -79,7 +81,7 @@ class RevocationList:
     def __init__(self, ttl_seconds: int, *, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._maps: dict[str, dict[str, int]] = {SESSION: {}, USER: {}}
+        self._maps: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
         self._sessions = self._maps[SESSION]
         self._users = self._maps[USER]
         self._pruned_at = 0.0
@@ -87,7 +89,7 @@ class RevocationList:
         # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
 
     def __len__(self) -> int:
-        return len(self._sessions) + len(self._users)
+        return sum(len(entries) for entries in self._maps.values())
 
     def is_revoked(self, claims: TokenClaims) -> bool:
         """True when the token's session or user was revoked: two dict probes, no I/O."""
@@ -130,6 +132,10 @@ class RevocationList:
             listener(kind, member)
         if now - self._pruned_at >= 60:
             self._prune(now)
+
+    def session_id_revoked(self, sid: str) -> bool:
+        """True when the browser session ``sid`` was signed out (one dict probe)."""
+        return sid in self._maps[SESSION_ID]
 
     def snapshot(self, kind: str) -> dict[str, int]:
         """The live entries of ``kind`` (a copy)."""
@@ -213,6 +219,16 @@ class Revoker:
     async def _share(self, kind: str, member: str, at: int) -> None:
         if self.publish is not None:
             await self.publish(kind, member, at)
+
+    async def revoke_session_id(self, sid: str) -> bool | None:
+        """Revoke a browser session by its session id, here at once and on the shared
+        list: True when the entry reached Redis, False when it could not (the mirror
+        writes it back when Redis returns), None without a shared list."""
+        if not valid_id(sid):
+            raise ValueError("a session id must be 1-256 visible ASCII characters")
+        at = int(time.time())
+        self.revocations.merge(SESSION_ID, sid, at)
+        return None if self.publish is None else await self.publish(SESSION_ID, sid, at)
 
     async def sign_out(
         self, token: str, user: CognitoUser, *, everywhere: bool = False
@@ -329,8 +345,17 @@ def _origin_jti(user: CognitoUser) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def shared_revocations(link: RedisLink, revocations: RevocationList) -> RedisMirror:
-    """The Redis mirror of a revocation list (entries live as long as the list's)."""
+def shared_revocations(
+    link: RedisLink, revocations: RevocationList, *, leeway_seconds: int = MAX_AHEAD_SECONDS
+) -> RedisMirror:
+    """The Redis mirror of a revocation list (entries live as long as the list's).
+    Entries from Redis dated more than ``leeway_seconds`` (the largest configured
+    leeway) ahead are refused."""
     return RedisMirror(
-        link, revocations, name=MIRROR_NAME, kinds=KINDS, ttl_seconds=revocations.ttl_seconds
+        link,
+        revocations,
+        name=MIRROR_NAME,
+        kinds=KINDS,
+        ttl_seconds=revocations.ttl_seconds,
+        max_ahead_seconds=leeway_seconds,
     )

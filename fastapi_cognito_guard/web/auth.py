@@ -131,7 +131,11 @@ class CognitoAuth(Generic[UserT]):
         self.guest_credentials: Dependency[AwsCredentials] = self.identity_pools.guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
         self.sessions: BrowserSessions | None = sessions_for(
-            self.settings, self.verifier, http_client, self.shared_store
+            self.settings,
+            self.verifier,
+            http_client,
+            self.shared_store,
+            revoker=self.signing_out.revoker,
         )
         """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
         if self.sessions is not None:
