@@ -1,10 +1,13 @@
-"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|revoke|dev-issuer``.
+"""The command line: ``python -m fastapi_cognito_guard <command>``.
+
+Commands: ``inspect``, ``verify``, ``jwks``, ``revoke``, ``routes``, ``dev-issuer``.
 
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
 ``revoke`` adds a user, a session or a sign-in key to the revocation list shared
 through Redis;
+``routes module:app`` prints what protects each route (:mod:`.route_records`);
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 
 A token may be pasted as it travels (``Bearer …`` or a whole
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -361,6 +365,31 @@ def _revoke_command(args: argparse.Namespace, out: TextIO) -> int:
     return _revoke(SIGN_IN, args.sign_in, out)
 
 
+def _routes(args: argparse.Namespace, out: TextIO) -> int:
+    module_name, _, attribute = args.app.partition(":")
+    factory = attribute.endswith("()")
+    attribute = attribute.removesuffix("()")
+    if not module_name or not attribute:
+        print(f"name the app as module:attribute, got {args.app!r}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.path.insert(0, os.getcwd())  # as uvicorn does: the app's package from here
+    try:
+        app = getattr(importlib.import_module(module_name), attribute)
+        if factory:
+            app = app()
+    except (ImportError, AttributeError) as exc:
+        print(f"cannot load {args.app}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        return _invalid_settings(exc)
+    from .route_records import dumps, format_table, route_map, route_map_json
+
+    print(
+        dumps(route_map_json(app)) if args.json else format_table(route_map(app)), file=out, end=""
+    )
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastapi_cognito_guard",
@@ -403,6 +432,15 @@ def _parser() -> argparse.ArgumentParser:
     jwks.add_argument("url", nargs="?", help="a JWKS URL (default: from the settings)")
     _add_pool_flags(jwks)
     jwks.set_defaults(run=_jwks)
+
+    routes = commands.add_parser(
+        "routes", help="print what protects each route of an app (the route map)"
+    )
+    routes.add_argument(
+        "app", help="the app as module:attribute, or module:factory() to call a factory"
+    )
+    routes.add_argument("--json", action="store_true", help="JSON for machines")
+    routes.set_defaults(run=_routes)
 
     dev = commands.add_parser("dev-issuer", help="run a local Cognito (hosted UI, token minting)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")

@@ -729,3 +729,63 @@ def test_revoke_requires_exactly_one_target(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exited:
         main(["revoke", "--sub", "a", "--origin-jti", "b"])
     assert exited.value.code == 2
+
+
+# -- routes: the route map --------------------------------------------------------------
+
+
+def test_routes_prints_a_table_of_what_protects_each_route() -> None:
+    status, output = run("routes", "tests.route_map_app:app")
+    lines = {line.split()[1]: line for line in output.splitlines()[1:]}
+
+    assert status == 0
+    assert output.splitlines()[0].split() == ["ROUTE", "STATUS", "AUTH", "POOLS", "REQUIRES"]
+    assert "guarded" in lines["/shop/staff"]
+    assert "group staff and admin" in lines["/shop/staff"]
+    assert "unknown" in lines["/tenant"]
+    assert "excluded by /public/*" in lines["/svc/public/catalog"]
+
+
+def test_routes_json_is_the_route_map() -> None:
+    from fastapi_cognito_guard.route_records import route_map_json
+    from tests.route_map_app import app
+
+    status, output = run("routes", "tests.route_map_app:app", "--json")
+
+    assert status == 0
+    assert json.loads(output) == route_map_json(app)
+
+
+@pytest.mark.parametrize(
+    "spec", ["tests.route_map_app", "tests.no_such_module:app", "tests.route_map_app:nope"]
+)
+def test_routes_with_an_app_it_cannot_load_is_a_usage_error(
+    spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("routes", spec)
+
+    assert status == 2
+    assert spec.split(":")[0] in capsys.readouterr().err
+
+
+def test_routes_runs_as_a_module_from_the_project_directory() -> None:
+    result = run_module("routes", "tests.route_map_app:app")
+
+    assert result.returncode == 0, result.stderr
+    assert "/admin/whoami" in result.stdout
+
+
+def test_routes_calls_an_app_factory(capsys: pytest.CaptureFixture[str]) -> None:
+    status, output = run("routes", "tests.route_map_app:build()")
+
+    assert status == 0
+    assert "/admin/whoami" in output
+
+
+def test_routes_factory_without_settings_names_the_variables(
+    no_cognito_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("routes", "example_app:create_app()")
+
+    assert status == 2
+    assert "COGNITO_USER_POOL_ID" in capsys.readouterr().err

@@ -43,7 +43,7 @@ from ..stores import StoreUnreachableError, StrictStore
 from ..verifier import CognitoVerifier
 from .context import SessionContext
 from .cookies import ChunkedCookie
-from .csrf import needs_origin_check, trusted_request
+from .csrf import needs_origin_check, rejection_message, trusted_request
 from .guests import SessionGuestIdentities
 from .oauth import OAuthClient, TokenEndpointError
 from .refresh import SessionEndedError, SharedRefreshes, SingleFlightRefresher
@@ -229,7 +229,7 @@ class BrowserSessions:
         if self._sid_revoked(session.sid):
             await self._finish_revoked(session)
             context.session = session
-            context.end()
+            self._signed_out(context)
             return context
         if session.expires_at - now <= REFRESH_MARGIN_SECONDS:
             current = session
@@ -250,18 +250,26 @@ class BrowserSessions:
                     context.store(session)  # the new tokens travel in the cookie
         context.session = session
         if needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
-            logger.info("cookie-authenticated request from an untrusted origin refused")
-            context.error = CsrfRejectedError("the request's origin is not trusted")
+            message = rejection_message(scope, self.trusted_origins)
+            logger.warning("csrf_rejected: %s", message)
+            context.error = CsrfRejectedError(message)
             return context
         context.token = session.id_token if self._offers_id_token else session.access_token
         return context
+
+    @staticmethod
+    def _signed_out(context: SessionContext) -> None:
+        """A cookie whose session was signed out (a copy kept from before, or a tab on
+        another device): cleared, and the request answered 401 ``revoked``."""
+        context.end()
+        context.error = InvalidTokenError("revoked", "this session was signed out")
 
     def _unavailable(self, scope: Scope, context: SessionContext) -> SessionContext:
         """The store cannot say whether the session exists: 503, the cookie kept (the
         origin check still comes first, so a forged sign-out is refused as one). A
         session signed out by id is signed out, Redis or not."""
         if context.sid is not None and self._sid_revoked(context.sid):
-            context.end()
+            self._signed_out(context)
         elif needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
             context.error = CsrfRejectedError("the request's origin is not trusted")
         else:

@@ -39,22 +39,36 @@ from .responses import CognitoHTTPException, CognitoWebSocketException, install_
 from .shared_state import SharedState
 from .sign_out import SignOut
 from .step_up import step_up_guard
+from .wiring import WiringCheck, check_wiring
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-__all__ = ["CognitoAuth"]
+__all__ = ["CognitoAuth", "environment_auth"]
 
 logger = logging.getLogger("fastapi_cognito_guard")
+
+_environment_auth: CognitoAuth[Any] | None = None
+
+
+def environment_auth() -> CognitoAuth[Any] | None:
+    """The process's auth built from the ``COGNITO_*`` environment (``CognitoAuth()``
+    without settings; the most recent one), if any."""
+    return _environment_auth
 
 
 class CognitoAuth(Generic[UserT]):
     """Cognito authentication for a FastAPI app: dependencies, OpenAPI and lifespan.
 
-    ``CognitoAuth()`` reads the ``COGNITO_*`` environment; pass settings (or a
-    list of them, one per user pool) to configure it in code, and ``user_model``
-    to receive a ``CognitoUser`` subclass from the dependencies.
+    ``CognitoAuth()`` reads the ``COGNITO_*`` environment and is the process's
+    environment auth: the module-level dependencies of an app without a registration
+    use it (so an app that forgot its lifespan still has one revocation list, one
+    session store and one error format). Pass settings (or a list of them, one per
+    user pool) to configure it in code, and ``user_model`` to receive a
+    ``CognitoUser`` subclass from the dependencies.
     """
+
+    __cognito_auth__ = True  # what an app's registration is, for the route map
 
     def __init__(
         self,
@@ -75,7 +89,9 @@ class CognitoAuth(Generic[UserT]):
         """Verifies a request's token for this auth (every guard asks it)."""
         self._oauth = next((s for s in self.settings if s.oauth_base_url), None)
         self.scheme = BearerScheme(self._openapi_scheme)
-        self._guards: Guards[UserT] = Guards(self.scheme, lambda conn: self.authenticator)
+        self._guards: Guards[UserT] = Guards(
+            self.scheme, lambda conn: self.authenticator, owner=self
+        )
         self.current_user: Dependency[UserT] = self._guards.current_user
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency[UserT | None] = self._guards.optional_user
@@ -129,6 +145,9 @@ class CognitoAuth(Generic[UserT]):
         """Answers ``ready()`` and ``health()``."""
         self.protected_resource: ProtectedResource | None = None
         """RFC 9728 metadata, once ``protected_resource_router()`` was called."""
+        if settings is None:
+            global _environment_auth
+            _environment_auth = self
 
     @property
     def sessions(self) -> BrowserSessions | None:
@@ -335,17 +354,21 @@ class CognitoAuth(Generic[UserT]):
         """Make this the app's ``CognitoAuth``: module-level dependencies use it, errors
         render as ``{detail, code}``, its OpenAPI scheme lists every scope routes need
         and the 401/403 answers, and Swagger UI signs in through the hosted UI when an
-        OAuth URL (``domain`` or ``oauth_url``) is set.
+        OAuth URL (``domain`` or ``oauth_url``) is set. Before the app serves (at its
+        lifespan's start-up, else before its first request) every app mounted below it
+        that uses module-level dependencies without a registration of its own is
+        refused (``UnregisteredAppError``, naming ``init_app``).
         """
         app.state.cognito_auth = self
         install_error_handlers(app)
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
-        if self.sessions is not None:
-            installed = (getattr(entry, "cls", None) for entry in app.user_middleware)
-            if SessionMiddleware not in installed:
-                app.add_middleware(SessionMiddleware, sessions=self.sessions)
+        installed = [getattr(entry, "cls", None) for entry in app.user_middleware]
+        if self.sessions is not None and SessionMiddleware not in installed:
+            app.add_middleware(SessionMiddleware, sessions=self.sessions)
+        if WiringCheck not in installed:  # mounted apps without a registration (§7)
+            app.add_middleware(WiringCheck, owner=app)
         if app.swagger_ui_init_oauth is None:
             app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
         app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign, unused-ignore]
@@ -367,8 +390,11 @@ class CognitoAuth(Generic[UserT]):
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """Register with the app, prefetch signing keys, and close the HTTP client at exit."""
+        """Register with the app, refuse mounted apps that would fall back to the
+        environment's auth (``UnregisteredAppError``, naming ``init_app``), prefetch
+        signing keys, and close the HTTP client at exit."""
         self.init_app(app)
+        check_wiring(app)
         try:
             await self.verifier.hydrate()
         except KeysUnavailableError as exc:

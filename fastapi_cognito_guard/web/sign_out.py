@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 
 from ..claims import TokenClaims
 from ..errors import CognitoGuardError, CsrfRejectedError, ServiceUnavailableError
+from ..guard_spec import GuardSpec, described, spec_of
 from ..revocation import Revoker, SignOutResult, trusted_claims
 from ..sessions.context import SessionContext, session_context
 from ..sessions.manager import BrowserSessions
@@ -168,7 +169,9 @@ class SignOut(Generic[UserT]):
                 raise authenticator.http_error(error, conn) from None
             return user
 
-        return active_session
+        owner = spec_of(self._current_user)
+        spec = GuardSpec(active_session=True, auth=owner.auth if owner else None)
+        return described(active_session, spec)
 
     async def _checked_token(self, conn: HTTPConnection, token: str) -> tuple[str, TokenClaims]:
         """The token to ask Cognito about, with its claims: the browser session's
