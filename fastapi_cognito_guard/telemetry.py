@@ -434,9 +434,7 @@ def _record_refresh(outcome: str) -> None:
 
 class _SignOut(Protocol):
     @property
-    def origin_jti(self) -> str | None: ...
-    @property
-    def everywhere(self) -> bool: ...
+    def user_revoked(self) -> bool: ...
     @property
     def cognito(self) -> str: ...
 
@@ -445,10 +443,10 @@ _S = TypeVar("_S", bound=_SignOut)
 
 
 def signed_out(result: _S) -> _S:
-    """One sign-out (a ``SignOutResult``), returned: ``fcg.revoked`` is ``user`` (sign-out
-    everywhere: the user's tokens and the session), ``session`` or ``none`` (a token
-    with no ``origin_jti``); ``fcg.cognito`` what Cognito was told."""
-    revoked = "user" if result.everywhere else "session" if result.origin_jti else "none"
+    """One sign-out (a ``SignOutResult``), returned: ``fcg.revoked`` is ``user`` (every
+    token of the user up to now: sign-out everywhere, or a token naming no sign-in) or
+    ``session`` (one sign-in); ``fcg.cognito`` what Cognito was told."""
+    revoked = "user" if result.user_revoked else "session"
     _bump(COUNTS.sign_outs, revoked)
     if recording():
         _safely("a sign-out", _record_sign_out, revoked, result.cognito)

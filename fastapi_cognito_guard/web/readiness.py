@@ -13,6 +13,7 @@ from .. import telemetry
 from ..verifier import CognitoVerifier
 from .identity_pools import IdentityPools
 from .shared_state import SharedState
+from .sign_out import SignOut
 
 __all__ = ["Readiness"]
 
@@ -21,11 +22,16 @@ class Readiness:
     """Answers ``ready()`` and ``health()`` for one auth's parts."""
 
     def __init__(
-        self, verifier: CognitoVerifier, shared: SharedState, identity_pools: IdentityPools
+        self,
+        verifier: CognitoVerifier,
+        shared: SharedState,
+        identity_pools: IdentityPools,
+        signing_out: SignOut[Any],
     ) -> None:
         self._verifier = verifier
         self._shared = shared
         self._identity_pools = identity_pools
+        self._signing_out = signing_out
 
     def ready(self) -> bool:
         """True when every user pool's signing keys are usable. A pool without keys gets
@@ -37,9 +43,10 @@ class Readiness:
         return all(usable.values())
 
     def health(self) -> dict[str, Any]:
-        """Each part's state: keys per pool, Redis, identity pools and the revocation
-        list's size; and ``counts``, what the ``fcg.`` metrics count, in this process
-        (for those without OpenTelemetry). Never contains a token or a secret."""
+        """Each part's state: keys per pool, Redis, identity pools, the revocation
+        list's size and the session checks that could not ask Cognito; and ``counts``,
+        what the ``fcg.`` metrics count, in this process (for those without
+        OpenTelemetry). Never contains a token or a secret."""
         keys = {
             pool_id: {"usable": usable} for pool_id, usable in self._verifier.keys_usable().items()
         }
@@ -51,5 +58,6 @@ class Readiness:
             "redis": redis,
             "identity_pools": self._identity_pools.status(),
             "revocations": len(self._shared.revocations),
+            "session_checks": self._signing_out.status(),
             "counts": telemetry.COUNTS.snapshot(),
         }
