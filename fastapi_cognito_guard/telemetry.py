@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -202,12 +203,16 @@ class _Instruments:
 
 
 _instruments: _Instruments | None = None
+_making = threading.Lock()
 
 
 def _get() -> _Instruments:
+    """The instruments, made once (threads recording at once wait for the first)."""
     global _instruments
     if _instruments is None:
-        _instruments = _Instruments()
+        with _making:
+            if _instruments is None:
+                _instruments = _Instruments()
     return _instruments
 
 
