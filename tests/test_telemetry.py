@@ -54,6 +54,7 @@ from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running, websocket_refusal
 from tests.jwks_server import JWKSServer, closed_port_url
+from tests.user_pool_api import UserPoolApi
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -420,6 +421,20 @@ async def test_failing_cognito_call_is_counted_timed_and_an_event_of_the_span(
         "fcg.outcome": "unreachable",
     }
     assert events["fcg.sign_out"] == {"fcg.revoked": "user", "fcg.cognito": "failed"}
+
+
+@pytest.mark.parametrize(("fault", "outcome"), [(None, "ok"), ("status_500", "http_500")])
+async def test_cognito_answers_are_counted_by_operation_and_outcome(
+    sdk: Sdk, issuer: LocalIssuer, fault: str | None, outcome: str
+) -> None:
+    with UserPoolApi(issuer) as api:
+        api.fault = fault
+        auth: CognitoAuth[CognitoUser] = CognitoAuth(issuer.settings(idp_endpoint=api.url))
+        auth.verifier.cache_jwks(issuer.jwks())
+        changes = Changes(sdk)
+        await auth.sign_out(issuer.access_token(), everywhere=True)
+        await auth.aclose()
+    assert changes.of("fcg.aws.calls", fcg_operation="GlobalSignOut", fcg_outcome=outcome) == 1
 
 
 def span_events(sdk: Sdk) -> list[Any]:
