@@ -176,6 +176,11 @@ class JWKSCache:
         else:
             self._sets[url] = _KeySet(policy or JWKSPolicy(), url)
 
+    def key_set_id(self, url: str) -> int:
+        """Equal for URLs that share one key set (a pool's two issuer forms), distinct
+        otherwise: how the verifier looks a ``kid`` up once per key set."""
+        return id(self._keyset(url))
+
     def _keyset(self, url: str) -> _KeySet:
         keyset = self._sets.get(url)
         if keyset is None:
