@@ -58,7 +58,8 @@ def load(directory: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         NAME, package / "__init__.py", submodule_search_locations=[str(package)]
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[NAME] = module
     spec.loader.exec_module(module)

@@ -688,24 +688,40 @@ first rows; the distinct-token rows cycle through {distinct:,} tokens (the "cach
 with a result cache of half that size, so every call misses, inserts and evicts) and are
 divided by the floor over the same tokens; the forged tokens (signed by a key no JWKS
 holds, each 8.5–15 KiB) are divided by the floor of the first row and, in the last column,
-by the bare RSA check of the same token (the row before each). Load average when the run
-ended: {load}. The peers fetched their
-keys once from the JWKS on 127.0.0.1 before timing began.{skipped_note}
+by the bare RSA check of the same token (the row before each). The rows marked
+{_baseline.VERSION} are the previous release (main at `{_baseline.COMMIT}`, extracted with
+`git archive` and imported beside this version) verifying the same tokens in the same
+rounds. Load average when the run ended: {load} (other work shared the 2 cores: read the
+ratios, and the instruction counts below, rather than the microseconds). The peers fetched
+their keys once from the JWKS on 127.0.0.1 before timing began.{skipped_note}
 
 {rendered}
+
+Instructions per call under `valgrind --tool=callgrind` (`--callgrind {args.callgrind}`: a run
+of that many calls minus a run of none, fixed key, token and hash seed; the same token as
+the first rows, result cache off). Unlike the timings these do not move with the machine's
+load; Python code runs at a lower instructions-per-cycle than the RSA arithmetic, so the
+timed ratio is higher than the instruction ratio.
+
+{instructions}
 
 What it means: with the result cache off, parsing, key lookup and every claim check add the
 difference between the second row and the floor to the RSA check itself; a client that
 repeats its token pays only the cache-hit row, and the async `verify` costs what the sync one
-does. The verify path checks the signature before it decodes the claims: the route (pool and
-JWKS URL) comes from the first `"iss":"…"` of the payload as Cognito writes it, else from the
-pool whose keys hold the `kid`, and only then is the payload decoded (msgspec, into a struct of
-the claims the claim classes name, unnamed claims skipped without building objects, the first
-type error ending the decode) and `iss` re-checked. A forged token therefore costs its parse
-(each segment decoded by one pybase64 call that also enforces the base64url alphabet) and one
-RSA check, whatever its payload holds. Its real floor is the bare RSA check of that same
-token, the row before it: SHA-256 runs at about 370 MB/s on this CPU (no SHA extensions), so
-hashing an 8.5–15 KiB signing input alone makes that check 1.7–2.3× the 1 KiB floor, and no
+does. The pool is picked by the token's `kid` among the fresh keys of the configured pools (a
+pool's two issuer forms share one key set; the row with a replica region goes through the
+same shortcut), so a good token's payload is not read before the signature. Only a `kid` no
+pool holds fresh (or two pools hold) falls back to scanning the payload for `"iss":"…"`. After
+the signature the payload is decoded once, by msgspec, straight into `AccessTokenClaims` or
+`IdTokenClaims` (a tagged union on `token_use`; unnamed claims skipped without building
+objects, the first type error ending the decode), and `iss` is re-checked. Checking an access
+token's `aud` against `audiences` is one set lookup: its row is the first row within noise.
+A forged token therefore costs its parse (each segment decoded by one pybase64 call that also
+enforces the base64url alphabet) and one RSA check, whatever its payload holds; the 3,000-level
+nesting is never parsed before the signature fails, so no pre-signature nesting check is
+needed (it would add a scan to every good token). Its real floor is the bare RSA check of that
+same token, the row before it: SHA-256 runs at about 370 MB/s on this CPU (no SHA extensions),
+so hashing an 8.5–15 KiB signing input alone makes that check 1.3–2.3× the 1 KiB floor, and no
 verifier can skip the hash. Before the signature-first order a forged token with 5,000 bad
 list items cost 313× the floor (every item validated and every error collected first).
 
