@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NoReturn, T
 
 import msgspec
 from msgspec import Meta, Struct, field
+from msgspec.structs import force_setattr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import AuthorizationError, InvalidTokenError
@@ -65,14 +66,14 @@ else:
     _Audiences = str | list[str]
 
 
-class _Claims(Struct, frozen=True, kw_only=True, dict=True, tag_field="token_use"):
+class _Claims(Struct, frozen=True, kw_only=True, gc=False, tag_field="token_use"):
     """Claims both Cognito token types carry: typed, immutable, extra claims kept.
 
     Every claim either class names is declared here or in both subclasses, so its
     type is checked whatever the token type; a name only one type exposes is a
-    private field (``_username``) in the other. Attributes that are not claims
-    (``user_pool_id``, the payload) live in the instance dict, set once after the
-    decode.
+    private field (``_username``) in the other. No instance dict and no garbage-
+    collector tracking (nothing in a claim set can form a cycle): both cost more
+    than the decode of the rest.
     """
 
     token_use: ClassVar[Literal["access", "id"]]
@@ -98,10 +99,12 @@ class _Claims(Struct, frozen=True, kw_only=True, dict=True, tag_field="token_use
     at_hash: _Str = None
     _email_verified: _Flag = field(default=None, name="email_verified")
     _phone_number_verified: _Flag = field(default=None, name="phone_number_verified")
-
-    if TYPE_CHECKING:
-        user_pool_id: str
-        _payload: bytes
+    # Not claims: set once after the decode (``force_setattr``). They are struct fields
+    # so that the struct needs no instance dict; their JSON names start with DEL (0x7f),
+    # which no issuer writes, and whatever a payload put there is overwritten.
+    user_pool_id: str = field(default="", name="\x7fuser_pool_id")
+    """The id of the user pool whose keys verified this token (set by the verifier)."""
+    _payload: bytes = field(default=b"", name="\x7fpayload")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sub={self.sub!r}, iss={self.iss!r}, exp={self.exp})"
@@ -142,7 +145,7 @@ class _Claims(Struct, frozen=True, kw_only=True, dict=True, tag_field="token_use
         }
 
 
-class AccessTokenClaims(_Claims, frozen=True, tag="access"):
+class AccessTokenClaims(_Claims, frozen=True, gc=False, tag="access"):
     """An access token: proves who called and which app client and scopes they hold."""
 
     token_use: ClassVar[Literal["access"]] = "access"
@@ -167,7 +170,7 @@ class AccessTokenClaims(_Claims, frozen=True, tag="access"):
         return [aud] if isinstance(aud, str) else list(aud)
 
 
-class IdTokenClaims(_Claims, frozen=True, tag="id"):
+class IdTokenClaims(_Claims, frozen=True, gc=False, tag="id"):
     """An ID token: the signed-in user's profile, issued to one app client (``aud``)."""
 
     token_use: ClassVar[Literal["id"]] = "id"
@@ -196,7 +199,7 @@ _NAMED = frozenset(
         *AccessTokenClaims.__struct_encode_fields__,
         *IdTokenClaims.__struct_encode_fields__,
     )
-)
+) - {"\x7fuser_pool_id", "\x7fpayload"}
 _decoder = msgspec.json.Decoder(TokenClaims)
 # float_hook keeps an out-of-range float (1e400) in an extra claim from failing the
 # lazy decode after the typed one (which skips unnamed claims) has accepted it.
@@ -254,9 +257,8 @@ def decode_claims(payload: bytes, user_pool_id: str = "") -> TokenClaims:
             payload.decode("utf-8")
         except UnicodeDecodeError:
             _malformed("payload is not UTF-8")
-    attributes = claims.__dict__
-    attributes["_payload"] = payload
-    attributes["user_pool_id"] = user_pool_id
+    force_setattr(claims, "_payload", payload)
+    force_setattr(claims, "user_pool_id", user_pool_id)
     return claims
 
 
@@ -304,7 +306,7 @@ def check_token_use(claims: TokenClaims, accepted: frozenset[str]) -> None:
 
 def bind_user_pool(claims: TokenClaims, user_pool_id: str) -> None:
     """Record which pool verified ``claims`` (an attribute, not a claim)."""
-    claims.__dict__["user_pool_id"] = user_pool_id
+    force_setattr(claims, "user_pool_id", user_pool_id)
 
 
 UserT = TypeVar("UserT", bound="CognitoUser")

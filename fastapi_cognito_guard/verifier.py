@@ -36,7 +36,7 @@ import httpx
 from .claims import AccessTokenClaims, TokenClaims, decode_claims, decode_issuer
 from .errors import InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
-from .jwt import ParsedToken, parse
+from .jwt import Header, split
 from .keys import VerifyingKey
 from .settings import CognitoSettings, env_name
 
@@ -115,6 +115,10 @@ class _Pool:
         )
         self.leeway = settings.leeway_seconds
         self.use_result_cache = settings.result_cache_size > 0
+
+
+_Parts = tuple[Header, bytes, bytes, bytes]
+"""A token split by ``jwt.split``: header, payload, signing input, signature."""
 
 
 class _Route(NamedTuple):
@@ -274,11 +278,11 @@ class CognitoVerifier:
         cached = self._cached(token)
         if cached is not None:
             self._jwks.revalidate(cached.jwks_url)
-            return self._deliver(cached, build)
-        parsed, route, key = self._prepare(token)
+            return self._deliver(cached.claims, cached, build)
+        parts, route, key = self._prepare(token)
         if key is None:
-            key = await self._jwks.get_key(route.jwks_url, parsed.header.kid)
-        return self._deliver(self._finish(token, parsed, route, key), build)
+            key = await self._jwks.get_key(route.jwks_url, parts[0].kid)
+        return self._deliver(*self._finish(token, parts, route, key), build)
 
     @overload
     def verify_sync(self, token: str) -> TokenClaims: ...
@@ -295,22 +299,29 @@ class CognitoVerifier:
         """
         cached = self._cached(token)
         if cached is not None:
-            return self._deliver(cached, build)
-        parsed, route, key = self._prepare(token)
+            return self._deliver(cached.claims, cached, build)
+        parts, route, key = self._prepare(token)
         if key is None:
-            key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
-        return self._deliver(self._finish(token, parsed, route, key), build)
+            key = self._jwks.cached_key(route.jwks_url, parts[0].kid)
+        return self._deliver(*self._finish(token, parts, route, key), build)
 
-    def _deliver(self, entry: _Verified, build: Callable[[TokenClaims], Any] | None) -> Any:
+    def _deliver(
+        self,
+        claims: TokenClaims,
+        entry: _Verified | None,
+        build: Callable[[TokenClaims], Any] | None,
+    ) -> Any:
         """The claims (or what ``build`` made of them) unless revoked, checked on every
-        call, cache hits included. Built objects are kept with the cached entry; two
-        threads may both build one, and either result is kept."""
-        claims = entry.claims
+        call, cache hits included. Built objects are kept with the cached ``entry`` (none:
+        the result cache is off, so built afresh); two threads may both build one, and
+        either result is kept."""
         revocation = self.revocation
         if revocation is not None and revocation.is_revoked(claims):
             raise InvalidTokenError("revoked", _REVOKED)
         if build is None:
             return claims
+        if entry is None:
+            return build(claims)
         built = entry.built
         made = built.get(build, _NOTHING)
         if made is _NOTHING:
@@ -329,29 +340,29 @@ class CognitoVerifier:
         results.discard(token)
         raise InvalidTokenError("expired", "token has expired")
 
-    def _prepare(self, token: str) -> tuple[ParsedToken, _Route, VerifyingKey | None]:
+    def _prepare(self, token: str) -> tuple[_Parts, _Route, VerifyingKey | None]:
         """Parse the token and pick its route (and its fresh key, when there is one)
         without decoding the claims.
 
         A ``kid`` among the fresh keys of one pool settles it without reading the
         payload (``iss`` is checked after the signature all the same); else the
         ``iss`` scan."""
-        parsed = parse(token)
-        kid = parsed.header.kid
+        parts = split(token)
+        kid = parts[0].kid
         fresh_key = self._jwks.fresh_key
         found: tuple[_Route, VerifyingKey] | None = None
         for route in self._key_routes:
             key = fresh_key(route.jwks_url, kid)
             if key is not None:
                 if self._pool_count == 1:
-                    return parsed, route, key
+                    return parts, route, key
                 if found is not None and found[0].pool is not route.pool:
                     found = None  # two pools hold this kid: only iss can tell
                     break
                 found = (route, key)
         if found is not None:
-            return parsed, found[0], found[1]
-        return (parsed, *self._route_by_issuer(parsed.payload, kid))
+            return parts, found[0], found[1]
+        return (parts, *self._route_by_issuer(parts[1], kid))
 
     def _route_by_issuer(self, payload: bytes, kid: str) -> tuple[_Route, VerifyingKey | None]:
         """The ``iss`` scan: the route of the payload's issuer and its fresh key, if any."""
@@ -385,12 +396,15 @@ class CognitoVerifier:
         return self._issuer_bytes.get(payload[start + 1 : end])
 
     def _finish(
-        self, token: str, parsed: ParsedToken, route: _Route, key: VerifyingKey
-    ) -> _Verified:
-        if not key.verify(parsed.signing_input, parsed.signature):
+        self, token: str, parts: _Parts, route: _Route, key: VerifyingKey
+    ) -> tuple[TokenClaims, _Verified | None]:
+        """Check the signature, then every claim rule; the claims and, when the pool's
+        results are cached, their new cache entry."""
+        header, payload, signing_input, signature = parts
+        if not key.verify(signing_input, signature):
             raise InvalidTokenError("bad_signature", "token signature does not verify")
         pool = route.pool
-        claims = decode_claims(parsed.payload, pool.user_pool_id)
+        claims = decode_claims(payload, pool.user_pool_id)
         if claims.iss not in pool.issuers:
             raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
         if claims.token_use not in pool.token_uses:
@@ -416,10 +430,12 @@ class CognitoVerifier:
         iat = claims.iat
         if iat is not None and iat > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token was issued in the future (iat)")
-        entry = _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
-        if self._results is not None and pool.use_result_cache:
-            self._results.put(token, entry)
-        return entry
+        results = self._results
+        if results is None or not pool.use_result_cache:
+            return claims, None
+        entry = _Verified(claims, valid_until, route.jwks_url, header.kid)
+        results.put(token, entry)
+        return claims, entry
 
     def _forget_tokens_signed_by(self, jwks_url: str, kids: frozenset[str]) -> None:
         """Drop cached results whose signing key left (or changed in) the JWKS."""
