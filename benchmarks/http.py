@@ -618,6 +618,7 @@ def main() -> int:
     print(rendered_breakdown)
     if args.quick:
         return 0
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     write_section(machine_section(_peers.peers_markdown()), first=True)
     write_section(
         f"""{SECTION}
@@ -627,11 +628,15 @@ def main() -> int:
 `{generator}` with one thread; {stack()}; {machine()}). Each server is its own
 `uvicorn.run(..., workers=N)` process tree serving `benchmarks/_apps.py`; the load generator
 runs on the same 2 cores and takes CPU from the server. Every request carries the same valid
-access token (except in the distinct-tokens row, where each request carries the next of
-{DISTINCT_TOKENS:,} valid tokens and the result cache holds 256, so every guarded request
-verifies afresh: a busy API's many clients): `/open` ignores it, `/bearer` reads it with
-FastAPI's own `HTTPBearer` and verifies nothing (the floor any auth dependency pays),
-`/me` depends on `current_user`.
+access token, except in the distinct-tokens rows, where each request carries the next of
+{DISTINCT_TOKENS:,} valid tokens: with the default result cache (10,000 entries) every token
+is cached after its first request (a service with a few thousand active users), and with a
+result cache of 256 every guarded request verifies afresh (a busy API's many clients).
+`/open` ignores the token, `/bearer` reads it with FastAPI's own `HTTPBearer` and verifies
+nothing (the floor any auth dependency pays), `/me` depends on `current_user`. The rows
+marked {_baseline.VERSION} serve the previous release (main at `{_baseline.COMMIT}`, its
+package and `benchmarks/_apps.py` extracted with `git archive`) in the same run. Load
+average when the run ended: {load}.
 Cells: median (min–max over the rounds); ratios are medians of the per-round ratios.
 
 Two uvicorn behaviours are corrected in `benchmarks/_apps.py` so that 2 workers measure the
@@ -650,14 +655,18 @@ The same apps called in-process through ASGI (no server, no sockets, no load gen
 
 What it means: the ratio is the share of an open route's throughput a route keeps when it
 verifies a Cognito token. With the result cache on (the default), a client that repeats its
-token pays two dictionary lookups (the verified claims, and the `CognitoUser` built from
-them), and almost all the guarded route adds is FastAPI resolving one dependency (compare
-the bearer-only column, FastAPI's own `HTTPBearer` verifying nothing); with the cache off
-every request also pays the RSA check and builds its user, which is what a flood of
-distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the key from
-the JWK on every request. Absolute numbers depend on the machine and the server stack
-(h11 vs httptools, asyncio vs uvloop: a faster stack makes the open route cheaper and every
-ratio lower); the ratios are the point.
+token pays one dictionary lookup: the verified claims and the `CognitoUser` built from them
+share one cache entry (`verify(token, build=...)`), as many as `result_cache_size`, so
+2,000 active users cost what one does. In {_baseline.VERSION} the users lived in a separate
+cache of 1,024 beside the verifier's results: with 2,000 distinct tokens every request
+rebuilt its user although the token's verification was cached (compare its
+distinct-tokens row). Almost all the guarded route adds is FastAPI resolving one
+dependency (compare the bearer-only column, FastAPI's own `HTTPBearer` verifying nothing);
+with the cache off every request also pays the RSA check and builds its user, which is what
+a flood of distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the
+key from the JWK on every request. Absolute numbers depend on the machine and the server
+stack (h11 vs httptools, asyncio vs uvloop: a faster stack makes the open route cheaper and
+every ratio lower); the ratios are the point.
 """
     )
     return 0
