@@ -349,20 +349,34 @@ class CognitoVerifier:
         ``iss`` scan."""
         parts = split(token)
         kid = parts[0].kid
-        fresh_key = self._jwks.fresh_key
+        if self._pool_count == 1:
+            fresh_key = self._jwks.fresh_key
+            for route in self._key_routes:
+                key = fresh_key(route.jwks_url, kid)
+                if key is not None:
+                    return parts, route, key
+        else:
+            owner = self._kid_owner(kid)
+            if owner is not None:
+                return parts, *owner
+        return (parts, *self._route_by_issuer(parts[1], kid))
+
+    def _kid_owner(self, kid: str) -> tuple[_Route, VerifyingKey] | None:
+        """With several pools: the one pool whose fresh keys hold ``kid``, known only
+        when every pool's keys are fresh (emulators sign every pool with one key, so a
+        pool not fetched yet may hold it too); else None, and ``iss`` decides."""
+        fresh_keys = self._jwks.fresh_keys
         found: tuple[_Route, VerifyingKey] | None = None
         for route in self._key_routes:
-            key = fresh_key(route.jwks_url, kid)
+            keys = fresh_keys(route.jwks_url)
+            if keys is None:
+                return None
+            key = keys.get(kid)
             if key is not None:
-                if self._pool_count == 1:
-                    return parts, route, key
                 if found is not None and found[0].pool is not route.pool:
-                    found = None  # two pools hold this kid: only iss can tell
-                    break
+                    return None  # two pools hold this kid: only iss can tell
                 found = (route, key)
-        if found is not None:
-            return parts, found[0], found[1]
-        return (parts, *self._route_by_issuer(parts[1], kid))
+        return found
 
     def _route_by_issuer(self, payload: bytes, kid: str) -> tuple[_Route, VerifyingKey | None]:
         """The ``iss`` scan: the route of the payload's issuer and its fresh key, if any."""

@@ -404,6 +404,22 @@ def test_kid_held_by_two_pools_is_routed_by_the_iss_scan(
     assert len(scans) == 1
 
 
+async def test_kid_of_a_pool_with_fresh_keys_does_not_hide_a_pool_not_fetched_yet(
+    issuer: LocalIssuer, other_issuer: LocalIssuer, make_verifier: MakeVerifier
+) -> None:
+    """Emulators sign every pool with one key: the second pool's token must reach its own
+    pool (and fetch its keys) though the first pool's fresh keys hold the same kid."""
+    first, second = issuer.settings(), other_issuer.settings()
+    async with httpx.AsyncClient(transport=issuer.transport) as client:  # one key everywhere
+        verifier = make_verifier([first, second], http_client=client)
+        verifier.cache_jwks(issuer.jwks(), user_pool_id=first.user_pool_id)
+        token = issuer.access_token(iss=second.issuers[0], client_id=other_issuer.client_id)
+
+        claims = await verifier.verify(token)
+
+    assert claims.user_pool_id == other_issuer.user_pool_id
+
+
 # -- what callers build from verified claims (verify(token, build=...)) ----------------
 
 
