@@ -3,9 +3,11 @@
 Run: ``python benchmarks/revocation.py [--quick]``.
 
 1. Microseconds per ``verify_sync`` of one access token with no list, an empty
-   list and a 100,000-entry list (half sessions, half users, none of them the
-   token's), with the result cache off (every call pays the RSA check) and on
-   (a cache hit), in alternating rounds; plus the bare ``is_revoked`` lookup.
+   list, a 100,000-entry list (half sessions, half users, none of them the
+   token's) and one of the same size with sign-in keys (a third each), with the
+   result cache off (every call pays the RSA check) and on (a cache hit), in
+   alternating rounds; on a cache hit also a token without ``origin_jti`` (the
+   one kind that reads the sign-in key); plus the bare ``is_revoked`` lookup.
 2. Propagation A -> B over 100 revocations: process A (this one) revokes
    sessions through Redis one at a time; process B (a subprocess with its own
    list and mirror) prints when each one arrives. The delay is counted from the
@@ -25,6 +27,8 @@ if __name__ == "__main__" and Path(sys.path[0]).resolve() == Path(__file__).reso
 
 import argparse
 import asyncio
+import base64
+import json
 import os
 import shutil
 import socket
@@ -45,12 +49,21 @@ SECTION = "## Revocation"
 PREFIX = "bench:"
 
 
-def _filled(entries: int) -> RevocationList:
+def _filled(entries: int, *, sign_ins: bool = False) -> RevocationList:
     revocations = RevocationList(2592000)
-    for index in range(entries // 2):
+    for index in range(entries // (3 if sign_ins else 2)):
         revocations.revoke_session(f"session-{index}")
         revocations.revoke_user(f"user-{index}")
+        if sign_ins:
+            revocations.revoke_sign_in(f"user-{index}:{1_700_000_000 + index}")
     return revocations
+
+
+def _without_origin_jti(issuer: LocalIssuer, token: str) -> str:
+    """The same token, re-signed without ``origin_jti`` (token revocation off)."""
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    del payload["origin_jti"]
+    return issuer.sign(payload)
 
 
 def _per_call(fn: Callable[[], object], calls: int) -> float:
@@ -63,32 +76,44 @@ def _per_call(fn: Callable[[], object], calls: int) -> float:
 def verify_costs(rounds: int, calls: int, entries: int) -> list[tuple[str, list[float]]]:
     issuer = LocalIssuer()
     token = issuer.access_token(groups=["a", "b"], scopes=["orders/read", "orders/write"])
+    bare = _without_origin_jti(issuer, token)
+    signed_in = f"{entries:,}-entry list with sign-in keys"
     lists = {
         "no list": None,
         "empty list": RevocationList(2592000),
         f"{entries:,}-entry list": _filled(entries),
+        signed_in: _filled(entries, sign_ins=True),
     }
-    verifiers: dict[str, CognitoVerifier] = {}
+    verifiers: dict[str, tuple[CognitoVerifier, str]] = {}
     for cache in ("off", "on"):
         for name, revocations in lists.items():
             size = 0 if cache == "off" else 100
             verifier = CognitoVerifier(issuer.settings(result_cache_size=size))
             verifier.cache_jwks(issuer.jwks())
             verifier.revocation = revocations
-            verifiers[f"verify, result cache {cache}, {name}"] = verifier
-    claims = verifiers[next(iter(verifiers))].verify_sync(token)
+            verifiers[f"verify, result cache {cache}, {name}"] = (verifier, token)
+            if cache == "on" and name in ("empty list", signed_in):
+                row = f"verify, result cache on, {name}, token without origin_jti"
+                verifiers[row] = (verifier, bare)
+    first = next(iter(verifiers.values()))[0]
+    claims = {token: first.verify_sync(token), bare: first.verify_sync(bare)}
     lookups = {
-        f"is_revoked alone, {name}": revocations
+        f"is_revoked alone, {name}": (revocations, token)
         for name, revocations in lists.items()
         if revocations is not None
     }
+    lookups[f"is_revoked alone, {signed_in}, token without origin_jti"] = (lists[signed_in], bare)
     results: dict[str, list[float]] = {name: [] for name in [*verifiers, *lookups]}
     for _ in range(rounds):
-        for name, verifier in verifiers.items():
+        for name, (verifier, sent) in verifiers.items():
             count = calls if "cache on" in name else max(calls // 20, 10)
-            results[name].append(_per_call(lambda v=verifier: v.verify_sync(token), count))
-        for name, revocations in lookups.items():
-            results[name].append(_per_call(lambda r=revocations: r.is_revoked(claims), calls * 10))
+            results[name].append(
+                _per_call(lambda v=verifier, t=sent: v.verify_sync(t), count)  # type: ignore[misc]
+            )
+        for name, (revocations, sent) in lookups.items():
+            results[name].append(
+                _per_call(lambda r=revocations, c=claims[sent]: r.is_revoked(c), calls * 10)  # type: ignore[misc]
+            )
     return list(results.items())
 
 
@@ -204,17 +229,23 @@ def main() -> int:
 load average {os.getloadavg()[0]:.1f} when it finished: on a busy machine only the
 differences between rows of one run mean something).
 Verification of one access token (2048-bit RS256) through `verify_sync`, with no
-revocation list, an empty one and one of {entries:,} entries (half sessions, half
-users; none of them the token's), the result cache off (every call pays the RSA
-check) and on (a cache hit); and the list's `is_revoked` lookup on its own.
+revocation list, an empty one, one of {entries:,} entries (half sessions, half users;
+none of them the token's) and one of {entries:,} with sign-in keys (a third each), the
+result cache off (every call pays the RSA check) and on (a cache hit); on a cache hit
+also the same token without `origin_jti` (an app client with token revocation off),
+the one kind of token that reads the sign-in key; and the list's `is_revoked` lookup
+on its own.
 
 {costs}
 
-What it means: the list is two dictionary probes, so its size does not matter (the
-empty and the full list differ by less than the noise). The `is_revoked` rows include
-the timing loop's own call overhead; against a cache hit the list adds the difference
-between the cache-on rows. The 0.2 µs target is for a quiet machine: a busy one
-(see the load average) inflates every row alike and cannot confirm it.
+What it means: the list is a few dictionary probes, so its size does not matter (the
+empty and the full list differ by little more than the noise). The revocation check's
+cost on a cache hit is the difference between the "empty list" and "no list" rows
+(target: at most 0.2 µs). The sign-in key costs a token that carries `origin_jti`
+nothing (compare the two full-list rows); a token without `origin_jti` pays one more
+probe, for the key `sub:auth_time` it builds. The `is_revoked` rows include the
+timing loop's own call overhead. The targets are for a quiet machine: a busy one
+(see the load average) inflates every row alike and cannot confirm them.
 
 Propagation from process A to process B through one local `redis-server` (pub/sub),
 {count} session revocations 20 ms apart, counted from the start of A's revoking call

@@ -10,8 +10,6 @@ is only reachable when no real settings are given, and only on loopback (``__mai
 
 from __future__ import annotations
 
-import contextlib
-import html
 import json
 import logging
 import os
@@ -26,19 +24,19 @@ from fastapi import (
     Query,
     Request,
     Response,
-    Security,
     WebSocket,
     WebSocketDisconnect,
 )
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_cognito_guard import (
     AwsCredentials,
     CognitoAuth,
     CognitoSettings,
     CognitoUser,
-    InvalidTokenError,
     current_user,
     optional_user,
     require_group,
@@ -46,6 +44,15 @@ from fastapi_cognito_guard import (
 )
 from fastapi_cognito_guard.sessions.manager import BrowserSessions
 from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.testing.devmode import (
+    DEV_TOKEN_DESCRIPTION,
+    DEV_TOKEN_PARAMETERS,
+    MAX_EXPIRES_IN,
+    is_loopback_authority,
+    mint_dev_token,
+)
+
+from .home import home_page
 
 logger = logging.getLogger("example_app")
 
@@ -57,10 +64,6 @@ def dev_mode_requested(environ: Mapping[str, str] | None = None) -> bool:
     """Dev mode runs only when no user pool is configured: the id unset, empty or blank."""
     pool_id = (environ if environ is not None else os.environ).get("COGNITO_USER_POOL_ID", "")
     return not pool_id.strip()
-
-
-def _split(value: str) -> list[str]:
-    return [part for part in value.replace(",", " ").split() if part]
 
 
 def create_app(
@@ -102,6 +105,7 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_init_oauth=auth.swagger_ui_init_oauth,
     )
+    auth.init_app(app)  # registered before it starts, so the route map sees it
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -117,14 +121,10 @@ def create_app(
 
         @app.post("/auth/logout", status_code=204)
         async def logout(
-            everywhere: bool = False,
-            user: CognitoUser = Depends(current_user),
-            token: str | None = Security(auth.scheme),
+            request: Request, everywhere: bool = False, user: CognitoUser = Depends(current_user)
         ) -> Response:
-            """Bearer sign-out: revokes this token's session, or the user with ?everywhere=true."""
-            assert token is not None  # current_user answered 401 without one
-            with contextlib.suppress(InvalidTokenError):  # revoked meanwhile: signed out already
-                await auth.sign_out(token, everywhere=everywhere)
+            """Bearer sign-out: revokes this token's sign-in, or the user with ?everywhere=true."""
+            await auth.sign_out_caller(request, everywhere=everywhere)
             return Response(status_code=204)
 
     @app.get("/active")
@@ -180,6 +180,7 @@ def create_app(
     _add_browser_routes(app, auth)
     if dev_issuer is not None:
         _add_dev_routes(app, dev_issuer)
+        app.add_middleware(LoopbackHostOnly)
     return app
 
 
@@ -213,19 +214,9 @@ def _add_browser_routes(app: FastAPI, auth: CognitoAuth[CognitoUser]) -> None:
         app.include_router(auth.login_router())
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(user: CognitoUser | None = Depends(optional_user)) -> str:
-        if user is not None:
-            name = html.escape(user.username or user.sub)
-            body = (
-                f"<p>Signed in as <strong id='user'>{name}</strong>.</p>"
-                "<form method='post' action='/auth/logout'>"
-                "<button type='submit'>Sign out</button></form>"
-            )
-        elif auth.sessions is not None:
-            body = "<p>You are signed out.</p><p><a href='/auth/login?next=/'>Sign in</a></p>"
-        else:
-            body = "<p>Browser sign-in is off (set COGNITO_DOMAIN and COGNITO_SESSION_SECRET).</p>"
-        return f"<!doctype html><meta charset=utf-8><title>Example app</title>{body}"
+    async def home(request: Request, user: CognitoUser | None = Depends(optional_user)) -> str:
+        """Who you are, and every route with whether you would pass it."""
+        return home_page(request, user, sign_in=auth.sessions is not None)
 
     @app.post("/echo")
     async def echo(request: Request, user: CognitoUser = Depends(current_user)) -> dict[str, Any]:
@@ -242,25 +233,56 @@ def _add_dev_routes(app: FastAPI, issuer: LocalIssuer) -> None:
     async def dev_jwks() -> dict[str, Any]:
         return issuer.jwks()
 
-    @app.get("/dev/token", tags=["dev mode"])
+    @app.get("/dev/token", tags=["dev mode"], description=DEV_TOKEN_DESCRIPTION)
     async def dev_token(
-        username: str = "alice",
-        groups: str = Query("", description="comma- or space-separated"),
-        scopes: str = Query("", description="comma- or space-separated"),
-        token_use: str = Query("access", pattern="^(access|id)$"),
+        username: str = Query("alice", description=DEV_TOKEN_PARAMETERS["username"]),
+        groups: str = Query("", description=DEV_TOKEN_PARAMETERS["groups"]),
+        scopes: str = Query("", description=DEV_TOKEN_PARAMETERS["scopes"]),
+        token_use: str = Query(
+            "access", pattern="^(access|id)$", description=DEV_TOKEN_PARAMETERS["token_use"]
+        ),
+        expires_in: int = Query(
+            3600, ge=1, le=MAX_EXPIRES_IN, description=DEV_TOKEN_PARAMETERS["expires_in"]
+        ),
     ) -> dict[str, Any]:
-        """Mint a token from the embedded dev issuer (dev mode only)."""
-        if token_use == "id":
-            token = issuer.id_token(
-                username, email=f"{username}@example.com", groups=_split(groups)
-            )
-        else:
-            token = issuer.access_token(
-                username,
-                groups=_split(groups),
-                scopes=["aws.cognito.signin.user.admin", *_split(scopes)],
-            )
-        return {"token": token, "token_type": "Bearer", "token_use": token_use, "expires_in": 3600}
+        return mint_dev_token(
+            issuer,
+            username=username,
+            groups=groups,
+            scopes=scopes,
+            token_use=token_use,
+            expires_in=expires_in,
+        )
+
+
+class LoopbackHostOnly:
+    """Dev mode answers only requests whose ``Host`` is a loopback name (others: 421).
+
+    Binding loopback is not enough: a page on another site can make its own name
+    resolve to 127.0.0.1 (DNS rebinding) and call this app from the browser, with
+    its own name in ``Host``, to mint tokens.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host")
+        if is_loopback_authority(host):
+            await self.app(scope, receive, send)
+            return
+        logger.warning("dev mode refused a request for Host %r (not loopback)", (host or "")[:80])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": "misdirected"})
+            return
+        response = PlainTextResponse(
+            "421 Misdirected Request: dev mode answers only 127.0.0.1, localhost and [::1]",
+            status_code=421,
+        )
+        await response(scope, receive, send)
 
 
 def _announce_dev_mode(base_url: str) -> None:

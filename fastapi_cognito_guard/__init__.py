@@ -34,6 +34,7 @@ from .errors import (
     MissingTokenError,
     OAuthUnavailableError,
     ServiceUnavailableError,
+    SessionsUnavailableError,
     SignInError,
 )
 from .identity import AwsCredentials, IdentityPoolClient
@@ -44,6 +45,7 @@ from .verifier import CognitoVerifier
 
 if TYPE_CHECKING:
     from .middleware import CognitoAuthBackend, CognitoAuthMiddleware
+    from .route_records import RouteRecord, route_map
     from .web import (
         CognitoAuth,
         CognitoHTTPException,
@@ -74,6 +76,8 @@ _LAZY = {
     "require_scope": ".web",
     "CognitoAuthBackend": ".middleware",
     "CognitoAuthMiddleware": ".middleware",
+    "RouteRecord": ".route_records",
+    "route_map": ".route_records",
 }
 
 
@@ -122,7 +126,9 @@ __all__ = [
     "OAuthUnavailableError",
     "OptionalUser",
     "RevocationList",
+    "RouteRecord",
     "ServiceUnavailableError",
+    "SessionsUnavailableError",
     "SignInError",
     "SignOutResult",
     "TokenClaims",
@@ -135,4 +141,5 @@ __all__ = [
     "require_group",
     "require_pool",
     "require_scope",
+    "route_map",
 ]

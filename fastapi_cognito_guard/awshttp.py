@@ -5,16 +5,19 @@ Cognito's OAuth2 endpoints all carry a token (or a client secret) in the request
 so a redirect must never be followed (a ``307`` would resend it to wherever the
 answer points), whatever the caller's HTTP client is configured to do. Every call
 has a whole-call deadline (connect, send and the whole answer) and reads at most
-``MAX_ANSWER_BYTES``.
+``MAX_ANSWER_BYTES``, counted after decompression as the bytes arrive (``capped``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+
+from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped, read_capped_sync
 
 __all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post", "post_sync"]
 
@@ -66,17 +69,18 @@ async def post(
 async def _post(
     client: httpx.AsyncClient, url: str, content: str | bytes, headers: Mapping[str, str]
 ) -> Answer:
-    request = client.build_request("POST", url, content=content, headers=dict(headers))
+    if client.is_closed:  # the caller's own client may have been closed
+        raise CallFailed("the HTTP client is closed")
+    request = client.build_request(
+        "POST", url, content=content, headers={"Accept-Encoding": ACCEPT_ENCODING, **headers}
+    )
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_ANSWER_BYTES:
-                raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        with _failed_calls():
+            body = await read_capped(response, MAX_ANSWER_BYTES)
     finally:
         await response.aclose()
-    return Answer(response.status_code, response.headers, bytes(body))
+    return Answer(response.status_code, response.headers, body)
 
 
 def post_sync(
@@ -89,19 +93,33 @@ def post_sync(
 ) -> Answer:
     """``post`` for synchronous callers: the same size limit and no redirects; the
     deadline is httpx's per-phase ``timeout`` (a thread cannot be cancelled midway)."""
+    if client.is_closed:
+        raise CallFailed("the HTTP client is closed")
     request = client.build_request(
-        "POST", url, content=content, headers=dict(headers), timeout=timeout
+        "POST",
+        url,
+        content=content,
+        headers={"Accept-Encoding": ACCEPT_ENCODING, **headers},
+        timeout=timeout,
     )
     try:
         response = client.send(request, stream=True, follow_redirects=False)
         try:
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            with _failed_calls():
+                body = read_capped_sync(response, MAX_ANSWER_BYTES)
         finally:
             response.close()
     except httpx.HTTPError as exc:
         raise CallFailed(type(exc).__name__) from None
-    return Answer(response.status_code, response.headers, bytes(body))
+    return Answer(response.status_code, response.headers, body)
+
+
+@contextmanager
+def _failed_calls() -> Iterator[None]:
+    """A body that cannot be read within the cap is a failed call."""
+    try:
+        yield
+    except BodyTooLarge as exc:
+        raise AnswerTooLarge(str(exc)) from None
+    except UnreadableBody as exc:
+        raise CallFailed(str(exc)) from None

@@ -1,9 +1,13 @@
-"""The command line: ``python -m fastapi_cognito_guard inspect|verify|jwks|revoke|dev-issuer``.
+"""The command line: ``python -m fastapi_cognito_guard <command>``.
+
+Commands: ``inspect``, ``verify``, ``jwks``, ``revoke``, ``routes``, ``dev-issuer``.
 
 ``inspect`` decodes a token without trusting it, ``verify`` runs every check
 with the ``COGNITO_*`` settings (or flags) and names the one that failed, and
 ``jwks`` lists the keys an issuer publishes and whether each would be used;
-``revoke`` adds a user or a session to the revocation list shared through Redis;
+``revoke`` adds a user, a session or a sign-in key to the revocation list shared
+through Redis;
+``routes module:app`` prints what protects each route (:mod:`.route_records`);
 ``dev-issuer`` runs a local Cognito (:mod:`.testing.dev_issuer`).
 
 A token may be pasted as it travels (``Bearer …`` or a whole
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import re
@@ -34,7 +39,7 @@ from .errors import InvalidTokenError, KeysUnavailableError
 from .jwks import JWKSFetchError, download_jwks, issuer_form_twin
 from .jwt import b64url_decode
 from .keys import VerifyingKey, load_jwk
-from .revocation import SESSION, USER, RevocationList, shared_revocations
+from .revocation import SESSION, SIGN_IN, USER, RevocationList, shared_revocations, sign_in_key
 from .settings import CognitoSettings, env_name
 from .stores import RedisLink, valid_id
 from .verifier import CognitoVerifier
@@ -299,13 +304,15 @@ def _add_pool_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--region")
 
 
-def _revoke(sub: str | None, origin_jti: str | None, out: TextIO) -> int:
+def _revoke(kind: str, member: str, out: TextIO) -> int:
     """Add one entry to the shared list every process mirrors (needs only the Redis
     settings; the user pool settings are not required)."""
-    kind, member = (USER, sub) if sub is not None else (SESSION, origin_jti or "")
+    option = _REVOKE_OPTIONS[kind]
     if not valid_id(member):
-        option = "--sub" if kind == USER else "--origin-jti"
         print(f"{option} must be 1-256 visible ASCII characters", file=sys.stderr)
+        return EXIT_USAGE
+    if kind == SIGN_IN and not _is_sign_in_key(member):
+        print(f"{option} must be SUB:AUTH_TIME (auth_time in whole seconds)", file=sys.stderr)
         return EXIT_USAGE
     placeholders: dict[str, Any] = {
         name: value
@@ -326,7 +333,7 @@ async def _publish(settings: CognitoSettings, kind: str, member: str, out: TextI
     assert settings.redis_url is not None
     link = RedisLink(settings.redis_url, settings.redis_prefix)
     revocations = RevocationList(settings.refresh_token_validity_seconds)
-    at = revocations.revoke_user(member) if kind == USER else revocations.revoke_session(member)
+    at = revocations.add(kind, member)
     try:
         shared = await shared_revocations(link, revocations).publish(kind, member, at)
     finally:
@@ -347,8 +354,46 @@ def _invalid_settings(exc: ValidationError) -> int:
     return EXIT_USAGE
 
 
+_REVOKE_OPTIONS = {USER: "--sub", SESSION: "--origin-jti", SIGN_IN: "--sign-in"}
+
+
+def _is_sign_in_key(key: str) -> bool:
+    """``SUB:AUTH_TIME`` with a ``sub`` and ``auth_time`` in whole seconds."""
+    sub, _, stamp = key.rpartition(":")
+    return bool(sub) and stamp.isascii() and stamp.isdigit() and sign_in_key(sub, int(stamp)) == key
+
+
 def _revoke_command(args: argparse.Namespace, out: TextIO) -> int:
-    return _revoke(args.sub, args.origin_jti, out)
+    if args.sub is not None:
+        return _revoke(USER, args.sub, out)
+    if args.origin_jti is not None:
+        return _revoke(SESSION, args.origin_jti, out)
+    return _revoke(SIGN_IN, args.sign_in, out)
+
+
+def _routes(args: argparse.Namespace, out: TextIO) -> int:
+    module_name, _, attribute = args.app.partition(":")
+    factory = attribute.endswith("()")
+    attribute = attribute.removesuffix("()")
+    if not module_name or not attribute:
+        print(f"name the app as module:attribute, got {args.app!r}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.path.insert(0, os.getcwd())  # as uvicorn does: the app's package from here
+    try:
+        app = getattr(importlib.import_module(module_name), attribute)
+        if factory:
+            app = app()
+    except (ImportError, AttributeError) as exc:
+        print(f"cannot load {args.app}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        return _invalid_settings(exc)
+    from .route_records import dumps, format_table, route_map, route_map_json
+
+    print(
+        dumps(route_map_json(app)) if args.json else format_table(route_map(app)), file=out, end=""
+    )
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -368,6 +413,12 @@ def _parser() -> argparse.ArgumentParser:
     target = revoke.add_mutually_exclusive_group(required=True)
     target.add_argument("--sub", help="revoke every token of this user issued up to now")
     target.add_argument("--origin-jti", help="revoke every token of this sign-in")
+    target.add_argument(
+        "--sign-in",
+        metavar="SUB:AUTH_TIME",
+        help="revoke every token of this sign-in of an app client without token revocation "
+        "(its tokens carry no origin_jti)",
+    )
     revoke.set_defaults(run=_revoke_command)
 
     inspect = commands.add_parser("inspect", help="decode a token without verifying it")
@@ -387,6 +438,15 @@ def _parser() -> argparse.ArgumentParser:
     jwks.add_argument("url", nargs="?", help="a JWKS URL (default: from the settings)")
     _add_pool_flags(jwks)
     jwks.set_defaults(run=_jwks)
+
+    routes = commands.add_parser(
+        "routes", help="print what protects each route of an app (the route map)"
+    )
+    routes.add_argument(
+        "app", help="the app as module:attribute, or module:factory() to call a factory"
+    )
+    routes.add_argument("--json", action="store_true", help="JSON for machines")
+    routes.set_defaults(run=_routes)
 
     dev = commands.add_parser("dev-issuer", help="run a local Cognito (hosted UI, token minting)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")

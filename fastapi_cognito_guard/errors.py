@@ -22,6 +22,7 @@ __all__ = [
     "MissingTokenError",
     "OAuthUnavailableError",
     "ServiceUnavailableError",
+    "SessionsUnavailableError",
     "SignInError",
 ]
 
@@ -190,3 +191,11 @@ class InsufficientUserAuthenticationError(CognitoGuardError):
         super().__init__(message)
         self.max_age = max_age
         self.acr_values = acr_values
+
+
+class SessionsUnavailableError(ServiceUnavailableError):
+    """The server-side session store (Redis, ``COGNITO_SESSION_STORE=redis``) cannot be
+    reached, so the browser's session can be neither read nor ended there (HTTP 503
+    with ``Retry-After``; the session cookie is kept, never cleared)."""
+
+    code = "sessions_unavailable"

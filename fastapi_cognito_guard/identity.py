@@ -44,7 +44,7 @@ from .errors import (
     IdentityPoolConfigError,
     InvalidTokenError,
 )
-from .revocation import SESSION, USER
+from .revocation import SESSION, SIGN_IN, USER, sign_in_key
 from .sealing import Sealer
 from .settings import CognitoSettings
 from .singleflight import SingleFlight
@@ -142,6 +142,16 @@ class _IdentityGone(IdentityPoolConfigError):
 
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+_REVOKED_BY: dict[str, Callable[[IdTokenClaims, str], bool]] = {
+    USER: lambda claims, sub: claims.sub == sub,
+    SESSION: lambda claims, origin_jti: claims.origin_jti == origin_jti,
+    SIGN_IN: lambda claims, key: (
+        claims.origin_jti is None and sign_in_key(claims.sub, claims.auth_time) == key
+    ),
+}
+"""Whether a revocation entry of each kind covers the token that obtained credentials."""
 
 
 class IdentityPoolClient:
@@ -351,15 +361,16 @@ class IdentityPoolClient:
     def drop_revoked(self, kind: str, member: str) -> None:
         """A ``RevocationList`` listener: drop the credentials obtained with tokens of a
         revoked user (``kind="user"``, ``member`` its ``sub``) or session (``"session"``,
-        its ``origin_jti``), here at once and from the shared store in the background
+        its ``origin_jti``; ``"sign_in"``, its ``sub:auth_time`` when it has no
+        ``origin_jti``), here at once and from the shared store in the background
         (every read checks the list too, so nothing waits on that deletion)."""
-        field = {USER: "sub", SESSION: "origin_jti"}.get(kind)
-        if field is None:
+        revoked = _REVOKED_BY.get(kind)
+        if revoked is None:
             return
         dropped = [
             key
             for key, (_, claims) in list(self._credentials.items())
-            if claims is not None and getattr(claims, field) == member
+            if claims is not None and revoked(claims, member)
         ]
         for key in dropped:
             del self._credentials[key]

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped
 from .errors import InvalidTokenError, KeysUnavailableError
 from .keys import VerifyingKey, build_keys
 
@@ -90,19 +91,19 @@ async def download_jwks(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """
     if client.is_closed:
         raise JWKSFetchError("the HTTP client is closed")
-    async with client.stream(
-        "GET", url, headers={"Accept": "application/json"}, follow_redirects=False
-    ) as response:
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+    async with client.stream("GET", url, headers=headers, follow_redirects=False) as response:
         if response.status_code != 200:
             raise JWKSFetchError(f"HTTP {response.status_code}")
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_JWKS_BYTES:
             raise JWKSFetchError(f"response is larger than {MAX_JWKS_BYTES} bytes")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_JWKS_BYTES:
-                raise JWKSFetchError(f"response is larger than {MAX_JWKS_BYTES} bytes")
+        try:  # counted decompressed, as it arrives
+            body = await read_capped(response, MAX_JWKS_BYTES)
+        except BodyTooLarge:
+            raise JWKSFetchError(f"response is larger than {MAX_JWKS_BYTES} bytes") from None
+        except UnreadableBody as exc:
+            raise JWKSFetchError(str(exc)) from None
     try:
         document = json.loads(body)
     except RecursionError:

@@ -24,73 +24,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .claims import CognitoUser
 from .errors import CognitoGuardError, MissingTokenError
+from .exclusions import HEALTH_PATH, PathExclusions, docs_paths, route_path
 from .sessions.context import session_error
 from .web.auth import CognitoAuth
 from .web.responses import WS_POLICY_VIOLATION, error_response
 from .web.tokens import accepting_bearer_subprotocol, offers_bearer_subprotocol
 
 __all__ = ["AuthenticatedCognitoUser", "CognitoAuthBackend", "CognitoAuthMiddleware"]
-
-HEALTH_PATH = "/health"
-
-
-class PathExclusions:
-    """The paths a ``CognitoAuthMiddleware`` leaves open, matched exactly.
-
-    An entry matches one path; an entry ending in ``/*`` matches every path that
-    starts with the part before the ``*`` (``/static/*``: ``/static/app.js``, not
-    ``/static``). Anything else that could open more than meant is a ``ValueError``.
-    """
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        if isinstance(entries, (str, bytes)):
-            raise ValueError(
-                "exclude_paths takes a list of paths, not one string "
-                '(exclude_paths=["/health"], not exclude_paths="/health")'
-            )
-        exact: set[str] = set()
-        prefixes: list[str] = []
-        for entry in entries:
-            if not isinstance(entry, str) or not entry.startswith("/"):
-                raise ValueError(
-                    f"exclude_paths entries are paths starting with '/', got {entry!r}"
-                )
-            wildcard = entry.endswith("/*")
-            if "*" in (entry[:-1] if wildcard else entry):
-                raise ValueError(
-                    f"exclude_paths entry {entry!r}: '*' is only allowed as a final '/*'"
-                )
-            if wildcard:
-                prefixes.append(entry[:-1])
-            else:
-                exact.add(entry)
-        self.exact = frozenset(exact)
-        self.prefixes = tuple(prefixes)
-
-    def __contains__(self, path: str) -> bool:
-        return path in self.exact or path.startswith(self.prefixes)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path within the app: without the ``root_path`` (a proxy prefix or the
-    ``Mount`` the app sits under)."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if root_path and path.startswith(root_path):
-        rest = path[len(root_path) :]
-        if not rest:
-            return "/"
-        if rest.startswith("/"):
-            return rest
-    return path
-
-
-def _docs_paths(app: Any) -> tuple[str | None, ...]:
-    """FastAPI's own documentation paths, as the app configured them."""
-    if not isinstance(app, FastAPI):
-        return ()
-    redirect = app.swagger_ui_oauth2_redirect_url if app.docs_url else None
-    return (app.docs_url, redirect, app.redoc_url, app.openapi_url)
 
 
 class CognitoAuthMiddleware:
@@ -104,6 +44,8 @@ class CognitoAuthMiddleware:
     code 1008.
     """
 
+    __cognito_middleware__ = True  # the route map reads its auth and exclusions
+
     def __init__(
         self,
         app: ASGIApp,
@@ -116,7 +58,7 @@ class CognitoAuthMiddleware:
         self.exclude_paths = None if exclude_paths is None else PathExclusions(exclude_paths)
 
     def _excluded(self, scope: Scope) -> bool:
-        path = _route_path(scope)
+        path = route_path(scope)
         if self.exclude_paths is not None:
             return path in self.exclude_paths
         if path == HEALTH_PATH:
@@ -124,7 +66,7 @@ class CognitoAuthMiddleware:
         # The FastAPI app is the one this wraps, or (added with add_middleware) the
         # one that put itself into the scope before running its middleware.
         app = self.app if isinstance(self.app, FastAPI) else scope.get("app")
-        return path in _docs_paths(app)
+        return path in docs_paths(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -33,6 +33,10 @@ class SingleFlight:
         result: V = await asyncio.shield(flight)
         return result
 
+    def running(self, key: Hashable) -> bool:
+        """True while a computation for ``key`` is in flight."""
+        return key in self._flights
+
     def _landed(self, key: Hashable, flight: asyncio.Future[Any]) -> None:
         self._flights.pop(key, None)
         if not flight.cancelled():

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,18 +28,58 @@ __all__ = [
     "RedisLink",
     "RedisMirror",
     "RedisStore",
+    "StoreUnreachableError",
+    "StrictStore",
     "valid_id",
 ]
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
 
-class KeyValueStore(Protocol):
+class StoreUnreachableError(Exception):
+    """The shared store could not be asked: the answer is unknown, not "absent"."""
+
+
+class StrictStore(Protocol):
+    """A store for callers that must not guess (server-side sessions, refresh leases):
+    every operation either happens in the shared store or raises
+    ``StoreUnreachableError``; "absent" (None, False) is only ever Redis's answer."""
+
+    async def read(self, key: str) -> bytes | None:
+        """The value under ``key``; None only when the store says it is absent."""
+        ...
+
+    async def create(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl_seconds`` (a new key)."""
+        ...
+
+    async def replace(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        """Overwrite ``key`` only while it exists (atomic: ``SET XX``); False when it
+        is gone (deleted meanwhile: nothing is written)."""
+        ...
+
+    async def remove(self, key: str) -> None:
+        """Delete ``key`` (absent keys are fine)."""
+        ...
+
+    async def claim(self, key: str, ttl_seconds: float) -> str | None:
+        """Take the lease ``key`` for ``ttl_seconds``: a token naming this holder, or
+        None while another holder has it."""
+        ...
+
+    async def release(self, key: str, token: str) -> None:
+        """Give the lease back, if ``token`` still holds it."""
+        ...
+
+
+class KeyValueStore(StrictStore, Protocol):
     """An async key-value store with per-key time to live.
 
     Keys are the caller's names without the configured prefix; the store adds it.
-    A store never fails a request: ``RedisStore`` falls back to process memory
-    while Redis cannot be reached, and treats values it cannot read as absent.
+    ``get``/``set``/``delete`` never fail a request: ``RedisStore`` falls back to
+    process memory while Redis cannot be reached, and treats values it cannot read
+    as absent (caches that may guess). The ``StrictStore`` operations are for the
+    callers that must not.
     """
 
     async def get(self, key: str) -> bytes | None:
@@ -76,11 +117,40 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    # the StrictStore operations: process memory is never unreachable
+
+    read = get
+
+    async def create(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        await self.set(key, value, ttl_seconds)
+
+    async def replace(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        if await self.get(key) is None:
+            return False
+        await self.set(key, value, ttl_seconds)
+        return True
+
+    remove = delete
+
+    async def claim(self, key: str, ttl_seconds: float) -> str | None:
+        if await self.get(key) is not None:
+            return None
+        token = secrets.token_urlsafe(16)
+        await self.set(key, token.encode("ascii"), ttl_seconds)
+        return token
+
+    async def release(self, key: str, token: str) -> None:
+        if await self.get(key) == token.encode("ascii"):
+            await self.delete(key)
+
 
 # -- Redis -------------------------------------------------------------------------
 
 REDIS_TIMEOUT_SECONDS = 1.0
 """Socket and per-operation deadline for Redis: a slow Redis must not hold a request."""
+
+MAX_AHEAD_SECONDS = 30
+"""How far ahead of this clock an entry from Redis may be dated (the default leeway)."""
 
 RESYNC_SECONDS = 30.0
 """The mirror merges with Redis at least this often (bounds staleness if a message is lost)."""
@@ -163,12 +233,21 @@ def _wrong_type(exc: BaseException) -> bool:
     return "WRONGTYPE" in str(exc)
 
 
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+"""Delete a lease only while it still holds the releasing holder's token."""
+
+
 class RedisStore:
     """The Redis ``KeyValueStore``: every key prefixed, every value with a TTL.
 
     Writes also go to a process-memory copy, so while Redis cannot be reached
-    reads fall back to what this process knows. A value of the wrong type under
-    one of our keys is treated as absent (and logged).
+    ``get`` falls back to what this process knows (caches that may guess). The
+    ``StrictStore`` operations never fall back: they raise
+    ``StoreUnreachableError`` instead. A value of the wrong type under one of our
+    keys is treated as absent (and logged).
     """
 
     def __init__(self, link: RedisLink, *, fallback: MemoryStore | None = None) -> None:
@@ -193,21 +272,76 @@ class RedisStore:
     async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         await self._fallback.set(key, value, ttl_seconds)
         link = self._link
-        milliseconds = max(1, int(ttl_seconds * 1000))
-        await self._run(link.client.set(link.prefix + key, value, px=milliseconds))
+        await self._run(link.client.set(link.prefix + key, value, px=_ms(ttl_seconds)))
 
     async def delete(self, key: str) -> None:
         await self._fallback.delete(key)
         await self._run(self._link.client.delete(self._link.prefix + key))
 
     async def _run(self, command: Awaitable[Any]) -> None:
+        # logged (once per incident); process memory has the value
+        with contextlib.suppress(StoreUnreachableError, _WrongType):
+            await self._strict(command)
+
+    # -- StrictStore: Redis's answer or StoreUnreachableError, never process memory --
+
+    async def read(self, key: str) -> bytes | None:
+        try:
+            value = await self._strict(self._link.client.get(self._link.prefix + key))
+        except _WrongType:
+            return None
+        return value if isinstance(value, bytes) else None
+
+    async def create(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        await self._strict(
+            self._link.client.set(self._link.prefix + key, value, px=_ms(ttl_seconds))
+        )
+
+    async def replace(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         link = self._link
         try:
-            await asyncio.wait_for(command, REDIS_TIMEOUT_SECONDS)
+            done = await self._strict(
+                link.client.set(link.prefix + key, value, px=_ms(ttl_seconds), xx=True)
+            )
+        except _WrongType:
+            return False
+        return bool(done)
+
+    async def remove(self, key: str) -> None:
+        await self._strict(self._link.client.delete(self._link.prefix + key))
+
+    async def claim(self, key: str, ttl_seconds: float) -> str | None:
+        token = secrets.token_urlsafe(16)
+        link = self._link
+        taken = await self._strict(
+            link.client.set(link.prefix + key, token, px=_ms(ttl_seconds), nx=True)
+        )
+        return token if taken else None
+
+    async def release(self, key: str, token: str) -> None:
+        link = self._link
+        await self._strict(link.client.eval(_RELEASE, 1, link.prefix + key, token))  # type: ignore[no-untyped-call,unused-ignore]
+
+    async def _strict(self, command: Awaitable[Any]) -> Any:
+        link = self._link
+        try:
+            result = await asyncio.wait_for(command, REDIS_TIMEOUT_SECONDS)
         except link.failures as exc:
+            if _wrong_type(exc):
+                logger.warning("a Redis key under %s holds another type; ignored", link.prefix)
+                raise _WrongType from None
             link.failed(exc)
-        else:
-            link.succeeded()
+            raise StoreUnreachableError(str(link.status().get("error", "unreachable"))) from None
+        link.succeeded()
+        return result
+
+
+class _WrongType(Exception):
+    """Redis refused the command for the type of the value under the key."""
+
+
+def _ms(ttl_seconds: float) -> int:
+    return max(1, int(ttl_seconds * 1000))
 
 
 class MirroredMaps(Protocol):
@@ -240,6 +374,12 @@ class RedisMirror:
     join the maps, and entries Redis lacks (a restart without persistence, writes
     made while it was down) are written back and announced, so nothing is lost
     while any process remembers it.
+
+    What Redis holds is input, not truth: an entry dated more than
+    ``max_ahead_seconds`` (the largest leeway) after now would outlive
+    ``ttl_seconds`` (and a year-9999 one lock its user out for ever), so it is
+    refused, never clamped: logged, not merged (hence never written back), and
+    removed from Redis.
     """
 
     def __init__(
@@ -251,8 +391,10 @@ class RedisMirror:
         kinds: tuple[str, ...],
         ttl_seconds: int,
         resync_seconds: float = RESYNC_SECONDS,
+        max_ahead_seconds: int = MAX_AHEAD_SECONDS,
     ) -> None:
         self._link = link
+        self._max_ahead = max_ahead_seconds
         self._maps = maps
         self._keys = {kind: f"{link.prefix}{name}:{kind}" for kind in kinds}
         self._channel = f"{link.prefix}{name}"
@@ -352,8 +494,21 @@ class RedisMirror:
         if entry is None or kind not in self._keys:
             logger.warning("ignored a malformed message on Redis channel %s", self._channel)
             return False
+        if self._too_late(entry[1]):
+            logger.warning(
+                "refused a %s entry dated %d s ahead on Redis channel %s (more than the "
+                "leeway: it would outlive its TTL)",
+                kind,
+                entry[1] - int(time.time()),
+                self._channel,
+            )
+            return False
         self._maps.merge(kind, *entry)
         return False
+
+    def _too_late(self, at: int) -> bool:
+        """Dated after now plus the leeway: it would live longer than ``ttl_seconds``."""
+        return at > time.time() + self._max_ahead
 
     async def _sync(self) -> None:
         """Merge Redis into the maps and write back what Redis lacks."""
@@ -392,16 +547,26 @@ class RedisMirror:
             await asyncio.wait_for(client.delete(key), REDIS_TIMEOUT_SECONDS)
             return {}
         found: dict[str, int] = {}
-        malformed = []
+        malformed, ahead = [], []
         for pair in raw:
             entry = _entry(*pair) if isinstance(pair, (tuple, list)) and len(pair) == 2 else None
             if entry is None:
                 malformed.append(pair[0] if isinstance(pair, (tuple, list)) and pair else pair)
+            elif self._too_late(entry[1]):
+                ahead.append(pair[0])
             else:
                 found[entry[0]] = entry[1]
         if malformed:
             logger.warning("removed %d malformed entries from Redis key %s", len(malformed), key)
-            await asyncio.wait_for(client.zrem(key, *malformed), REDIS_TIMEOUT_SECONDS)
+        if ahead:
+            logger.warning(
+                "refused and removed %d entries of Redis key %s dated later than now plus "
+                "the leeway (they would outlive their TTL)",
+                len(ahead),
+                key,
+            )
+        if malformed or ahead:
+            await asyncio.wait_for(client.zrem(key, *malformed, *ahead), REDIS_TIMEOUT_SECONDS)
         return found
 
 

@@ -15,8 +15,9 @@ Faults (``JWKSServer.FAULTS``):
 - ``"hang"``: answers (normally) only after ``hang_seconds``, longer than any
   client timeout; the wait ends at once when the server shuts down.
 - ``"huge"``: a 10 MB body with a correct ``Content-Length``; ``"huge_chunked"``:
-  10 MB chunked, no ``Content-Length``. Both bodies are the valid JWKS padded
-  with leading whitespace, so only a size limit rejects them.
+  10 MB chunked, no ``Content-Length``; ``"gzip_bomb"``: ``huge_bytes`` once
+  inflated, about 10 KB gzip-compressed on the wire. The bodies are the valid
+  JWKS padded with leading whitespace, so only a size limit rejects them.
 - ``"not_json"``, ``"truncated_json"`` (the first half of the JWKS),
   ``"no_keys"`` (``{"foo": []}``), ``"keys_not_list"`` (``{"keys": {...}}``),
   ``"empty_keys"`` (``{"keys": []}``), ``"deep_json"`` (``{"keys": [[[...]]]}``
@@ -68,6 +69,7 @@ FAULTS: frozenset[str | None] = frozenset(
         "hang",
         "huge",
         "huge_chunked",
+        "gzip_bomb",
         "not_json",
         "truncated_json",
         "no_keys",
@@ -201,6 +203,8 @@ class JWKSServer(LoopbackServer):
             handler.send_padded(200, self._jwks_body(), self.huge_bytes)
         elif fault == "huge_chunked":
             handler.send_padded(200, self._jwks_body(), self.huge_bytes, chunked=True)
+        elif fault == "gzip_bomb":
+            handler.send_gzip_bomb(200, self._jwks_body(), self.huge_bytes)
         else:  # pragma: no cover - the setter validates
             raise AssertionError(fault)
 

@@ -10,7 +10,8 @@ request handlers. A subclass sets ``handler_class`` to a ``LoopbackHandler``
 subclass, which reaches the server object as ``self.owner``.
 
 ``LoopbackHandler`` speaks HTTP/1.1 quietly and answers with a whole body
-(``send``), a body behind megabytes of leading whitespace (``send_padded``) or a
+(``send``), a body behind megabytes of leading whitespace (``send_padded``, or
+``send_gzip_bomb`` compressed to a few kilobytes) or a
 body that trickles out (``send_trickled``); every answer closes the connection,
 and the slow ones stop as soon as the server shuts down.
 
@@ -22,6 +23,8 @@ PYTEST_DONT_REWRITE (no asserts here).
 
 from __future__ import annotations
 
+import gzip
+import io
 import sys
 import threading
 import time
@@ -30,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-__all__ = ["DISCONNECTS", "LoopbackHandler", "LoopbackServer"]
+__all__ = ["DISCONNECTS", "LoopbackHandler", "LoopbackServer", "gzip_bomb"]
 
 #: What a client that gave up (timeout, size limit) raises in a handler.
 DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
@@ -116,6 +119,12 @@ class LoopbackHandler(BaseHTTPRequestHandler, Generic[_Owner]):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
+    def send_gzip_bomb(self, status: int, body: bytes, size: int) -> None:
+        """``body`` behind enough leading spaces to make ``size`` bytes once inflated,
+        sent gzip-compressed (``Content-Encoding: gzip``): a few kilobytes on the wire."""
+        packed = gzip_bomb(body, size)
+        self.send(status, packed, headers={"Content-Encoding": "gzip"})
+
     def send_trickled(
         self, status: int, body: bytes, *, seconds: float, interval: float, step: int = 1
     ) -> None:
@@ -137,6 +146,19 @@ class LoopbackHandler(BaseHTTPRequestHandler, Generic[_Owner]):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: tests read their own output."""
+
+
+def gzip_bomb(body: bytes, size: int) -> bytes:
+    """``body`` padded with leading spaces to ``size`` bytes, gzip-compressed (about
+    a thousandth of ``size``), built piece by piece: the server holds no inflated copy."""
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=9) as out:
+        padding = max(0, size - len(body))
+        piece = b" " * min(padding, _PIECE)
+        for _ in range(padding // _PIECE):
+            out.write(piece)
+        out.write(piece[: padding % _PIECE] + body)
+    return packed.getvalue()
 
 
 class LoopbackServer:

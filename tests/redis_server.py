@@ -7,15 +7,21 @@ that process by its pid. ``start(port=server.port)`` brings one back on the same
 port. The ``redis_server`` fixture yields a running one per test; tests skip when
 no ``redis-server`` is installed unless ``FCG_REQUIRE_REDIS`` is set (CI).
 
+``RedisProxy`` stands between the app and a running server on another loopback
+port: ``cut()`` drops every connection and refuses new ones (Redis keeps its
+data, as in a network partition), ``mend()`` listens again on the same port.
+
 PYTEST_DONT_REWRITE (no asserts here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ import pytest
 
 from tests.example_server import free_port
 
-__all__ = ["RedisServer", "redis_server"]
+__all__ = ["RedisProxy", "RedisServer", "redis_server"]
 
 START_TIMEOUT_SECONDS = 10.0
 
@@ -103,3 +109,75 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class RedisProxy:
+    """A loopback TCP proxy to ``target_port`` that can be cut and mended."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def mend(self) -> None:
+        """Listen (again) on ``port`` and relay every connection to the target."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Drop every relayed connection and stop listening (connections refused)."""
+        with self._lock:
+            doomed, self._sockets = self._sockets, []
+            if self._listener is not None:
+                doomed.append(self._listener)
+                self._listener = None
+        for sock in doomed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+    def __enter__(self) -> RedisProxy:
+        self.mend()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for sock in (source, sink):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -42,12 +42,14 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from redis import Redis
 
 import fastapi_cognito_guard
 from fastapi_cognito_guard.cli import main
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.example_server import REPO_ROOT, clean_environment
 from tests.jwks_server import JWKS_SUFFIX, JWKSServer, closed_port_url
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 pytest_plugins = ["tests.jwks_server"]
 
@@ -558,16 +560,24 @@ def test_jwks_never_prints_terminal_escapes_from_the_document(
     assert "use=<list>" in key_line(output, "nested")
 
 
-def test_jwks_reads_no_more_than_64_kib_of_a_hostile_body(jwks_server: JWKSServer) -> None:
-    jwks_server.huge_bytes = 64 * 1024 * 1024
-    jwks_server.fault = "huge_chunked"
+@pytest.mark.parametrize(
+    ("fault", "size"),
+    [
+        ("huge_chunked", 64 * 1024 * 1024),
+        ("gzip_bomb", 32 * 1024 * 1024),  # ~32 KB on the wire, counted once inflated
+    ],
+)
+def test_jwks_reads_no_more_than_64_kib_of_a_hostile_body(
+    jwks_server: JWKSServer, fault: str, size: int
+) -> None:
+    jwks_server.huge_bytes = size
+    jwks_server.fault = fault
     script = (
-        "import resource, sys\n"
+        "import sys, tracemalloc\n"
         "from fastapi_cognito_guard.cli import main\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "tracemalloc.start()\n"
         "status = main(['jwks', sys.argv[1]])\n"
-        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
-        "print('grown_kib', grown)\n"
+        "print('peak_bytes', tracemalloc.get_traced_memory()[1])\n"
         "sys.exit(status)\n"
     )
 
@@ -575,8 +585,8 @@ def test_jwks_reads_no_more_than_64_kib_of_a_hostile_body(jwks_server: JWKSServe
 
     assert result.returncode == 1, result.stderr
     assert "larger than 65536 bytes" in result.stdout
-    grown_kib = int(result.stdout.split("grown_kib ", 1)[1])
-    assert grown_kib < 16 * 1024  # the 64 MiB body was never held
+    peak = int(result.stdout.split("peak_bytes ", 1)[1])
+    assert peak < 4 * 1024 * 1024  # bytes held: the inflated body never was
 
 
 @pytest.fixture
@@ -683,6 +693,7 @@ def test_module_entry_point_exits_with_the_failed_check(issuer: LocalIssuer, jwk
         ["revoke", "--sub", ""],
         ["revoke", "--origin-jti", "two words"],
         ["revoke", "--sub", "x" * 300],
+        ["revoke", "--sign-in", "x" * 300],
     ],
 )
 def test_revoke_refuses_empty_or_malformed_ids_with_usage_status(
@@ -691,6 +702,27 @@ def test_revoke_refuses_empty_or_malformed_ids_with_usage_status(
     monkeypatch.setenv("COGNITO_REDIS_URL", "redis://127.0.0.1:9/0")
     assert main(args) == 2
     assert "1-256 visible ASCII characters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["user-1", "user-1:", ":1700000000", "user-1:17e8", "user-1:-5"])
+def test_revoke_sign_in_needs_sub_and_auth_time_in_whole_seconds(
+    key: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_REDIS_URL", "redis://127.0.0.1:9/0")
+    assert main(["revoke", "--sign-in", key]) == 2
+    assert "SUB:AUTH_TIME" in capsys.readouterr().err
+
+
+def test_revoke_sign_in_writes_the_shared_list(
+    redis_server: RedisServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("COGNITO_REDIS_URL", redis_server.url)
+    assert main(["revoke", "--sign-in", "user-1:1700000000"]) == 0
+    assert "revoked sign_in user-1:1700000000" in capsys.readouterr().out
+    stored = Redis.from_url(redis_server.url).zrange("fcg:revoked:sign_in", 0, -1)
+    assert stored == [b"user-1:1700000000"]
 
 
 def test_revoke_needs_a_redis_url(
@@ -722,3 +754,63 @@ def test_revoke_requires_exactly_one_target(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exited:
         main(["revoke", "--sub", "a", "--origin-jti", "b"])
     assert exited.value.code == 2
+
+
+# -- routes: the route map --------------------------------------------------------------
+
+
+def test_routes_prints_a_table_of_what_protects_each_route() -> None:
+    status, output = run("routes", "tests.route_map_app:app")
+    lines = {line.split()[1]: line for line in output.splitlines()[1:]}
+
+    assert status == 0
+    assert output.splitlines()[0].split() == ["ROUTE", "STATUS", "AUTH", "POOLS", "REQUIRES"]
+    assert "guarded" in lines["/shop/staff"]
+    assert "group staff and admin" in lines["/shop/staff"]
+    assert "unknown" in lines["/tenant"]
+    assert "excluded by /public/*" in lines["/svc/public/catalog"]
+
+
+def test_routes_json_is_the_route_map() -> None:
+    from fastapi_cognito_guard.route_records import route_map_json
+    from tests.route_map_app import app
+
+    status, output = run("routes", "tests.route_map_app:app", "--json")
+
+    assert status == 0
+    assert json.loads(output) == route_map_json(app)
+
+
+@pytest.mark.parametrize(
+    "spec", ["tests.route_map_app", "tests.no_such_module:app", "tests.route_map_app:nope"]
+)
+def test_routes_with_an_app_it_cannot_load_is_a_usage_error(
+    spec: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("routes", spec)
+
+    assert status == 2
+    assert spec.split(":")[0] in capsys.readouterr().err
+
+
+def test_routes_runs_as_a_module_from_the_project_directory() -> None:
+    result = run_module("routes", "tests.route_map_app:app")
+
+    assert result.returncode == 0, result.stderr
+    assert "/admin/whoami" in result.stdout
+
+
+def test_routes_calls_an_app_factory(capsys: pytest.CaptureFixture[str]) -> None:
+    status, output = run("routes", "tests.route_map_app:build()")
+
+    assert status == 0
+    assert "/admin/whoami" in output
+
+
+def test_routes_factory_without_settings_names_the_variables(
+    no_cognito_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run("routes", "example_app:create_app()")
+
+    assert status == 2
+    assert "COGNITO_USER_POOL_ID" in capsys.readouterr().err

@@ -15,12 +15,12 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from fastapi_cognito_guard import (
@@ -31,6 +31,7 @@ from fastapi_cognito_guard import (
 )
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import claims_of
+from tests.uvicorn_server import uvicorn_server
 
 SECRET = "svc+secret/with=odd%chars"
 
@@ -81,6 +82,15 @@ def async_client(service: CalledService, auth: CognitoClientCredentials) -> http
     )
 
 
+@contextmanager
+def sync_client(service: CalledService) -> Iterator[httpx.Client]:
+    """A plain ``httpx.Client`` (the library the auth is written for) to the service
+    served by uvicorn on 127.0.0.1: Starlette's ``TestClient`` may run on ``httpx2``,
+    whose clients take only its own ``Auth`` classes."""
+    with uvicorn_server(service.app) as (url, _), httpx.Client(base_url=url) as http:
+        yield http
+
+
 def token_requests(issuer: LocalIssuer) -> int:
     return issuer.calls["token:client_credentials"]
 
@@ -101,7 +111,7 @@ def test_the_synchronous_flow_shares_one_token_request(
     issuer: LocalIssuer, service: CalledService
 ) -> None:
     auth = credentials(issuer)
-    with TestClient(service.app) as http:
+    with sync_client(service) as http:
         for _ in range(3):
             assert http.get("/orders", auth=auth).status_code == 200
 
@@ -150,7 +160,7 @@ def test_concurrent_threads_wait_for_one_token_request(
     issuer.fail("token", status=None, delay=0.2)
     auth = credentials(issuer)
 
-    with TestClient(service.app) as http, ThreadPoolExecutor(8) as pool:
+    with sync_client(service) as http, ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda _: http.get("/orders", auth=auth).status_code, range(8)))
 
     assert statuses == [200] * 8
@@ -176,7 +186,7 @@ def test_a_401_is_retried_once_in_the_synchronous_flow(
     issuer: LocalIssuer, service: CalledService
 ) -> None:
     auth = credentials(issuer)
-    with TestClient(service.app) as http:
+    with sync_client(service) as http:
         http.get("/orders", auth=auth)
         service.refused.add(service.tokens[0])
 
@@ -254,7 +264,7 @@ def test_the_secret_never_reaches_a_repr_or_a_log_line(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     auth = credentials(issuer)
-    with TestClient(service.app) as http:
+    with sync_client(service) as http:
         http.get("/orders", auth=auth)
 
     assert SECRET not in repr(auth)

@@ -5,16 +5,21 @@ Proves that the command, run as a real process, binds loopback, prints the
 ``/dev/token`` verify with exactly those settings, and its hosted UI shows the
 sign-in page), and stops cleanly on SIGTERM; that ``env_lines`` adds
 ``COGNITO_ALLOW_INSECURE_HTTP=true`` only for a non-loopback URL and the client
-secret only for a confidential client; and that ``/dev/token`` exists only when
-asked for.
+secret only for a confidential client, and a fresh ``COGNITO_SESSION_SECRET``
+always; that ``/dev/token`` exists only when asked for, honours ``expires_in``
+(out of range: 400) and answers only a loopback ``Host`` or its public URL's
+host (others: 421, nothing minted).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +27,7 @@ import pytest
 from fastapi_cognito_guard import CognitoSettings, CognitoVerifier
 from fastapi_cognito_guard.testing import LocalIssuer
 from fastapi_cognito_guard.testing.dev_issuer import env_lines
+from tests.example_server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +101,20 @@ def test_dev_issuer_serves_the_sign_in_page(
     assert "<form" in response.text
 
 
+def test_dev_issuer_prints_a_session_secret_the_settings_accept(
+    dev_issuer: tuple[dict[str, str], subprocess.Popen[str]],
+) -> None:
+    printed, _ = dev_issuer
+
+    settings = CognitoSettings(
+        user_pool_id=printed["COGNITO_USER_POOL_ID"],
+        client_ids=printed["COGNITO_CLIENT_IDS"],
+        session_secret=printed["COGNITO_SESSION_SECRET"],
+    )
+
+    assert len(settings.session_secret) == 1
+
+
 def test_dev_issuer_stops_cleanly_on_sigterm(
     dev_issuer: tuple[dict[str, str], subprocess.Popen[str]],
 ) -> None:
@@ -131,3 +151,81 @@ def test_dev_token_endpoint_exists_only_when_asked_for() -> None:
     assert plain.status_code == 404
     assert minting.json()["token_use"] == "id"
     assert refused.status_code == 400
+
+
+def test_env_lines_give_each_run_its_own_session_secret() -> None:
+    issuer = LocalIssuer(key_bits=1024)
+    with issuer.serve():
+        first = [line for line in env_lines(issuer) if line.startswith("COGNITO_SESSION_SECRET=")]
+        second = [line for line in env_lines(issuer) if line.startswith("COGNITO_SESSION_SECRET=")]
+
+    assert len(first) == len(second) == 1
+    assert first != second
+
+
+@pytest.fixture(scope="module")
+def minting() -> Iterator[LocalIssuer]:
+    """An issuer serving ``/dev/token`` in process, as ``dev-issuer`` does."""
+    issuer = LocalIssuer(key_bits=1024)
+    with issuer.serve(mint_endpoint=True):
+        yield issuer
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+@pytest.mark.parametrize("token_use", ["access", "id"])
+def test_dev_token_honours_expires_in(minting: LocalIssuer, token_use: str) -> None:
+    answer = httpx.get(
+        f"{minting.url}/dev/token", params={"expires_in": "120", "token_use": token_use}
+    ).json()
+    claims = claims_of(answer["token"])
+
+    assert answer["expires_in"] == 120
+    assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize("expires_in", ["0", "86401", "-5", "soon"])
+def test_dev_token_refuses_expires_in_out_of_range(minting: LocalIssuer, expires_in: str) -> None:
+    response = httpx.get(f"{minting.url}/dev/token", params={"expires_in": expires_in})
+
+    assert response.status_code == 400
+    assert "expires_in" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("host", ["rebind.example", "rebind.example:{port}", "127.0.0.1.nip.io"])
+def test_dev_token_refuses_a_host_that_is_not_loopback(minting: LocalIssuer, host: str) -> None:
+    port = str(httpx.URL(minting.url or "").port)
+    minted_before = minting.calls["dev_token"]
+
+    response = httpx.get(f"{minting.url}/dev/token", headers={"Host": host.format(port=port)})
+
+    assert response.status_code == 421
+    assert "token" not in response.json()
+    assert minting.calls["dev_token"] == minted_before
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}", "localhost"]
+)
+def test_dev_token_answers_loopback_host_names(minting: LocalIssuer, host: str) -> None:
+    port = str(httpx.URL(minting.url or "").port)
+
+    response = httpx.get(f"{minting.url}/dev/token", headers={"Host": host.format(port=port)})
+
+    assert response.status_code == 200
+
+
+def test_dev_issuer_answers_the_host_of_its_public_url() -> None:
+    issuer = LocalIssuer(key_bits=1024)
+    port = free_port()
+    with issuer.serve(port=port, mint_endpoint=True, public_url="http://issuer:8001"):
+        served = httpx.get(f"http://127.0.0.1:{port}/dev/token", headers={"Host": "issuer:8001"})
+        other = httpx.get(f"http://127.0.0.1:{port}/dev/token", headers={"Host": "other:8001"})
+
+    assert (served.status_code, other.status_code) == (200, 421)

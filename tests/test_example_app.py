@@ -13,6 +13,10 @@ What the tests here prove, one behaviour each:
   ``"alice: hi"`` (``websockets`` client); without a token the handshake is
   refused. The README promises a 1008 close there, which a real client never
   sees (xfail, see the test).
+* Dev mode answers only a loopback ``Host`` (``127.0.0.1``, ``localhost``,
+  ``[::1]``, with the port): a forged ``Host`` (DNS rebinding) gets 421 and no
+  token, over real HTTP. ``/dev/token`` honours ``expires_in`` (1 to 86400, else
+  422) and its OpenAPI description documents every parameter it takes.
 * Dev mode is unreachable with real settings: with ``COGNITO_USER_POOL_ID`` and
   ``COGNITO_CLIENT_IDS`` set, ``dev_mode_requested()`` is False and
   ``create_app()`` has no ``/dev/...`` route (``/dev/token`` is a 404).
@@ -30,6 +34,8 @@ What the tests here prove, one behaviour each:
   caller without a token guest credentials.
 """
 
+import base64
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -40,15 +46,20 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import example_app.__main__ as example_main
 from example_app import create_app, dev_mode_requested
+from example_app.app import DEV_CLIENT_ID, DEV_POOL_ID
 from fastapi_cognito_guard import CognitoSettings
-from tests.example_server import ExampleServer
+from fastapi_cognito_guard.testing import LocalIssuer, assert_route_map
+from fastapi_cognito_guard.testing.devmode import DEV_TOKEN_PARAMETERS
+from tests.example_server import REPO_ROOT, ExampleServer
 from tests.helpers import bearer
 from tests.moto_cognito import CognitoPool, boto_client, create_identity_pool
+from tests.sessions_support import APP, browser, sign_in
 
 # -- dev mode under a real uvicorn --------------------------------------------------
 
@@ -102,6 +113,54 @@ async def test_banner_mint_command_yields_a_token_for_premium_and_orders(
 
     for path in ("/me", "/premium", "/orders"):
         assert (await http.get(path, headers=bearer(token))).status_code == 200, path
+
+
+@pytest.mark.parametrize("host", ["rebind.example", "rebind.example:{port}", "127.0.0.1.nip.io"])
+async def test_dev_mode_answers_a_host_that_is_not_loopback_with_421(
+    http: httpx.AsyncClient, dev_server: ExampleServer, host: str
+) -> None:
+    forged = {"Host": host.format(port=dev_server.port)}
+
+    minting = await http.get("/dev/token", headers=forged)
+    health = await http.get("/health", headers=forged)
+
+    assert (minting.status_code, health.status_code) == (421, 421)
+    assert "eyJ" not in minting.text
+
+
+@pytest.mark.parametrize("host", ["localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}"])
+async def test_dev_mode_answers_loopback_host_names(
+    http: httpx.AsyncClient, dev_server: ExampleServer, host: str
+) -> None:
+    response = await http.get("/dev/token", headers={"Host": host.format(port=dev_server.port)})
+
+    assert response.status_code == 200
+
+
+async def test_dev_token_honours_expires_in(http: httpx.AsyncClient) -> None:
+    answer = (await http.get("/dev/token", params={"expires_in": "90"})).json()
+    payload = answer["token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    assert answer["expires_in"] == 90
+    assert claims["exp"] - claims["iat"] == 90
+
+
+@pytest.mark.parametrize("expires_in", ["0", "86401", "soon"])
+async def test_dev_token_refuses_expires_in_out_of_range(
+    http: httpx.AsyncClient, expires_in: str
+) -> None:
+    response = await http.get("/dev/token", params={"expires_in": expires_in})
+
+    assert response.status_code == 422
+
+
+async def test_dev_token_documents_every_parameter_in_openapi(http: httpx.AsyncClient) -> None:
+    operation = (await http.get("/openapi.json")).json()["paths"]["/dev/token"]["get"]
+    documented = {p["name"]: p.get("description", "") for p in operation["parameters"]}
+
+    assert documented == dict(DEV_TOKEN_PARAMETERS)
+    assert "expires_in" in operation["description"]
 
 
 async def test_me_with_a_minted_token_returns_the_username(http: httpx.AsyncClient) -> None:
@@ -390,3 +449,43 @@ async def test_moto_aws_guest_gives_a_caller_without_a_token_guest_credentials(
     assert set(first.json()) == {"identity_id", "access_key_id", "expiration", "role_arn"}
     assert second.json()["identity_id"] == first.json()["identity_id"]
     assert "ABCSECRETKEY" not in first.text  # moto's secret key
+
+
+# -- dev mode's browser sign-out, in process ----------------------------------------------
+
+
+async def test_dev_mode_sign_out_everywhere_ends_every_session_of_the_user(
+    cognito_issuer: LocalIssuer,
+) -> None:
+    app = create_app(dev_issuer=cognito_issuer)
+    async with browser(app) as laptop, browser(app) as phone:
+        await sign_in(phone, cognito_issuer, "dana")
+        await sign_in(laptop, cognito_issuer, "dana")
+        home = await laptop.get("/")
+        assert "action='/auth/logout?everywhere=true'" in home.text
+        assert (await laptop.get("/auth/logout?everywhere=true")).status_code == 405
+        answer = await laptop.post("/auth/logout?everywhere=true", headers={"origin": APP})
+        assert answer.status_code == 303
+        assert "Sign in" in (await laptop.get("/")).text
+        refused = await phone.get("/me")
+    assert (refused.status_code, refused.json()["code"]) == (401, "revoked")
+
+
+# -- the route map, reviewed ------------------------------------------------------------
+
+
+def test_route_map_matches_the_committed_auth_routes_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
+    with issuer.serve():
+        assert_route_map(create_app(dev_issuer=issuer), "example_app/auth-routes.json")
+
+
+def test_home_page_links_carry_the_root_path_behind_a_proxy() -> None:
+    issuer = LocalIssuer(user_pool_id=DEV_POOL_ID, client_id=DEV_CLIENT_ID)
+    with issuer.serve(), TestClient(create_app(dev_issuer=issuer), root_path="/api") as client:
+        home = client.get("/api/", headers={"Host": "127.0.0.1:8000"}).text
+
+    assert "href='/api/auth/login?next=/api/'" in home
+    assert "href='/api/health'" in home
+    assert "href='/auth/" not in home

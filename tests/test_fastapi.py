@@ -430,6 +430,25 @@ async def test_require_scope_is_all_of_unless_all_false(
         )
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_missing_scope_detail_names_the_scope(
+    client: httpx.AsyncClient, issuer: LocalIssuer, flavour: str
+) -> None:
+    token = issuer.access_token(groups=["premium"], scopes=["aws.cognito.signin.user.admin"])
+    response = await client.get(f"/{flavour}/require_scope", headers=bearer(token))
+    assert response.status_code == 403
+    assert "orders/read" in response.json()["detail"]
+
+
+async def test_missing_scopes_detail_names_only_the_missing_ones(
+    combinator_client: httpx.AsyncClient, issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token(scopes=["x"])
+    response = await combinator_client.get("/scopes/all", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json()["detail"].endswith("required scope(s): y")
+
+
 # -- user models ---------------------------------------------------------------------
 
 

@@ -10,9 +10,10 @@ What the tests here prove, one behaviour each:
   on the route still verifies the token once per request.
 * Module-level dependencies resolve to the ``CognitoAuth`` registered on the app
   that handles the request: a mounted sub-app with ``init_app`` uses its own; one
-  without (its lifespan never runs) and a ``TestClient`` used without ``with``
-  never borrow another app's registration: they use the ``COGNITO_*`` environment,
-  or answer 500 with one log line that names the fix.
+  without (its lifespan never runs) is refused by the app it is mounted in (500
+  ``unregistered_app`` naming ``init_app``, even when the ``COGNITO_*`` environment
+  describes an auth; DESIGN §7), and a ``TestClient`` used without ``with`` never
+  borrows another app's registration: 500 with one log line that names the fix.
 * Scopes declared around a dependency (``Security(dep, scopes=[...])``) are
   enforced for every dependency: ``require_scope(..., all=False)`` and
   ``require_any`` included.
@@ -28,7 +29,7 @@ from fastapi import Depends, FastAPI, Security
 from pydantic import Field
 from starlette.routing import Mount
 
-import fastapi_cognito_guard.web.module_guards as guard_module
+import fastapi_cognito_guard.web.auth as auth_module
 from fastapi_cognito_guard import (
     CognitoAuth,
     CognitoAuthMiddleware,
@@ -175,7 +176,7 @@ def no_cognito_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("COGNITO_"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(guard_module, "_from_env", None)
+    monkeypatch.setattr(auth_module, "_environment_auth", None)
 
 
 def me_app(**kwargs: Any) -> FastAPI:
@@ -230,18 +231,21 @@ async def test_mounted_sub_app_without_init_app_never_borrows_the_parents_auth(
             own = await c.get("/admin/me", headers=bearer(other_issuer.access_token("root")))
     assert parents.status_code == 500
     assert own.status_code == 500
+    assert parents.json()["code"] == "unregistered_app"
     lines = fix_lines(caplog)
     assert len(lines) == 1  # once per app, not per request
     assert "lifespan" in lines[0]
-    assert "COGNITO_USER_POOL_ID" in lines[0]
+    assert "mounted at /admin" in lines[0]
 
 
-async def test_mounted_sub_app_without_init_app_uses_the_environment_auth(
+async def test_mounted_sub_app_without_init_app_is_refused_even_with_an_environment_auth(
     issuer: LocalIssuer,
     other_issuer: LocalIssuer,
     no_cognito_env: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # DESIGN §7 (issue 20): before, the sub-app's routes were served by the auth of
+    # the COGNITO_* environment; now the app refuses to serve until init_app is called.
     with other_issuer.serve() as jwks_url:
         monkeypatch.setenv("COGNITO_USER_POOL_ID", other_issuer.user_pool_id)
         monkeypatch.setenv("COGNITO_CLIENT_IDS", other_issuer.client_id)
@@ -250,13 +254,8 @@ async def test_mounted_sub_app_without_init_app_uses_the_environment_auth(
         async with client_for(app) as c:
             own = await c.get("/admin/me", headers=bearer(other_issuer.access_token("root")))
             parents = await c.get("/admin/me", headers=bearer(issuer.access_token("alice")))
-        env_auth = guard_module._from_env
-        assert env_auth is not None
-        await env_auth.aclose()
-    assert own.status_code == 200
-    assert own.json()["pool"] == other_issuer.user_pool_id
-    assert parents.status_code == 401
-    assert 'error="invalid_token"' in parents.headers["www-authenticate"]
+    assert (own.status_code, parents.status_code) == (500, 500)
+    assert "init_app" in own.json()["detail"]
 
 
 @pytest.fixture

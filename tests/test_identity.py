@@ -812,6 +812,32 @@ async def test_dependency_when_identity_pool_throttles_is_503_with_retry_after(
     assert FAKE_SECRET not in response.text
 
 
+async def test_dependency_with_a_closed_user_http_client_is_503_with_retry_after(
+    issuer: LocalIssuer, fake: FakeCognito
+) -> None:
+    http = httpx.AsyncClient(transport=fake_transport(fake))
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(fake_settings(issuer), http_client=http)
+    app = FastAPI(lifespan=auth.lifespan)
+
+    @app.get("/aws")
+    async def aws(creds: AwsCredentials = Depends(auth.aws_credentials)) -> dict[str, str]:
+        return {"identity_id": creds.identity_id}
+
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        warm = await client.get("/aws", headers=headers(issuer.id_token(new_user())))
+        await http.aclose()  # the app's own client, closed while the app runs
+        response = await client.get("/aws", headers=headers(issuer.id_token(new_user())))
+
+    assert warm.status_code == 200
+    assert response.status_code == 503
+    assert response.json()["code"] == "credentials_unavailable"
+    assert response.headers["retry-after"] == "1"
+
+
 @pytest.mark.parametrize(
     ("kind", "status", "code"),
     [

@@ -39,7 +39,7 @@ from fastapi_cognito_guard import (
     RevocationList,
 )
 from fastapi_cognito_guard.testing import LocalIssuer
-from tests.helpers import bearer, running
+from tests.helpers import bearer, claims_of, running
 from tests.identity_server import GET_CREDENTIALS, IdentityServer
 from tests.jwks_server import JWKSServer
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
@@ -185,6 +185,29 @@ async def test_the_listener_drops_the_credentials_of_a_revoked_user_or_session_a
         await client.credentials_for(token)
         await client.credentials_for(token)
         getattr(revocations, f"revoke_{kind}")({"sub": sub, "origin_jti": f"sign-in-{sub}"}[claim])
+        await client.credentials_for(token)
+    finally:
+        await client.aclose()
+
+    assert pool.idp.counts() == (1, 2)
+
+
+async def test_the_listener_drops_the_credentials_of_a_sign_in_revoked_by_its_key(
+    pool: Pool,
+) -> None:
+    verifier = CognitoVerifier(pool.settings)  # consults no list: only the listener acts
+    client = IdentityPoolClient(pool.settings, verifier=verifier)
+    revocations = RevocationList(3600)
+    revocations.listeners.append(client.drop_revoked)
+    sub, signed_in = str(uuid.uuid4()), int(time.time()) - 60
+    payload = claims_of(pool.token(sub, auth_time=signed_in))
+    del payload["origin_jti"]  # an app client with token revocation off
+    token = pool.issuer.sign(payload)
+    try:
+        await client.credentials_for(token)
+        revocations.revoke_sign_in(f"{sub}:{signed_in - 1}")  # another sign-in: kept
+        await client.credentials_for(token)
+        revocations.revoke_sign_in(f"{sub}:{signed_in}")
         await client.credentials_for(token)
     finally:
         await client.aclose()

@@ -23,6 +23,7 @@ import asyncio
 import functools
 import logging
 import time
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -594,7 +595,7 @@ async def test_wrong_content_type_is_accepted_because_the_body_decides(
     assert jwks_server.requests == 1
 
 
-@pytest.mark.parametrize("fault", ["huge", "huge_chunked"])
+@pytest.mark.parametrize("fault", ["huge", "huge_chunked", "gzip_bomb"])
 @pytest.mark.parametrize(
     ("size", "accepted"), [(MAX_JWKS_BYTES, True), (MAX_JWKS_BYTES + 1, False)]
 )
@@ -614,6 +615,23 @@ async def test_jwks_response_size_limit_is_64_kib(
     else:
         with pytest.raises(KeysUnavailableError):
             await verifier.verify(token)
+
+
+async def test_a_gzip_bomb_jwks_is_refused_before_it_is_held_in_memory(
+    jwks_server: JWKSServer, make_verifier: MakeVerifier
+) -> None:
+    jwks_server.fault = "gzip_bomb"
+    jwks_server.huge_bytes = 50 * 1024 * 1024  # 50 MB inflated, ~50 KB gzip
+    verifier = make_verifier(fast(jwks_server))
+    token = jwks_server.issuer.access_token()
+    tracemalloc.start()
+    try:
+        with pytest.raises(KeysUnavailableError):
+            await verifier.verify(token)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024  # bytes held: the capped body, not the 50 MB
 
 
 async def test_failed_fetch_is_retried_only_after_the_cooldown(

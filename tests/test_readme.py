@@ -33,7 +33,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from fastapi_cognito_guard import CognitoClientCredentials, CognitoSettings
+from fastapi_cognito_guard.sessions.session import Session
 from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard.testing.dev_issuer import env_lines
+from fastapi_cognito_guard.testing.devmode import DEV_TOKEN_PARAMETERS
+from tests.helpers import claims_of
+from tests.sessions_support import seal_session
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -248,6 +253,49 @@ def test_microservice_example_answers_preflights_and_guards_the_rest(
         assert client.get("/health").json() == {"status": "ok"}
 
 
+def signed_in_cookie(issuer: LocalIssuer, secret: str, username: str) -> str:
+    """A browser session cookie for ``username``, as a sign-in at ``issuer`` leaves it."""
+    access = issuer.access_token(username=username)
+    sub = claims_of(access)["sub"]
+    session = Session(
+        sid=f"sid-{username}",
+        sub=sub,
+        id_token=issuer.id_token(username=username, sub=sub),
+        access_token=access,
+        refresh_token=None,
+        expires_at=claims_of(access)["exp"],
+        started_at=int(time.time()),
+    )
+    return seal_session(session, secret)
+
+
+def test_signout_example_signs_out_bearer_and_cookie_callers(
+    environment: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = scenario("signout")
+    require_available(blocks)
+    secret = "s" * 32
+    oauth_url = environment.settings().oauth_url
+    assert oauth_url is not None
+    monkeypatch.setenv("COGNITO_OAUTH_URL", oauth_url)
+    monkeypatch.setenv("COGNITO_SESSION_SECRET", secret)
+    app = run(blocks)["app"]
+    token = environment.access_token(username="alice")
+    cookie = signed_in_cookie(environment, secret, "bob")
+    same_site = {"Origin": "http://testserver"}
+
+    with TestClient(app) as client:
+        answer = client.post("/logout", headers=bearer(token))
+        assert answer.json() == {"user_revoked": False, "cognito": "not_asked"}
+        assert client.post("/logout", headers=bearer(token)).json()["code"] == "revoked"
+        client.cookies.set("fcg_session", cookie)
+        answer = client.post("/logout", headers=same_site)
+        assert answer.json() == {"user_revoked": False, "cognito": "not_asked"}
+        assert "fcg_session=;" in answer.headers["set-cookie"]
+        client.cookies.set("fcg_session", cookie)  # a copy kept from before
+        assert client.post("/logout", headers=same_site).json()["code"] == "revoked"
+
+
 def test_lambda_example_answers_by_the_token(environment: LocalIssuer) -> None:
     namespace = run(scenario("lambda"))
     handler, loop, verifier = namespace["handler"], namespace["loop"], namespace["verifier"]
@@ -263,13 +311,16 @@ def test_lambda_example_answers_by_the_token(environment: LocalIssuer) -> None:
         loop.close()
 
 
-def test_testing_example_passes_as_a_users_test_suite(tmp_path: Path) -> None:
-    blocks = scenario("testing")
+def run_as_test_suite(
+    blocks: list[Block], tmp_path: Path, env: dict[str, str] | None = None
+) -> None:
+    """Write the blocks as a user's test files and run pytest on them: every test passes."""
     require_available(blocks)
     for block in blocks:
         assert block.file is not None
         (tmp_path / block.file).write_text(block.code)
     environ = {k: v for k, v in os.environ.items() if not k.upper().startswith("COGNITO_")}
+    environ.update(env or {})
 
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
@@ -284,6 +335,105 @@ def test_testing_example_passes_as_a_users_test_suite(tmp_path: Path) -> None:
     tests = sum(block.code.count("\ndef test_") for block in blocks)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{tests} passed" in result.stdout
+
+
+def test_testing_example_passes_as_a_users_test_suite(tmp_path: Path) -> None:
+    run_as_test_suite(scenario("testing"), tmp_path)
+
+
+def test_sign_in_recipe_passes_as_a_users_test_suite(tmp_path: Path) -> None:
+    run_as_test_suite(scenario("recipe-sign-in"), tmp_path)
+
+
+def test_identity_recipe_gives_the_user_credentials_from_moto() -> None:
+    answer = run(scenario("recipe-identity"))["answer"]
+
+    assert answer.status_code == 200, answer.text
+    assert ":" in answer.json()  # an identity id: region:uuid
+
+
+def test_proxy_recipe_links_and_redirects_carry_the_root_path(
+    environment: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = scenario("recipe-proxy")
+    require_available(blocks)
+    oauth_url = environment.settings().oauth_url
+    assert oauth_url is not None
+    monkeypatch.setenv("COGNITO_OAUTH_URL", oauth_url)
+    monkeypatch.setenv("COGNITO_SESSION_SECRET", "s" * 32)
+    monkeypatch.setenv("COGNITO_REDIRECT_URI", "https://example.com/api/auth/callback")
+    app = run(blocks)["app"]
+
+    with TestClient(app, root_path="/api", follow_redirects=False) as client:
+        home = client.get("/api/").text
+        login = client.get("/api/auth/login", params={"next": "/api/"})
+
+    assert 'href="/api/auth/login?next=/api/"' in home
+    assert (
+        "redirect_uri=https%3A%2F%2Fexample.com%2Fapi%2Fauth%2Fcallback"
+        in login.headers["location"]
+    )
+
+
+def test_route_map_example_tells_open_guarded_and_unknown_routes(environment: LocalIssuer) -> None:
+    statuses = run(scenario("route-map"))["statuses"]
+
+    assert statuses["/health"] == ("open", ())
+    assert statuses["/me"] == ("guarded", ())
+    assert statuses["/admin"] == ("guarded", ("admin",))
+    assert statuses["/tenant"] == ("unknown", ())
+
+
+def test_route_map_check_writes_the_file_then_passes(tmp_path: Path) -> None:
+    blocks = scenario("route-map-check")
+    run_as_test_suite(blocks, tmp_path, env={"FCG_UPDATE_ROUTE_MAP": "1"})
+    assert (tmp_path / "auth-routes.json").exists()
+
+    run_as_test_suite(blocks, tmp_path)
+
+
+def test_readme_shows_every_screenshot_in_docs() -> None:
+    for screenshot in sorted((ROOT / "docs").glob("*.png")):
+        assert f"](docs/{screenshot.name})" in README, screenshot.name
+
+
+COMPOSE = ROOT / "examples" / "docker-compose.yml"
+
+
+def test_readme_shows_the_compose_file_as_it_is() -> None:
+    assert f"```yaml\n{COMPOSE.read_text()}```" in README
+
+
+def test_compose_file_runs_dev_issuer_reachable_from_the_host_only() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    issuer, app = services["issuer"], services["app"]
+
+    assert "fastapi_cognito_guard dev-issuer --host 0.0.0.0 --port 8001" in issuer["command"]
+    assert "--public-url http://localhost:8001" in issuer["command"]
+    assert all(port.startswith("127.0.0.1:") for port in issuer["ports"])
+    assert app["network_mode"] == "service:issuer"
+
+
+def test_compose_file_gives_the_app_the_lines_dev_issuer_prints() -> None:
+    environment = yaml.safe_load(COMPOSE.read_text())["services"]["app"]["environment"]
+    issuer = LocalIssuer(user_pool_id="eu-central-1_Local", client_id="local-client")
+    with issuer.serve(public_url="http://localhost:8001"):
+        printed = dict(line.split("=", 1) for line in env_lines(issuer))
+
+    assert set(environment) == set(printed)
+    secret = environment.pop("COGNITO_SESSION_SECRET")
+    del printed["COGNITO_SESSION_SECRET"]
+    assert environment == printed
+    assert len(secret) >= 32
+
+
+def test_readme_documents_every_dev_token_parameter() -> None:
+    for name, meaning in DEV_TOKEN_PARAMETERS.items():
+        assert f"| `{name}` | {meaning} |" in README
+
+
+def test_readme_says_login_required_redirects_only_html_navigations() -> None:
+    assert "`Accept` includes `text/html`" in README
 
 
 def standalone_blocks() -> Iterator[Any]:

@@ -26,7 +26,12 @@ from fastapi_cognito_guard import (
     InvalidTokenError,
     RevocationList,
 )
-from fastapi_cognito_guard.revocation import shared_revocations
+from fastapi_cognito_guard.revocation import (
+    session_entry,
+    shared_revocations,
+    sign_in_key,
+    trusted_claims,
+)
 from fastapi_cognito_guard.stores import RedisLink
 from fastapi_cognito_guard.testing import LocalIssuer
 from tests.helpers import bearer, running
@@ -104,6 +109,55 @@ async def test_user_revocation_falls_back_to_iat_and_rejects_tokens_with_neither
     await assert_revoked(verifier, token_without(issuer, "auth_time", "iat", sub="user-1"))
     later = token_without(issuer, "auth_time", sub="user-1", iat=at + 1)
     assert (await verifier.verify(later)).sub == "user-1"
+
+
+async def test_revoked_sign_in_key_rejects_every_token_of_that_sign_in_without_origin_jti(
+    guarded: tuple[CognitoVerifier, RevocationList], issuer: LocalIssuer
+) -> None:
+    verifier, revocations = guarded
+    signed_in = int(time.time()) - 60
+    first = token_without(issuer, "origin_jti", sub="user-1", auth_time=signed_in)
+    refreshed = token_without(issuer, "origin_jti", sub="user-1", auth_time=signed_in, jti="x")
+    await verifier.verify(first)  # now in the result cache
+    key = sign_in_key("user-1", signed_in)
+    assert key is not None
+    revocations.revoke_sign_in(key)
+    await assert_revoked(verifier, first)
+    await assert_revoked(verifier, refreshed)
+
+
+async def test_sign_in_key_leaves_other_sign_ins_of_the_user_alone(
+    guarded: tuple[CognitoVerifier, RevocationList], issuer: LocalIssuer
+) -> None:
+    verifier, revocations = guarded
+    signed_in = int(time.time()) - 60
+    revocations.revoke_sign_in(f"user-1:{signed_in}")
+    other_device = token_without(issuer, "origin_jti", sub="user-1", auth_time=signed_in - 5)
+    assert (await verifier.verify(other_device)).sub == "user-1"
+    # a token that has an origin_jti is revoked by it, never by the sign-in key
+    with_origin = issuer.access_token(sub="user-1", auth_time=signed_in)
+    assert (await verifier.verify(with_origin)).sub == "user-1"
+
+
+async def test_session_entry_is_origin_jti_else_sign_in_key_else_the_user(
+    verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    tokens = {
+        "session": issuer.access_token(sub="u", origin_jti="o", auth_time=7),
+        "sign_in": token_without(issuer, "origin_jti", sub="u", auth_time=7),
+        "user": token_without(issuer, "origin_jti", "auth_time", sub="u"),
+    }
+    entries = {kind: session_entry(await verifier.verify(t)) for kind, t in tokens.items()}
+    assert entries == {
+        "session": ("session", "o"),
+        "sign_in": ("sign_in", "u:7"),
+        "user": ("user", "u"),
+    }
+
+
+def test_sign_in_key_too_long_for_the_list_is_none() -> None:
+    assert sign_in_key("u" * 250, 1_700_000_000) is None
+    assert sign_in_key("u", None) is None
 
 
 async def test_revoking_one_user_leaves_other_users_alone(
@@ -385,3 +439,50 @@ async def test_identity_verifiers_consult_the_same_revocation_list(
     client = auth.identity_client(issuer.user_pool_id)
     assert client.verifier.revocation is auth.revocations
     await auth.aclose()
+
+
+async def test_sign_out_of_a_token_with_neither_origin_jti_nor_auth_time_revokes_its_user(
+    auth: CognitoAuth[Any], issuer: LocalIssuer
+) -> None:
+    token = token_without(issuer, "origin_jti", "auth_time", sub="user-9")
+    result = await auth.sign_out(token)
+    assert (result.session_key, result.user_revoked) == (None, True)
+    assert "user-9" in auth.revocations.snapshot("user")
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        await auth.authenticate(token)
+
+
+def test_trusted_claims_read_an_expired_session_token_but_nothing_that_is_not_one(
+    issuer: LocalIssuer,
+) -> None:
+    expired = issuer.access_token(origin_jti="o-1", expires_in=-3600)
+    claims = trusted_claims(expired, issuer.user_pool_id)
+    assert claims is not None
+    assert (claims.origin_jti, claims.user_pool_id) == ("o-1", issuer.user_pool_id)
+    assert trusted_claims(issuer.id_token(), issuer.user_pool_id) is None
+    assert trusted_claims("not-a-token", issuer.user_pool_id) is None
+
+
+async def test_sign_in_entries_that_expire_stop_revoking_and_later_ones_still_do(
+    verifier: CognitoVerifier, issuer: LocalIssuer
+) -> None:
+    clock = [time.time()]
+    revocations = RevocationList(100, clock=lambda: clock[0])
+    verifier.revocation = revocations
+    revocations.revoke_sign_in("user-1:1000")
+    clock[0] += 100  # the first entry has outlived a refresh token
+    revocations.revoke_sign_in("user-1:2000")
+    old = token_without(issuer, "origin_jti", sub="user-1", auth_time=1000)
+    new = token_without(issuer, "origin_jti", sub="user-1", auth_time=2000)
+    assert (await verifier.verify(old)).sub == "user-1"
+    await assert_revoked(verifier, new)
+
+
+async def test_sign_out_of_a_token_whose_origin_jti_the_list_cannot_hold_revokes_its_user(
+    auth: CognitoAuth[Any], issuer: LocalIssuer
+) -> None:
+    token = issuer.access_token(sub="user-10", origin_jti="o" * 300)
+    result = await auth.sign_out(token)
+    assert (result.session_key, result.user_revoked) == (None, True)
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        await auth.authenticate(token)

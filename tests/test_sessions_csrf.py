@@ -168,3 +168,43 @@ async def test_whole_app_middleware_accepts_the_session_and_checks_its_origin(
         assert refused.status_code == 403
         assert refused.json()["code"] == "csrf_rejected"
         assert (await client.post("/echo", headers={"origin": APP})).status_code == 200
+
+
+async def test_csrf_rejection_names_the_origin_and_the_setting(issuer: LocalIssuer) -> None:
+    async with browser(make_app(issuer)) as client:
+        await sign_in(client, issuer)
+        response = await client.post("/echo", content=b"hi", headers={"origin": FOREIGN})
+    detail = response.json()["detail"]
+    assert f"Origin '{FOREIGN}'" in detail
+    assert APP in detail  # the trusted origin: the app's own
+    assert "COGNITO_TRUSTED_ORIGINS" in detail
+
+
+async def test_csrf_rejection_without_any_origin_evidence_says_so(issuer: LocalIssuer) -> None:
+    async with browser(make_app(issuer)) as client:
+        await sign_in(client, issuer)
+        response = await client.post("/echo", content=b"hi")
+    assert "no Origin, Sec-Fetch-Site or Referer" in response.json()["detail"]
+
+
+async def test_csrf_rejection_logs_one_line_naming_the_setting(
+    issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with browser(make_app(issuer)) as client:
+        await sign_in(client, issuer)
+        caplog.clear()
+        await client.post("/echo", content=b"hi", headers={"origin": FOREIGN})
+    lines = [r.getMessage() for r in caplog.records if "csrf_rejected" in r.getMessage()]
+    assert len(lines) == 1
+    assert FOREIGN in lines[0]
+    assert "COGNITO_TRUSTED_ORIGINS" in lines[0]
+
+
+async def test_csrf_rejection_shows_a_control_character_origin_escaped(
+    issuer: LocalIssuer,
+) -> None:
+    async with browser(make_app(issuer)) as client:
+        await sign_in(client, issuer)
+        response = await client.post("/echo", content=b"hi", headers={"origin": "x\x1b[31m"})
+    assert response.status_code == 403
+    assert "\x1b" not in response.json()["detail"]

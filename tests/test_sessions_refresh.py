@@ -7,10 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
+import redis
 
 from fastapi_cognito_guard.testing import LocalIssuer
+from tests import redis_server as _redis
+from tests.example_server import free_port
+from tests.redis_server import RedisServer
 from tests.sessions_support import (
+    JWT,
     browser,
     make_app,
     open_session,
@@ -18,6 +24,9 @@ from tests.sessions_support import (
     set_cookies,
     sign_in,
 )
+from tests.uvicorn_server import uvicorn_server
+
+redis_server = _redis.redis_server  # the fixture: a real redis-server per test
 
 
 @pytest.fixture
@@ -146,3 +155,67 @@ async def test_unreachable_refresh_of_an_expired_session_is_a_503(
     assert response.status_code == 503
     assert response.json()["code"] == "oauth_unavailable"
     assert response.headers["retry-after"]
+
+
+# -- one refresh per session across the fleet (redis_url) ----------------------------------
+
+
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+async def test_twenty_requests_across_two_workers_spend_one_rotated_refresh_token(
+    cognito_issuer_session: LocalIssuer, redis_server: RedisServer
+) -> None:
+    issuer = cognito_issuer_session
+    issuer.rotate_refresh_tokens = True
+    issuer.token_ttl_seconds = -60  # the access token has expired when the burst comes
+    apps = [make_app(issuer, redis_url=redis_server.url, leeway_seconds=120) for _ in range(2)]
+    try:
+        with uvicorn_server(apps[0]) as (url_a, _), uvicorn_server(apps[1]) as (url_b, _):
+            async with httpx.AsyncClient(base_url=url_a) as first:
+                await sign_in(first, issuer)
+                cookie = cookie_header(session_cookies(first))
+            issuer.token_ttl_seconds = 3600
+            issuer.calls.clear()
+            async with httpx.AsyncClient() as http:
+                responses = await asyncio.gather(
+                    *(http.get(f"{(url_a, url_b)[i % 2]}/me", headers=cookie) for i in range(20))
+                )
+                written = [
+                    c.split(";")[0]
+                    for r in responses
+                    for c in set_cookies(r)
+                    if "Max-Age=0" not in c
+                ]
+                renewed = {open_session(value.split("=", 1)[1]) for value in written}
+                assert len(renewed) == 1  # every worker handed out the one refreshed session
+                again = cookie_header(dict([written[0].split("=", 1)]))
+                later = [await http.get(f"{url}/me", headers=again) for url in (url_a, url_b)]
+        shared = redis.Redis.from_url(redis_server.url)
+        results = [shared.get(key) or b"" for key in shared.scan_iter("fcg:refresh:*")]
+        shared.close()
+    finally:
+        issuer.token_ttl_seconds = 3600
+
+    assert [r.status_code for r in responses] == [200] * 20
+    assert issuer.calls["token:refresh_token"] == 1
+    assert [r.status_code for r in later] == [200, 200]  # still signed in, on both
+    assert issuer.calls["token:refresh_token"] == 1
+    assert len(results) == 1  # the new tokens reached the other worker through Redis,
+    assert not JWT.search(results[0].decode("latin-1"))  # sealed
+
+
+async def test_with_redis_unreachable_a_cookie_session_still_refreshes_once_per_process(
+    issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    async with browser(make_app(issuer, redis_url=nowhere)) as client:
+        await sign_in(client, issuer)
+        issuer.calls.clear()
+        responses = await asyncio.gather(*(client.get("/me") for _ in range(5)))
+        await sign_in(client, issuer)  # a second session, refreshed in the same incident
+        assert (await client.get("/me")).status_code == 200
+    assert [r.status_code for r in responses] == [200] * 5
+    assert issuer.calls["token:refresh_token"] == 2
+    assert caplog.text.count("not coordinated across processes: Redis unreachable") == 1

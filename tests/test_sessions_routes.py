@@ -328,7 +328,14 @@ async def test_a_session_cookie_copied_before_logout_is_refused_after_it(
         cookie = next(iter(session_cookies(client).values()))
         await client.post("/auth/logout", headers={"origin": APP})
         client.cookies.set("fcg_session", cookie)
-        response = await client.get("/me")
+        copied = await client.get("/me")
+        session = open_session(cookie)
+        assert session is not None
+        client.cookies.clear()
+        response = await client.get(
+            "/me", headers={"Authorization": f"Bearer {session.access_token}"}
+        )
+    assert copied.status_code == 401
     assert response.status_code == 401
     assert response.json()["code"] == "revoked"
 

@@ -61,3 +61,19 @@ async def test_every_waiter_gets_the_failure() -> None:
         *(flights.run("k", compute) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(result, LookupError) for result in results)
+
+
+async def test_running_says_whether_a_computation_of_the_key_is_in_flight() -> None:
+    flights, release = SingleFlight(), asyncio.Event()
+
+    async def compute() -> int:
+        await release.wait()
+        return 1
+
+    task = asyncio.create_task(flights.run("k", compute))
+    await asyncio.sleep(0)
+    assert flights.running("k")
+    assert not flights.running("other")
+    release.set()
+    await task
+    assert not flights.running("k")

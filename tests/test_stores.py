@@ -18,7 +18,12 @@ import pytest
 
 from fastapi_cognito_guard import RevocationList
 from fastapi_cognito_guard.revocation import shared_revocations
-from fastapi_cognito_guard.stores import RedisLink, RedisMirror, RedisStore
+from fastapi_cognito_guard.stores import (
+    RedisLink,
+    RedisMirror,
+    RedisStore,
+    StoreUnreachableError,
+)
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 PREFIX = "test:"
@@ -109,6 +114,49 @@ async def test_a_value_of_another_type_under_our_key_reads_as_absent(
     await link.client.rpush("test:identity:abc", b"garbage")
     assert await RedisStore(link).get("identity:abc") is None
     await link.aclose()
+
+
+@pytest.fixture
+async def strict(redis_server: RedisServer) -> AsyncIterator[RedisStore]:  # noqa: F811
+    """A ``RedisStore`` on the test's Redis, used through its ``StrictStore`` side."""
+    link = RedisLink(redis_server.url, PREFIX)
+    yield RedisStore(link)
+    await link.aclose()
+
+
+async def test_strict_reads_tell_unreachable_from_absent(
+    redis_server: RedisServer,  # noqa: F811
+    strict: RedisStore,
+) -> None:
+    store = strict
+    await store.create("session:known", b"1", 60)
+    assert await store.read("session:known") == b"1"
+    assert await store.read("session:never") is None  # absent: Redis said so
+    redis_server.stop()
+    with pytest.raises(StoreUnreachableError):
+        await store.read("session:known")  # never this process's memory
+    with pytest.raises(StoreUnreachableError):
+        await store.remove("session:known")
+
+
+async def test_replace_writes_only_while_the_key_exists(strict: RedisStore) -> None:
+    store = strict
+    assert await store.replace("session:gone", b"new", 60) is False
+    assert await store.read("session:gone") is None
+    await store.create("session:here", b"old", 60)
+    assert await store.replace("session:here", b"new", 60) is True
+    assert await store.read("session:here") == b"new"
+
+
+async def test_a_lease_has_one_holder_and_only_its_holder_releases_it(strict: RedisStore) -> None:
+    store = strict
+    holder = await store.claim("lease", 30)
+    assert holder is not None
+    assert await store.claim("lease", 30) is None
+    await store.release("lease", "not-the-holder")
+    assert await store.claim("lease", 30) is None
+    await store.release("lease", holder)
+    assert await store.claim("lease", 30) is not None
 
 
 def test_a_missing_redis_extra_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,3 +279,48 @@ async def test_a_revocation_written_over_a_foreign_value_replaces_it(
     assert await a.revoke_session("sign-in-1")
     assert await a.link.client.zrange(SESSIONS_KEY, 0, -1) == [b"sign-in-1"]
     await eventually(lambda: "sign-in-1" in b.revocations.snapshot("session"), 1.0)
+
+
+# -- entries from Redis are input -------------------------------------------------------
+
+
+async def test_an_entry_dated_past_the_leeway_on_the_channel_is_refused_never_written_back(
+    workers: Callable[[], Awaitable[Worker]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = await workers(), await workers()
+    client = a.link.client
+    deadline = time.monotonic() + 5
+    while (await client.pubsub_numsub(CHANNEL))[0][1] < 2:  # both listen first
+        assert time.monotonic() < deadline, "the mirrors did not subscribe"
+        await asyncio.sleep(0.01)
+    with caplog.at_level(logging.WARNING, "fastapi_cognito_guard"):
+        await client.publish(CHANNEL, b"user 253402300799 alice")  # the end of year 9999
+        assert await a.revoke_session("after-the-forgery")  # travels after it
+        await eventually(lambda: "after-the-forgery" in b.revocations.snapshot("session"))
+        await eventually(lambda: "after-the-forgery" in a.revocations.snapshot("session"))
+        await eventually(lambda: caplog.text.count("refused a user entry dated") == 2)
+    assert "alice" not in a.revocations.snapshot("user")
+    assert "alice" not in b.revocations.snapshot("user")
+    await client.delete(USERS_KEY)
+    await a.mirror._sync()  # a resync writes back only what it holds
+    assert await client.zrange(USERS_KEY, 0, -1) == []
+
+
+async def test_an_entry_in_redis_dated_past_the_leeway_is_refused_and_removed(
+    workers: Callable[[], Awaitable[Worker]],
+    redis_server: RedisServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = await workers()
+    now = int(time.time())
+    await a.link.client.zadd(USERS_KEY, {b"locked-out": now + 3600, b"fair": now + 10})
+    b = Worker(redis_server.url)
+    with caplog.at_level(logging.WARNING, "fastapi_cognito_guard"):
+        await b.mirror.start()
+    try:
+        assert b.revocations.snapshot("user") == {"fair": now + 10}  # within the leeway
+        assert await a.link.client.zrange(USERS_KEY, 0, -1) == [b"fair"]
+        assert "refused and removed 1 entries" in caplog.text
+    finally:
+        await b.close()

@@ -9,7 +9,8 @@ unless told to keep it; that ``serve()`` publishes the JWKS over real HTTP on
 127.0.0.1, counts requests and is what ``settings()`` points at while it runs;
 that ``transport`` answers only JWKS GETs; and, through ``pytester``, that the
 ``cognito_issuer`` fixture of the installed pytest plugin works in a user's
-test suite.
+test suite; and that ``sign_in`` signs a ``TestClient`` in through the local
+hosted UI's sign-in form in one call (or names the step that failed).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
 
-from fastapi_cognito_guard import CognitoVerifier
-from fastapi_cognito_guard.testing import LocalIssuer
+from fastapi_cognito_guard import CognitoAuth, CognitoUser, CognitoVerifier
+from fastapi_cognito_guard.testing import LocalIssuer, sign_in
 
 pytest_plugins = ["pytester"]
 
@@ -562,6 +565,68 @@ def test_cognito_issuer_fixture_comes_from_the_installed_plugin(
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*fixture 'cognito_issuer' not found*"])
+
+
+# -- sign_in: a test client through the local hosted UI --------------------------------
+
+
+def signing_in_app(issuer: LocalIssuer) -> FastAPI:
+    """An app with browser sign-in against ``issuer`` and one guarded route."""
+    auth: CognitoAuth[CognitoUser] = CognitoAuth(issuer.settings(session_secret="s" * 40))
+    app = FastAPI(lifespan=auth.lifespan)
+    app.include_router(auth.login_router())
+
+    @app.get("/me")
+    async def me(user: CognitoUser = Depends(auth.current_user)) -> dict[str, Any]:
+        return {"username": user.username, "groups": user.groups}
+
+    return app
+
+
+def test_sign_in_gives_the_test_client_a_session_as_the_user(
+    served: tuple[LocalIssuer, str],
+) -> None:
+    issuer, _ = served
+    with TestClient(signing_in_app(issuer)) as client:
+        sign_in(client, issuer, "bob", groups=["admin", "premium"])
+        me = client.get("/me")
+
+    assert me.json() == {"username": "bob", "groups": ["admin", "premium"]}
+
+
+def test_sign_in_returns_the_callbacks_redirect_to_next(served: tuple[LocalIssuer, str]) -> None:
+    issuer, _ = served
+    with TestClient(signing_in_app(issuer)) as client:
+        answer = sign_in(client, issuer, next="/me")
+
+    assert (answer.status_code, answer.headers["location"]) == (302, "/me")
+
+
+def test_sign_in_goes_through_the_hosted_ui_sign_in_form(
+    served: tuple[LocalIssuer, str],
+) -> None:
+    issuer, _ = served
+    before = issuer.calls["login"]
+    with TestClient(signing_in_app(issuer)) as client:
+        sign_in(client, issuer)
+
+    assert issuer.calls["login"] == before + 1
+
+
+def test_sign_in_names_the_step_an_app_without_a_login_route_fails(
+    served: tuple[LocalIssuer, str],
+) -> None:
+    issuer, _ = served
+    with (
+        TestClient(FastAPI()) as client,
+        pytest.raises(AssertionError, match=r"GET /auth/login answered 404"),
+    ):
+        sign_in(client, issuer)
+
+
+def test_sign_in_needs_a_serving_issuer() -> None:
+    with TestClient(FastAPI()) as client, pytest.raises(RuntimeError, match="not serving"):
+        sign_in(client, LocalIssuer(key_bits=1024))
 
 
 # -- partitions and emulator pool ids -----------------------------------------------------

@@ -37,6 +37,7 @@ class SessionContext:
         "extra_cookies",
         "secure",
         "session",
+        "sid",
         "token",
     )
 
@@ -51,6 +52,9 @@ class SessionContext:
         self.extra_cookies: list[bytes] = []
         self.ended: Session | None = None
         """The session this request ended (server-side sessions delete it)."""
+        self.sid: str | None = None
+        """The id of the server-side session the cookie names, known even while the
+        store cannot be read (then ``error`` is ``sessions_unavailable``)."""
         self._changed = False
 
     def __repr__(self) -> str:

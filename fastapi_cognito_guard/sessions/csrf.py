@@ -16,11 +16,18 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
-__all__ = ["SAFE_METHODS", "needs_origin_check", "own_origin", "trusted_request"]
+__all__ = [
+    "SAFE_METHODS",
+    "needs_origin_check",
+    "own_origin",
+    "rejection_message",
+    "trusted_request",
+]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _WEB_SCHEMES = {"ws": "http", "wss": "https"}
+_SHOWN_ORIGIN = 100
 
 
 def needs_origin_check(scope: Scope) -> bool:
@@ -80,3 +87,32 @@ def trusted_request(scope: Scope, trusted: Collection[str]) -> bool:
         value = origin_of(referer.decode("latin-1"))
         return value is not None and value in allowed
     return False
+
+
+def _evidence(headers: dict[bytes, bytes]) -> str:
+    """Where the request said it came from, as shown in a rejection: the origin of its
+    ``Origin`` or ``Referer`` (cut, printable only), or that it showed none."""
+    for name in (b"origin", b"referer"):
+        raw = headers.get(name)
+        if raw is not None:
+            text = raw.decode("latin-1")
+            value = origin_of(text) or text
+            shown = "".join(ch if ch.isprintable() else "?" for ch in value[:_SHOWN_ORIGIN])
+            return f"{name.decode().capitalize()} {shown!r}"
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:
+        return f"Sec-Fetch-Site {site.decode('latin-1')[:20]!r}"
+    return "no Origin, Sec-Fetch-Site or Referer"
+
+
+def rejection_message(scope: Scope, trusted: Collection[str]) -> str:
+    """Why ``trusted_request`` refused this request, naming the origin it saw, the
+    trusted ones and ``COGNITO_TRUSTED_ORIGINS`` (the setting that adds one)."""
+    headers: dict[bytes, bytes] = dict(scope.get("headers", ()))
+    allowed = list(trusted) or [own for own in (own_origin(scope, headers),) if own]
+    listed = ", ".join(allowed) or "none"
+    return (
+        f"cookie-authenticated {scope.get('method', 'WebSocket')} request from an untrusted "
+        f"origin ({_evidence(headers)}); trusted: {listed}. Add the page's origin to "
+        "COGNITO_TRUSTED_ORIGINS if it is yours"
+    )

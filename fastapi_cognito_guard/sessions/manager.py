@@ -3,16 +3,25 @@
 Holds what the routes and the middleware share: the sealers (one key per
 purpose, from ``session_secret``), the OAuth2 client of the sign-in app client
 (the first of ``client_ids``), a verifier that accepts both token types of the
-first user pool, and the single-flight refresher.
+first user pool, and the single-flight refresher (with ``redis_url``, one refresh
+per session across the fleet).
+
+Server-side sessions tell "unreachable" from "absent": while Redis cannot be
+read, requests with a session cookie get 503 ``sessions_unavailable`` and keep
+their cookie; ``end`` (sign-out) then revokes the session id through the
+revocation list, and a revoked session met later has its refresh token revoked
+at Cognito and its stored entry deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.requests import cookie_parser
@@ -24,23 +33,28 @@ from ..errors import (
     InvalidTokenError,
     OAuthUnavailableError,
     ServiceUnavailableError,
+    SessionsUnavailableError,
     SignInError,
 )
+from ..revocation import SESSION_ID, RevocationList
 from ..sealing import Sealer
 from ..settings import CognitoSettings, is_loopback_host
-from ..stores import KeyValueStore
+from ..stores import StoreUnreachableError, StrictStore
 from ..verifier import CognitoVerifier
 from .context import SessionContext
 from .cookies import ChunkedCookie
-from .csrf import needs_origin_check, trusted_request
+from .csrf import needs_origin_check, rejection_message, trusted_request
 from .guests import SessionGuestIdentities
 from .oauth import OAuthClient, TokenEndpointError
-from .refresh import SessionEndedError, SingleFlightRefresher
+from .refresh import SessionEndedError, SharedRefreshes, SingleFlightRefresher
 from .session import Session, SessionCodec, new_session_id
 from .store import ServerSideSessions
 from .transient import SignInState, SignInStates
 
-__all__ = ["REFRESH_MARGIN_SECONDS", "SESSION_COOKIE", "BrowserSessions"]
+if TYPE_CHECKING:
+    from ..revocation import Revoker
+
+__all__ = ["REFRESH_MARGIN_SECONDS", "SESSION_COOKIE", "BrowserSessions", "SessionEnd"]
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
@@ -64,6 +78,19 @@ def _requirements(settings: CognitoSettings) -> list[str]:
     return missing
 
 
+@dataclass(frozen=True)
+class SessionEnd:
+    """What ``BrowserSessions.end`` did. ``sid`` is the ended session's id (now on the
+    revocation list); ``deleted`` whether its stored entry (server-side sessions) is
+    gone already (False: Redis is unreachable, it is deleted when next seen);
+    ``shared`` whether the revocation reached the shared list (None without one,
+    False while Redis is unreachable: written back when it returns)."""
+
+    sid: str
+    deleted: bool
+    shared: bool | None
+
+
 def sessions_configured(settings: CognitoSettings) -> bool:
     """True when the settings turn browser sign-in on."""
     return not _requirements(settings)
@@ -82,7 +109,8 @@ class BrowserSessions:
         *,
         verifier: CognitoVerifier,
         http_client: httpx.AsyncClient | None = None,
-        store: KeyValueStore | None = None,
+        store: StrictStore | None = None,
+        revoker: Revoker | None = None,
     ) -> None:
         missing = _requirements(settings)
         if missing:
@@ -124,7 +152,12 @@ class BrowserSessions:
         self._https_behind_proxy = bool(
             settings.redirect_uri and settings.redirect_uri.startswith("https:")
         )
-        self._refresher = SingleFlightRefresher(self._refresh)
+        shared = SharedRefreshes(store, Sealer(keys, "session-refresh")) if store else None
+        self._refresher = SingleFlightRefresher(self._refresh_and_store, shared=shared)
+        self.revoker = revoker
+        """Publishes session-id revocations to the shared list (set by ``CognitoAuth``);
+        without it they are kept in the verifier's list, which the Redis mirror writes
+        back at its next merge."""
         self._known_headers: OrderedDict[tuple[bytes, bool], tuple[dict[str, str], Session]] = (
             OrderedDict()
         )
@@ -181,7 +214,10 @@ class BrowserSessions:
             sealed = self.cookie.read(cookies, secure=secure)
             if sealed is None:
                 return context
-            session = await self._open(sealed)
+            try:
+                session = await self._open(sealed, context)
+            except StoreUnreachableError:
+                return self._unavailable(scope, context)
             if session is not None and self.server_side is None and header:
                 self._remember_header((header, secure), cookies, session)
         now = time.time()
@@ -190,25 +226,56 @@ class BrowserSessions:
             context.session = session
             context.end()
             return context
+        if self._sid_revoked(session.sid):
+            await self._finish_revoked(session)
+            context.session = session
+            self._signed_out(context)
+            return context
         if session.expires_at - now <= REFRESH_MARGIN_SECONDS:
+            current = session
             try:
-                session = await self._refresher.refresh(session)
+                session = await self._refresher.refresh(session, wait=session.expires_at <= now)
             except SessionEndedError:
                 context.session = session
                 context.end()
                 return context
+            except StoreUnreachableError:
+                return self._unavailable(scope, context)
             except ServiceUnavailableError as exc:
                 if session.expires_at <= now:
                     context.session, context.error = session, exc
                     return context
             else:
-                context.store(session)
+                if self.server_side is None and session is not current:
+                    context.store(session)  # the new tokens travel in the cookie
         context.session = session
         if needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
-            logger.info("cookie-authenticated request from an untrusted origin refused")
-            context.error = CsrfRejectedError("the request's origin is not trusted")
+            message = rejection_message(scope, self.trusted_origins)
+            logger.warning("csrf_rejected: %s", message)
+            context.error = CsrfRejectedError(message)
             return context
         context.token = session.id_token if self._offers_id_token else session.access_token
+        return context
+
+    @staticmethod
+    def _signed_out(context: SessionContext) -> None:
+        """A cookie whose session was signed out (a copy kept from before, or a tab on
+        another device): cleared, and the request answered 401 ``revoked``."""
+        context.end()
+        context.error = InvalidTokenError("revoked", "this session was signed out")
+
+    def _unavailable(self, scope: Scope, context: SessionContext) -> SessionContext:
+        """The store cannot say whether the session exists: 503, the cookie kept (the
+        origin check still comes first, so a forged sign-out is refused as one). A
+        session signed out by id is signed out, Redis or not."""
+        if context.sid is not None and self._sid_revoked(context.sid):
+            self._signed_out(context)
+        elif needs_origin_check(scope) and not trusted_request(scope, self.trusted_origins):
+            context.error = CsrfRejectedError("the request's origin is not trusted")
+        else:
+            context.error = SessionsUnavailableError(
+                "the session store cannot be reached; try again shortly"
+            )
         return context
 
     def _remember_header(
@@ -219,14 +286,82 @@ class BrowserSessions:
             known.popitem(last=False)  # the oldest
         known[key] = (cookies, session)
 
-    async def _open(self, sealed: str) -> Session | None:
+    async def _open(self, sealed: str, context: SessionContext) -> Session | None:
+        """The cookie's session (server-side: from the store, ``StoreUnreachableError``
+        when it cannot be read; ``context.sid`` is set first either way)."""
+        if self.server_side is None:
+            return self.codec.open(sealed)
+        sid = self.server_side.reference(sealed)
+        if sid is None:
+            return None
+        context.sid = sid
+        return await self.server_side.load(sid)
+
+    # -- revoked session ids -------------------------------------------------------
+
+    def _revocations(self) -> RevocationList | None:
+        revocations = self._main_verifier.revocation
+        return revocations if isinstance(revocations, RevocationList) else None
+
+    def _sid_revoked(self, sid: str) -> bool:
+        revocations = self._revocations()
+        return revocations is not None and revocations.session_id_revoked(sid)
+
+    async def _revoke_sid(self, sid: str) -> bool | None:
+        """Put ``sid`` on the revocation list: here at once, shared when possible.
+        Raises ``SessionsUnavailableError`` when there is no list to put it on."""
+        if self.revoker is not None:
+            return await self.revoker.revoke_session_id(sid)
+        revocations = self._revocations()
+        if revocations is None:
+            raise SessionsUnavailableError("the session could not be signed out; try again")
+        revocations.merge(SESSION_ID, sid, int(time.time()))
+        return None
+
+    async def _finish_revoked(self, session: Session) -> None:
+        """A session signed out while its tokens could not be reached (Redis was
+        down): revoke its refresh token at Cognito and delete the stored entry."""
+        if self.server_side is None:
+            return  # a cookie session's sign-out had its tokens: revoked then
+        logger.info("a session signed out during a store outage is ended now")
+        if session.refresh_token is not None:
+            await self.oauth.revoke(session.refresh_token)
+        with contextlib.suppress(StoreUnreachableError):  # revoked by id: next time
+            await self.server_side.delete(session.sid)
+
+    async def end(self, context: SessionContext) -> SessionEnd | None:
+        """Sign the request's browser session out at the session level: its id joins
+        the revocation list (here at once, on the shared list now or when Redis
+        returns), its stored entry is deleted (server-side sessions; while Redis is
+        unreachable, when the session is next seen, with its refresh token revoked
+        at Cognito) and the cookie is cleared on the response. Works while the store
+        cannot be read (``context.sid``). None when the request has no session.
+        Raises ``SessionsUnavailableError`` (the cookie kept) when the session could
+        be neither deleted nor revoked. Revoking the tokens (refresh token,
+        ``origin_jti``) is the caller's part."""
+        session = context.session
+        sid = session.sid if session is not None else context.sid
+        if sid is None:
+            return None
+        shared = await self._revoke_sid(sid)
+        deleted = True
         if self.server_side is not None:
-            return await self.server_side.load(sealed)
-        return self.codec.open(sealed)
+            try:
+                await self.server_side.delete(sid)
+            except StoreUnreachableError:
+                deleted = False
+                logger.warning(
+                    "signed out during a Redis outage: session revoked by id; its stored "
+                    "entry and refresh token are ended when it is next seen"
+                )
+        context.end()
+        context.ended = None  # deleted (or revoked) here: nothing left for the response
+        context.error = None
+        return SessionEnd(sid, deleted, shared)
 
     async def response_cookies(self, context: SessionContext) -> list[bytes]:
         """The ``Set-Cookie`` values the response must carry for ``context`` (and, for
-        server-side sessions, the stored session written or deleted)."""
+        server-side sessions, an ended session deleted from the store)."""
         headers = list(context.extra_cookies)
         if not context.changed:
             return headers
@@ -234,12 +369,16 @@ class BrowserSessions:
         present = self.cookie.present(context.cookies, secure=secure)
         session, ended = context.session, context.ended
         if self.server_side is not None and ended is not None and ended != session:
-            await self.server_side.delete(ended)
+            try:
+                await self.server_side.delete(ended.sid)
+            except StoreUnreachableError:
+                with contextlib.suppress(SessionsUnavailableError):  # logged by the link
+                    await self._revoke_sid(ended.sid)  # dead everywhere once written back
         if session is None:
             return headers + self.cookie.clear(present, secure=secure)
         max_age = int(session.started_at + self.max_age - time.time())
         if self.server_side is not None:
-            sealed = await self.server_side.save(session, max_age)
+            sealed = self.server_side.cookie_value(session)
         else:
             sealed = self.codec.seal(session)
         return headers + self.cookie.write(sealed, secure=secure, max_age=max_age, present=present)
@@ -272,7 +411,7 @@ class BrowserSessions:
             logger.warning("sign-in tokens refused: %s", exc.code)
             raise SignInError(exc.code, exc.message, status_code=401) from None
         refresh = answer.get("refresh_token")
-        return Session(
+        session = Session(
             sid=new_session_id(),
             sub=access.sub,
             id_token=id_token,
@@ -281,6 +420,34 @@ class BrowserSessions:
             expires_at=access.exp,
             started_at=int(time.time()),
         )
+        if self.server_side is not None:
+            try:
+                await self.server_side.create(session, self.max_age)
+            except StoreUnreachableError:
+                raise SessionsUnavailableError(
+                    "the session store cannot be reached; sign in again shortly"
+                ) from None
+        return session
+
+    async def _refresh_and_store(self, session: Session) -> Session:
+        """Refresh, then (server-side sessions) write the new tokens only while the
+        session is still stored: a refresh finishing after a sign-out ends instead
+        of bringing the session back."""
+        refreshed = await self._refresh(session)
+        if self._sid_revoked(session.sid):
+            raise SessionEndedError
+        if self.server_side is not None:
+            ttl = int(session.started_at + self.max_age - time.time())
+            try:
+                stored = ttl > 0 and await self.server_side.update(refreshed, ttl)
+            except StoreUnreachableError:  # the grant is spent: never retried as unreached
+                raise SessionsUnavailableError(
+                    "the session store cannot be reached; try again shortly"
+                ) from None
+            if not stored:
+                logger.info("session signed out while its refresh ran: not written back")
+                raise SessionEndedError
+        return refreshed
 
     async def _refresh(self, session: Session) -> Session:
         """The ``refresh_token`` grant; a refused grant or bad tokens end the session."""
@@ -364,9 +531,13 @@ def sessions_for(
     settings: Sequence[CognitoSettings],
     verifier: CognitoVerifier,
     http_client: httpx.AsyncClient | None,
-    store: KeyValueStore | None,
+    store: StrictStore | None,
+    *,
+    revoker: Revoker | None = None,
 ) -> BrowserSessions | None:
     """Browser sessions when the first pool's settings turn them on, else None."""
     if not sessions_configured(settings[0]):
         return None
-    return BrowserSessions(settings[0], verifier=verifier, http_client=http_client, store=store)
+    return BrowserSessions(
+        settings[0], verifier=verifier, http_client=http_client, store=store, revoker=revoker
+    )

@@ -78,11 +78,16 @@ def _context(request: Request) -> SessionContext:
 class SignOutPort(Protocol):
     """What the logout route needs of the auth that serves it (its ``SignOut`` part)."""
 
-    async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
-        """Revoke the session of a verified ``token`` (with ``everywhere``: the user)."""
+    async def sign_out_session(
+        self, context: SessionContext, *, everywhere: bool = False
+    ) -> SignOutResult | None:
+        """End the request's browser session through its own tokens (None without one);
+        raises ``CognitoGuardError`` when it cannot, and the cookie stays."""
         ...
 
-    async def sign_out_caller(self, conn: HTTPConnection, *, everywhere: bool) -> SignOutResult:
+    async def sign_out_caller(
+        self, conn: HTTPConnection, *, everywhere: bool = False
+    ) -> SignOutResult:
         """Sign out the bearer caller of ``conn`` (the route's 401 unless it is valid)."""
         ...
 
@@ -163,25 +168,33 @@ def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) ->
         return RedirectResponse(signin.next_path, status_code=302, headers=_NO_STORE)
 
     async def logout(request: Request) -> Response:
-        """Revoke the refresh token, revoke the session (``everywhere``: the user),
-        clear the cookies and send the browser to the hosted UI's ``/logout``.
-        A bearer token without a session is revoked and answered with 204."""
+        """Revoke the session (``everywhere``: the user) and its refresh token, clear
+        the cookies and send the browser to the hosted UI's ``/logout``. A bearer
+        token without a session is revoked and answered with 204. ``everywhere``
+        needs a ``POST`` (origin-checked like any cookie request): a cross-site link
+        must never sign a user out on every device. A sign-out that cannot end the
+        session answers its error (503 with ``Retry-After``) and keeps the cookie."""
         context = _context(request)
         everywhere = request.query_params.get("everywhere", "").lower() in ("1", "true", "yes")
+        if everywhere and request.method != "POST":
+            error = SignInError(
+                "everywhere_needs_post",
+                "signing out everywhere needs a POST from this app's own pages",
+                status_code=405,
+            )
+            refused = error_page(request, error)
+            refused.headers["Allow"] = "POST"
+            return refused
         if context.explicit:
             await signer.sign_out_caller(request, everywhere=everywhere)
             return Response(status_code=204)
         if isinstance(context.error, CsrfRejectedError):
             return error_page(request, context.error)
-        session = context.session
-        if session is not None:
-            if session.refresh_token is not None:
-                await sessions.oauth.revoke(session.refresh_token)
-            try:
-                await signer.sign_out(session.access_token, everywhere=everywhere)
-            except CognitoGuardError as exc:  # e.g. an access token past its expiry
-                logger.info("session not added to the revocation list: %s", exc.code)
-            context.end()
+        try:
+            await signer.sign_out_session(context, everywhere=everywhere)
+        except CognitoGuardError as exc:
+            logger.warning("sign-out could not end the session (%s): cookie kept", exc.code)
+            return error_page(request, exc)
         logout_uri = sessions.settings.logout_uri or str(request.base_url)
         status = 303 if request.method == "POST" else 302
         return RedirectResponse(

@@ -3,7 +3,9 @@
 ``LocalIssuer`` signs real RS256 tokens shaped like Cognito's, publishes its
 JWKS through an ``httpx.MockTransport`` or a real HTTP server on 127.0.0.1,
 and while serving is a local hosted UI with Cognito's OAuth2 endpoints, so
-applications can test guarded routes and browser sign-in without AWS. Never
+applications can test guarded routes and browser sign-in without AWS
+(``sign_in(client, issuer, "alice", groups=[...])`` signs a test client in through
+it in one call). Never
 use it to protect anything: it exists for tests and local development.
 
 This module is also a pytest plugin (entry point ``pytest11``) with two fixtures:
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 
 from .http import Fault
 from .issuer import ENDPOINTS, LocalIssuer
+from .routes import assert_route_map
+from .signin import sign_in
 from .users import LocalUser
 
 __all__ = [
@@ -27,8 +31,10 @@ __all__ = [
     "Fault",
     "LocalIssuer",
     "LocalUser",
+    "assert_route_map",
     "cognito_issuer",
     "cognito_issuer_session",
+    "sign_in",
 ]
 
 try:

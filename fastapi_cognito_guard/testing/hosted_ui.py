@@ -64,6 +64,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..clientauth import parse_basic_authorization
 from ..settings import is_absolute_uri
+from .devmode import DEV_TOKEN_PARAMETERS, DevTokenError, is_loopback_authority, mint_dev_token
 from .http import Fault, Reply, Request
 from .users import LocalUser
 
@@ -211,6 +212,10 @@ class HostedUI:
 
     def handle(self, request: Request, *, mint_endpoint: bool = False) -> Reply:
         """Answer one request (counted, then subject to the endpoint's fault)."""
+        if mint_endpoint and not self._served_host(request.headers.get("host")):
+            # A token-minting server answers only the names it is served under: a
+            # DNS-rebinding page reaches it under its own.
+            return Reply.json(421, {"error": "misdirected_request"})
         routed = self._route(request, mint_endpoint)
         if routed is None:
             return Reply.json(404, {"error": "not_found"})
@@ -232,6 +237,10 @@ class HostedUI:
         if fault is not None:
             reply = replace(reply, delay=fault.delay, body=fault.body or reply.body)
         return reply
+
+    def _served_host(self, host: str | None) -> bool:
+        """A loopback ``Host``, or the host of the URL the issuer is served under."""
+        return is_loopback_authority(host, urlsplit(self._issuer.url or "").hostname)
 
     def _route(
         self, request: Request, mint_endpoint: bool
@@ -675,20 +684,11 @@ class HostedUI:
 
     def _dev_token(self, request: Request) -> Reply:
         params = _params(request.query)
-        username = params.get("username", "alice") or "alice"
-        groups = _split(params.get("groups", ""))
-        token_use = params.get("token_use", "access")
-        if token_use == "id":
-            token = self._issuer.id_token(username, email=f"{username}@example.com", groups=groups)
-        elif token_use == "access":
-            scopes = ["aws.cognito.signin.user.admin", *_split(params.get("scopes", ""))]
-            token = self._issuer.access_token(username, groups=groups, scopes=scopes)
-        else:
-            raise _OAuthError("invalid_request")
-        return Reply.json(
-            200,
-            {"token": token, "token_type": "Bearer", "token_use": token_use, "expires_in": 3600},
-        )
+        known = {name: params[name] for name in DEV_TOKEN_PARAMETERS if name in params}
+        try:
+            return Reply.json(200, mint_dev_token(self._issuer, **known))
+        except DevTokenError as error:
+            return Reply.json(400, {"error": "invalid_request", "error_description": str(error)})
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -39,22 +39,36 @@ from .responses import CognitoHTTPException, CognitoWebSocketException, install_
 from .shared_state import SharedState
 from .sign_out import SignOut
 from .step_up import step_up_guard
+from .wiring import WiringCheck, check_wiring
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-__all__ = ["CognitoAuth"]
+__all__ = ["CognitoAuth", "environment_auth"]
 
 logger = logging.getLogger("fastapi_cognito_guard")
+
+_environment_auth: CognitoAuth[Any] | None = None
+
+
+def environment_auth() -> CognitoAuth[Any] | None:
+    """The process's auth built from the ``COGNITO_*`` environment (``CognitoAuth()``
+    without settings; the most recent one), if any."""
+    return _environment_auth
 
 
 class CognitoAuth(Generic[UserT]):
     """Cognito authentication for a FastAPI app: dependencies, OpenAPI and lifespan.
 
-    ``CognitoAuth()`` reads the ``COGNITO_*`` environment; pass settings (or a
-    list of them, one per user pool) to configure it in code, and ``user_model``
-    to receive a ``CognitoUser`` subclass from the dependencies.
+    ``CognitoAuth()`` reads the ``COGNITO_*`` environment and is the process's
+    environment auth: the module-level dependencies of an app without a registration
+    use it (so an app that forgot its lifespan still has one revocation list, one
+    session store and one error format). Pass settings (or a list of them, one per
+    user pool) to configure it in code, and ``user_model`` to receive a
+    ``CognitoUser`` subclass from the dependencies.
     """
+
+    __cognito_auth__ = True  # what an app's registration is, for the route map
 
     def __init__(
         self,
@@ -75,7 +89,9 @@ class CognitoAuth(Generic[UserT]):
         """Verifies a request's token for this auth (every guard asks it)."""
         self._oauth = next((s for s in self.settings if s.oauth_base_url), None)
         self.scheme = BearerScheme(self._openapi_scheme)
-        self._guards: Guards[UserT] = Guards(self.scheme, lambda conn: self.authenticator)
+        self._guards: Guards[UserT] = Guards(
+            self.scheme, lambda conn: self.authenticator, owner=self
+        )
         self.current_user: Dependency[UserT] = self._guards.current_user
         """Dependency: the verified caller (401 without a valid token)."""
         self.optional_user: Dependency[UserT | None] = self._guards.optional_user
@@ -114,16 +130,35 @@ class CognitoAuth(Generic[UserT]):
         """Dependency: identity-pool ``AwsCredentials`` for the caller (the pool picks the role)."""
         self.guest_credentials: Dependency[AwsCredentials] = self.identity_pools.guest_credentials()
         """Dependency: the identity pool's unauthenticated-role ``AwsCredentials``."""
-        self.sessions: BrowserSessions | None = sessions_for(
-            self.settings, self.verifier, http_client, self.shared_store
+        self.sessions = sessions_for(
+            self.settings,
+            self.verifier,
+            http_client,
+            self.shared_store,
+            revoker=self.signing_out.revoker,
         )
-        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set."""
         if self.sessions is not None:
             self.guest_identities = self.sessions.guest_identities
-        self.readiness = Readiness(self.verifier, self.shared, self.identity_pools)
+        self.readiness = Readiness(
+            self.verifier, self.shared, self.identity_pools, self.signing_out
+        )
         """Answers ``ready()`` and ``health()``."""
         self.protected_resource: ProtectedResource | None = None
         """RFC 9728 metadata, once ``protected_resource_router()`` was called."""
+        if settings is None:
+            global _environment_auth
+            _environment_auth = self
+
+    @property
+    def sessions(self) -> BrowserSessions | None:
+        """Browser sign-in (§13), when ``session_secret`` and the OAuth2 URL are set.
+        Sign-out holds them (it ends sessions through their own tokens), so replacing
+        them here replaces them there too."""
+        return self.signing_out.sessions
+
+    @sessions.setter
+    def sessions(self, sessions: BrowserSessions | None) -> None:
+        self.signing_out.sessions = sessions
 
     # -- guards ------------------------------------------------------------------
 
@@ -163,10 +198,13 @@ class CognitoAuth(Generic[UserT]):
     @property
     def require_active_session(self) -> Dependency[UserT]:
         """Dependency for sensitive routes: the verified caller, whose session Cognito
-        (``GetUser``) confirmed within ``revocation_check_seconds``. A session Cognito
-        reports dead -> 401 ``revoked`` (and it joins the revocation list); Cognito
-        unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
-        scope cannot be asked about and rely on the revocation list alone."""
+        (``GetUser``) confirmed within ``revocation_check_seconds``. A browser session
+        is asked about with its own access token, whatever ``token_use``. A session
+        Cognito reports dead -> 401 ``revoked`` (and it joins the revocation list);
+        Cognito unreachable -> 503. Tokens without the ``aws.cognito.signin.user.admin``
+        scope cannot be asked about and rely on the revocation list alone (counted in
+        ``health()``, logged once; a start-up warning names ``COGNITO_LOGIN_SCOPES``
+        when browser sign-in does not ask for that scope)."""
         return self.signing_out.require_active_session
 
     # -- verification --------------------------------------------------------------
@@ -194,13 +232,23 @@ class CognitoAuth(Generic[UserT]):
     # -- sign-out and revocation (§14) -----------------------------------------------
 
     async def sign_out(self, token: str, *, everywhere: bool = False) -> SignOutResult:
-        """Sign the holder of ``token`` out: its session (``origin_jti``) is revoked,
-        here at once and on the shared list; with ``everywhere`` the user is revoked
-        too and Cognito's ``GlobalSignOut`` is called (when the token carries the
-        ``aws.cognito.signin.user.admin`` scope). A Cognito failure is logged and
-        reported in the result, not raised; an invalid token raises
-        ``InvalidTokenError``."""
+        """Sign the holder of ``token`` out: its sign-in is revoked (its ``origin_jti``,
+        else its sign-in key ``sub:auth_time``, else its user), here at once and on
+        the shared list; with ``everywhere`` the user is revoked too and Cognito's
+        ``GlobalSignOut`` is called (when ``token`` is an access token carrying the
+        ``aws.cognito.signin.user.admin`` scope). The result says what was revoked and
+        whether Cognito was told; a Cognito failure is logged and reported there, not
+        raised. A token this auth does not verify raises ``InvalidTokenError``."""
         return await self.signing_out.sign_out(token, everywhere=everywhere)
+
+    async def sign_out_caller(
+        self, conn: HTTPConnection, *, everywhere: bool = False
+    ) -> SignOutResult:
+        """Sign out whoever the request is authenticated as: its browser session (through
+        the session's own tokens; the cookie is cleared on the response and the refresh
+        token revoked) or its bearer token. Raises the route's HTTP error: 401 without
+        valid credentials, 403 ``csrf_rejected``, 503 while the session cannot be read."""
+        return await self.signing_out.sign_out_caller(conn, everywhere=everywhere)
 
     async def revoke_user(self, sub: str) -> None:
         """Reject every token of ``sub`` issued up to now (sign-ins from the next
@@ -226,6 +274,7 @@ class CognitoAuth(Generic[UserT]):
         if self.sessions is None:  # BrowserSessions raises, naming what is missing
             BrowserSessions(self.settings[0], verifier=self.verifier, store=self.shared_store)
         assert self.sessions is not None
+        self.signing_out.warn_about_login_scopes("the login router")
         return login_router(self.sessions, self.signing_out, prefix)
 
     def protected_resource_router(self) -> APIRouter:
@@ -305,17 +354,21 @@ class CognitoAuth(Generic[UserT]):
         """Make this the app's ``CognitoAuth``: module-level dependencies use it, errors
         render as ``{detail, code}``, its OpenAPI scheme lists every scope routes need
         and the 401/403 answers, and Swagger UI signs in through the hosted UI when an
-        OAuth URL (``domain`` or ``oauth_url``) is set.
+        OAuth URL (``domain`` or ``oauth_url``) is set. Before the app serves (at its
+        lifespan's start-up, else before its first request) every app mounted below it
+        that uses module-level dependencies without a registration of its own is
+        refused (``UnregisteredAppError``, naming ``init_app``).
         """
         app.state.cognito_auth = self
         install_error_handlers(app)
         # Starlette copies exception handlers when it builds its middleware stack,
         # which happens before the lifespan runs; have it rebuilt before any request.
         app.middleware_stack = None
-        if self.sessions is not None:
-            installed = (getattr(entry, "cls", None) for entry in app.user_middleware)
-            if SessionMiddleware not in installed:
-                app.add_middleware(SessionMiddleware, sessions=self.sessions)
+        installed = [getattr(entry, "cls", None) for entry in app.user_middleware]
+        if self.sessions is not None and SessionMiddleware not in installed:
+            app.add_middleware(SessionMiddleware, sessions=self.sessions)
+        if WiringCheck not in installed:  # mounted apps without a registration (§7)
+            app.add_middleware(WiringCheck, owner=app)
         if app.swagger_ui_init_oauth is None:
             app.swagger_ui_init_oauth = self.swagger_ui_init_oauth
         app.openapi = wrap_openapi(app, app.openapi, self._openapi_scheme)  # type: ignore[method-assign, unused-ignore]
@@ -337,8 +390,11 @@ class CognitoAuth(Generic[UserT]):
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """Register with the app, prefetch signing keys, and close the HTTP client at exit."""
+        """Register with the app, refuse mounted apps that would fall back to the
+        environment's auth (``UnregisteredAppError``, naming ``init_app``), prefetch
+        signing keys, and close the HTTP client at exit."""
         self.init_app(app)
+        check_wiring(app)
         try:
             await self.verifier.hydrate()
         except KeysUnavailableError as exc:

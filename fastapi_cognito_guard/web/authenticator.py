@@ -105,7 +105,10 @@ class Authenticator(Generic[UserT]):
         held = set(user.scopes)
         missing = [scope for scope in required if scope not in held]
         if missing and (all or len(missing) == len(required)):
-            error = InsufficientScopeError(
-                "the token lacks a required scope", scopes=tuple(required)
+            message = (
+                f"the token lacks the required scope(s): {', '.join(missing)}"
+                if all
+                else f"the token has none of the scopes: {', '.join(required)}"
             )
+            error = InsufficientScopeError(message, scopes=tuple(required))
             raise self.http_error(error, conn)

@@ -4,12 +4,14 @@ the guards ``require_group``, ``require_scope``, ``require_any``, ``require_pool
 ``Guards`` builds them over a token scheme and a way to find the ``Authenticator``
 that decides: a ``CognitoAuth`` finds its own, the module-level dependencies the one
 of the app handling the request. Each guard verifies for itself through that
-authenticator; none trusts another auth's decision.
+authenticator; none trusts another auth's decision. Each carries a ``GuardSpec``
+saying what it demands (and of which auth), which the route map reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Generic
 from urllib.parse import urlencode
 
@@ -20,6 +22,7 @@ from starlette.routing import NoMatchFound
 from typing_extensions import TypeVar
 
 from ..errors import CognitoGuardError, InsufficientScopeError, InvalidTokenError, MissingGroupError
+from ..guard_spec import GuardSpec, described
 from ..sessions.context import session_error
 from .authenticator import Authenticator, UserT
 from .openapi import BearerScheme, Describe, DescribedScheme
@@ -30,6 +33,7 @@ __all__ = ["Dependency", "Guards", "Resolve", "is_navigation", "names", "sign_in
 T = TypeVar("T", default=Any)
 Dependency = Callable[..., Awaitable[T]]
 """A FastAPI dependency (what ``Depends`` takes) whose value is a ``T``."""
+DependencyT = TypeVar("DependencyT")
 
 Resolve = Callable[[HTTPConnection], Authenticator[UserT]]
 """Finds the authenticator that decides for a request."""
@@ -122,12 +126,25 @@ class Guards(Generic[UserT]):
     """Builds the route dependencies over a token scheme and a way to find the
     authenticator that decides for a request."""
 
-    def __init__(self, scheme: BearerScheme, resolve: Resolve[UserT]) -> None:
-        self.scheme = scheme
+    def __init__(self, scheme: BearerScheme, resolve: Resolve[UserT], owner: Any = None) -> None:
+        """``owner``: the ``CognitoAuth`` these dependencies belong to, None for the
+        module-level ones; each dependency carries a ``GuardSpec`` naming it."""
+        self.owner = owner
+        self.scheme = described(scheme, GuardSpec(requires_user=False, auth=owner))
         self.resolve = resolve
-        self.current_user: Dependency[UserT] = _CurrentUser(scheme.describe, resolve)
-        self.optional_user: Dependency[UserT | None] = _OptionalUser(scheme.describe, resolve)
-        self.login_required: Dependency[UserT] = _LoginRequired(scheme.describe, resolve)
+        self.current_user: Dependency[UserT] = self._spec(
+            _CurrentUser(scheme.describe, resolve), GuardSpec()
+        )
+        self.optional_user: Dependency[UserT | None] = self._spec(
+            _OptionalUser(scheme.describe, resolve), GuardSpec(requires_user=False)
+        )
+        self.login_required: Dependency[UserT] = self._spec(
+            _LoginRequired(scheme.describe, resolve), GuardSpec(login_required=True)
+        )
+
+    def _spec(self, dependency: DependencyT, spec: GuardSpec) -> DependencyT:
+        """``dependency`` described by ``spec`` (bound to this owner) for the route map."""
+        return described(dependency, replace(spec, auth=self.owner))
 
     def require_group(self, *groups: str, all: bool = False) -> Dependency[UserT]:
         """Users in any of ``groups`` (every one with ``all=True``); 403 naming them."""
@@ -145,7 +162,7 @@ class Guards(Generic[UserT]):
                 raise resolve(conn).http_error(_missing_groups(missing if all else groups), conn)
             return user
 
-        return group_member
+        return self._spec(group_member, GuardSpec(groups=groups, groups_all=all))
 
     def require_scope(self, *scopes: str, all: bool = True) -> Dependency[UserT]:
         """Tokens with all of ``scopes`` (any one with ``all=False``); 403 naming them."""
@@ -159,7 +176,7 @@ class Guards(Generic[UserT]):
             ) -> UserT:
                 return user
 
-            return scoped
+            return self._spec(scoped, GuardSpec(scopes=scopes))
         resolve = self.resolve
 
         async def any_scope(
@@ -175,7 +192,7 @@ class Guards(Generic[UserT]):
             auth.check_scopes(conn, user, scopes, all=False)
             return user
 
-        return any_scope
+        return self._spec(any_scope, GuardSpec(scopes=scopes, scopes_all=False))
 
     def require_any(
         self, groups: Iterable[str] = (), scopes: Iterable[str] = ()
@@ -202,7 +219,8 @@ class Guards(Generic[UserT]):
                 raise resolve(conn).http_error(error, conn)
             return user
 
-        return group_or_scope
+        spec = GuardSpec(groups=groups, scopes=scopes, group_or_scope=True)
+        return self._spec(group_or_scope, spec)
 
     def require_pool(self, *user_pool_ids: str) -> Dependency[UserT]:
         """Tokens signed by one of the given user pools."""
@@ -219,4 +237,4 @@ class Guards(Generic[UserT]):
                 raise resolve(conn).http_error(error, conn)
             return user
 
-        return pool_member
+        return self._spec(pool_member, GuardSpec(pools=user_pool_ids))

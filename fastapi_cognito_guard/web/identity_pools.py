@@ -23,6 +23,7 @@ from ..errors import (
     IdentityPoolConfigError,
     MissingTokenError,
 )
+from ..guard_spec import GuardSpec, described, spec_of
 from ..identity import (
     AwsCredentials,
     IdentityPoolClient,
@@ -98,6 +99,7 @@ class IdentityPools:
         self._id_token_of = id_token_of
         self._http_client = http_client
         self.clients: dict[str, IdentityPoolClient] = {}
+        self._unconfigured_logged: set[str] = set()
         """The identity-pool client of each user pool that has used one."""
         self.guest_identities: GuestIdentities | None = None
         """Where a visitor's guest identity id is kept (browser sessions set it); None:
@@ -111,8 +113,16 @@ class IdentityPools:
         if client is None:
             settings = next(s for s in self._settings if s.user_pool_id == user_pool_id)
             if not settings.identity_pool_id:
-                logger.error("aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set")
-                raise IdentityPoolConfigError("no identity pool is configured")
+                if user_pool_id not in self._unconfigured_logged:  # once per pool
+                    self._unconfigured_logged.add(user_pool_id)
+                    logger.error(
+                        "aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set for "
+                        "user pool %s",
+                        user_pool_id,
+                    )
+                raise IdentityPoolConfigError(
+                    "no identity pool is configured (COGNITO_IDENTITY_POOL_ID)"
+                )
             verifier = (
                 self._verifier if settings.token_use == "id" and len(self._settings) == 1 else None
             )
@@ -148,7 +158,7 @@ class IdentityPools:
             The header is declared here for OpenAPI; ``id_token_of`` reads it."""
             return await self.credentials_of(conn, user, role_arn=role_arn, groups_to_roles=mapping)
 
-        return aws_credentials
+        return described(aws_credentials, GuardSpec(credentials=True, auth=self._owner()))
 
     async def credentials_of(
         self,
@@ -193,7 +203,13 @@ class IdentityPools:
             except CognitoGuardError as error:
                 raise self._authenticator.http_error(error, conn) from None
 
-        return guest_credentials
+        spec = GuardSpec(requires_user=False, credentials=True, auth=self._owner())
+        return described(guest_credentials, spec)
+
+    def _owner(self) -> Any:
+        """The ``CognitoAuth`` these dependencies belong to (its ``current_user`` says)."""
+        spec = spec_of(self._current_user)
+        return spec.auth if spec is not None else None
 
     def _guest_pool_id(self) -> str:
         """The user pool whose identity pool serves guests: the first with one."""

@@ -1,9 +1,9 @@
 """The module-level dependencies: ``current_user``, ``require_group`` & co.
 
 They are served by the ``CognitoAuth`` registered on the app that handles the request
-(its ``lifespan`` ran, or ``init_app`` was called), else by one built from the
-``COGNITO_*`` environment — never another app's. Without either, the request fails
-with a 500 and one log line naming the fix.
+(its ``lifespan`` ran, or ``init_app`` was called), else by the process's one auth
+built from the ``COGNITO_*`` environment (``CognitoAuth()``) — never another app's.
+Without either, the request fails with a 500 and one log line naming the fix.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from ..claims import CognitoUser
-from .auth import CognitoAuth
+from .auth import CognitoAuth, environment_auth
 from .authenticator import Authenticator
 from .dependencies import Dependency, Guards
 from .openapi import BearerScheme, bearer_scheme, describing_app_auth
@@ -41,20 +41,19 @@ __all__ = [
 
 logger = logging.getLogger("fastapi_cognito_guard")
 
-_from_env: CognitoAuth[Any] | None = None
 _unregistered_apps_logged: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _env_auth() -> CognitoAuth[Any] | ValidationError:
-    """The ``CognitoAuth`` the ``COGNITO_*`` environment describes (built once), or
-    why the environment describes none."""
-    global _from_env
-    if _from_env is None:
-        try:
-            _from_env = CognitoAuth()
-        except ValidationError as exc:
-            return exc
-    return _from_env
+    """The process's environment auth (``CognitoAuth()``; built here when the app
+    built none), or why the ``COGNITO_*`` environment describes none."""
+    found = environment_auth()
+    if found is not None:
+        return found
+    try:
+        return CognitoAuth()
+    except ValidationError as exc:
+        return exc
 
 
 def app_auth(conn: HTTPConnection) -> CognitoAuth[CognitoUser]:
@@ -66,6 +65,14 @@ def app_auth(conn: HTTPConnection) -> CognitoAuth[CognitoUser]:
         return auth
     found = _env_auth()
     if isinstance(found, CognitoAuth):
+        if _first_time(app):
+            logger.warning(
+                "module-level Cognito dependency on %s, which has no CognitoAuth registered: "
+                "using the process's environment auth (CognitoAuth()), whose errors render "
+                "without their code here; register it with FastAPI(lifespan=auth.lifespan) "
+                "or auth.init_app(app)",
+                type(app).__name__,
+            )
         return found
     _log_unregistered(app, found)
     if conn.scope["type"] == "websocket":
@@ -77,14 +84,21 @@ def _app_authenticator(conn: HTTPConnection) -> Authenticator[CognitoUser]:
     return app_auth(conn).authenticator
 
 
-def _log_unregistered(app: Any, error: ValidationError) -> None:
-    """Say once per app why its module-level dependencies have no ``CognitoAuth``."""
+def _first_time(app: Any) -> bool:
+    """Whether this app's missing registration is said for the first time."""
     try:
         if app in _unregistered_apps_logged:
-            return
+            return False
         _unregistered_apps_logged.add(app)
-    except TypeError:  # not weak-referenceable: log every time rather than never
+    except TypeError:  # not weak-referenceable: say it every time rather than never
         pass
+    return True
+
+
+def _log_unregistered(app: Any, error: ValidationError) -> None:
+    """Say once per app why its module-level dependencies have no ``CognitoAuth``."""
+    if not _first_time(app):
+        return
     lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
     hint = (
         "its lifespan (auth.lifespan) has not run: a mounted sub-app's never does, nor "

@@ -12,6 +12,7 @@ from typing import Any
 from ..verifier import CognitoVerifier
 from .identity_pools import IdentityPools
 from .shared_state import SharedState
+from .sign_out import SignOut
 
 __all__ = ["Readiness"]
 
@@ -20,11 +21,16 @@ class Readiness:
     """Answers ``ready()`` and ``health()`` for one auth's parts."""
 
     def __init__(
-        self, verifier: CognitoVerifier, shared: SharedState, identity_pools: IdentityPools
+        self,
+        verifier: CognitoVerifier,
+        shared: SharedState,
+        identity_pools: IdentityPools,
+        signing_out: SignOut[Any],
     ) -> None:
         self._verifier = verifier
         self._shared = shared
         self._identity_pools = identity_pools
+        self._signing_out = signing_out
 
     def ready(self) -> bool:
         """True when every user pool's signing keys are usable. A pool without keys gets
@@ -36,8 +42,9 @@ class Readiness:
         return all(usable.values())
 
     def health(self) -> dict[str, Any]:
-        """Each part's state: keys per pool, Redis, identity pools and the revocation
-        list's size. Never contains a token or a secret."""
+        """Each part's state: keys per pool, Redis, identity pools, the revocation
+        list's size and the session checks that could not ask Cognito. Never contains a
+        token or a secret."""
         keys = {
             pool_id: {"usable": usable} for pool_id, usable in self._verifier.keys_usable().items()
         }
@@ -49,4 +56,5 @@ class Readiness:
             "redis": redis,
             "identity_pools": self._identity_pools.status(),
             "revocations": len(self._shared.revocations),
+            "session_checks": self._signing_out.status(),
         }

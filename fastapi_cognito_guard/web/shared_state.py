@@ -25,7 +25,12 @@ class SharedState:
         """The revocation list (sessions and users) every verifier of the auth consults."""
         redis = next(((s.redis_url, s.redis_prefix) for s in settings if s.redis_url), None)
         self._redis = RedisLink(*redis) if redis else None
-        self.mirror = shared_revocations(self._redis, self.revocations) if self._redis else None
+        leeway = max(s.leeway_seconds for s in settings)  # entries dated later are refused
+        self.mirror = (
+            shared_revocations(self._redis, self.revocations, leeway_seconds=leeway)
+            if self._redis
+            else None
+        )
         """Keeps the list in step with Redis (None without ``redis_url``)."""
         self.store: KeyValueStore | None = RedisStore(self._redis) if self._redis else None
         """Where shared caches live (Redis) when ``redis_url`` is set, else None."""

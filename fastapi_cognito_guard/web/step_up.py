@@ -18,6 +18,7 @@ from fastapi import HTTPException, Security
 from starlette.requests import HTTPConnection
 
 from ..errors import InsufficientUserAuthenticationError
+from ..guard_spec import GuardSpec, described, spec_of
 from ..sessions.context import session_context
 from ..sessions.cookies import cookie_name, set_cookie
 from ..sessions.transient import LIFETIME_SECONDS
@@ -63,7 +64,18 @@ def step_up_guard(
             raise auth.http_error(error, conn) from None
         return user
 
-    return stepped_up
+    owner = spec_of(current_user)
+    spec = GuardSpec(step_up=_described(max_age, acr, amr), auth=owner.auth if owner else None)
+    return described(stepped_up, spec)
+
+
+def _described(max_age: int | None, acr: Sequence[str], amr: Sequence[str]) -> str:
+    """The requirement as the route map shows it: ``max_age=300 acr=… amr=mfa``."""
+    parts = [] if max_age is None else [f"max_age={max_age}"]
+    parts += [
+        f"{name}={' '.join(values)}" for name, values in (("acr", acr), ("amr", amr)) if values
+    ]
+    return " ".join(parts)
 
 
 def _may_sign_in_again(conn: HTTPConnection) -> bool:
