@@ -816,8 +816,8 @@ includes the `split` row, and the stubbed row is everything the verify path adds
 
 {parts}
 
-The parse's two pybase64 calls cost about 0.3 µs each whatever the length (argument
-parsing and the buffer protocol), the msgspec decode about 1.5 µs, and the rest is Python
+The parse's two pybase64 calls cost about 0.3 µs each even on a 4-byte input (measured
+apart with `timeit`), the msgspec decode itself about 1.5 µs, and the rest is Python
 glue (calls, attribute reads, the checks of §4), each step a fraction of a microsecond:
 reaching 1.25× the floor would need the whole path in compiled code, not another shortcut.
 
