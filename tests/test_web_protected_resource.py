@@ -104,7 +104,9 @@ async def test_with_audiences_the_resource_is_the_first_and_its_path_follows_the
 
     assert served.json()["resource"] == "https://api.example.test/orders"
     assert bare.status_code == 404  # RFC 9728 §3.1: the resource's path follows it
-    assert f'resource_metadata="{BASE}/.well-known/oauth-protected-resource/orders"' in challenge
+    # formed from the resource identifier, as RFC 9728 §3.1 says
+    metadata = "https://api.example.test/.well-known/oauth-protected-resource/orders"
+    assert f'resource_metadata="{metadata}"' in challenge
 
 
 async def test_scopes_are_gathered_when_served(
