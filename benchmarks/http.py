@@ -45,7 +45,7 @@ from typing import IO, Any
 
 import httpx
 
-from benchmarks import _apps, _loadgen, _peers
+from benchmarks import _apps, _baseline, _loadgen, _peers
 from benchmarks._loadgen import LoadResult
 from benchmarks._results import (
     machine,
@@ -58,7 +58,7 @@ from fastapi_cognito_guard.testing import LocalIssuer
 
 SECTION = "## HTTP throughput"
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"on": 0.85, "off": 0.6, "small": 0.65}
+TARGETS = {"on": 0.85, "off": 0.6, "small": 0.65, "many": 0.85}
 DISTINCT_TOKENS = 2000
 
 
@@ -76,10 +76,12 @@ class Server:
     generator: str | None = None
     distinct: bool = False
     """Each request carries the next of ``DISTINCT_TOKENS`` valid tokens (Python generator)."""
+    baseline: bool = False
+    """Serve 0.2.0 (its package and ``benchmarks/_apps.py``) instead of this version."""
 
     @property
     def target(self) -> float | None:
-        return TARGETS[self.cache] if self.app == "guard" else None
+        return TARGETS[self.cache] if self.app == "guard" and not self.baseline else None
 
 
 @dataclass
@@ -104,14 +106,22 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(server: Server, jwks_url: str, token: str) -> Iterator[str]:
-    """Start uvicorn for ``server``; yields its base URL once ``/me`` answers 200."""
+def serve(
+    server: Server, jwks_url: str, token: str, baseline_dir: Path | None = None
+) -> Iterator[str]:
+    """Start uvicorn for ``server``; yields its base URL once ``/me`` answers 200.
+
+    A 0.2.0 server runs from ``baseline_dir`` (0.2.0 extracted there), importing
+    0.2.0's package and apps."""
     port = _free_port()
-    env = {
-        **os.environ,
+    root, env = ROOT, dict(os.environ)
+    if server.baseline:
+        assert baseline_dir is not None
+        root, env = baseline_dir, _baseline.environment(baseline_dir)
+    env |= {
         "BENCH_APP": server.app,
         "BENCH_JWKS_URL": jwks_url,
-        "BENCH_CACHE": server.cache,
+        "BENCH_CACHE": "on" if server.cache == "many" else server.cache,
         "PYTHONWARNINGS": "ignore",
     }
     command = [sys.executable, "-m", "benchmarks._apps", f"--port={port}"]
@@ -119,7 +129,7 @@ def serve(server: Server, jwks_url: str, token: str) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             _wait_ready(process, base, token, log)
@@ -165,6 +175,7 @@ def measure(
     generator: str,
     warmup: bool,
     tokens_file: str,
+    baseline_dir: Path | None = None,
 ) -> Measured:
     """Alternate the open, bearer-only and guarded routes against one server."""
     generator = server.generator or generator
@@ -178,7 +189,7 @@ def measure(
         headers=auth,
         tokens_file=tokens_file if server.distinct else None,
     )
-    with serve(server, jwks_url, token) as base:
+    with serve(server, jwks_url, token, baseline_dir) as base:
         if warmup:  # every worker loads its keys and warms its caches
             for path in ROUTES.values():
                 load(f"{base}{path}", seconds=1)
@@ -189,27 +200,50 @@ def measure(
 
 
 def servers(quick: bool) -> list[Server]:
-    """The configurations: every app with 1 and 2 workers.
+    """The configurations: every app with 1 and 2 workers, the distinct-token loads, and
+    0.2.0 beside this version for the one-token and distinct-token rows.
 
     Quick mode keeps one server per code path: 2 workers with the chosen load
-    generator, then 1 worker with the cache off and fastapi-cognito under the
-    Python generator (so the fallback generator cannot rot where wrk is installed).
+    generator, then 1 worker with the cache off, the distinct-token loads, 0.2.0 and
+    fastapi-cognito under the Python generator (so the fallback generator cannot rot
+    where wrk is installed).
     """
     python = "1 worker (Python load generator)"
-    distinct = Server(
-        f"this library, {DISTINCT_TOKENS:,} distinct tokens, result cache on (256 entries: "
-        f"every request a miss), {python}",
-        "guard",
-        1,
-        "small",
-        "python",
-        distinct=True,
-    )
+    old = _baseline.VERSION
+
+    def many(label: str, baseline: bool = False) -> Server:
+        return Server(
+            f"{label}, {DISTINCT_TOKENS:,} distinct tokens, result cache on (every token "
+            f"cached), {python}",
+            "guard",
+            1,
+            "many",
+            "python",
+            distinct=True,
+            baseline=baseline,
+        )
+
+    def misses(label: str, baseline: bool = False) -> Server:
+        return Server(
+            f"{label}, {DISTINCT_TOKENS:,} distinct tokens, result cache on (256 entries: "
+            f"every request a miss), {python}",
+            "guard",
+            1,
+            "small",
+            "python",
+            distinct=True,
+            baseline=baseline,
+        )
+
     if quick:
         return [
             Server("this library, result cache on, 2 workers", "guard", 2),
             Server(f"this library, result cache off, {python}", "guard", 1, "off", "python"),
-            distinct,
+            many("this library"),
+            misses("this library"),
+            Server(
+                f"{old}, result cache on, {python}", "guard", 1, generator="python", baseline=True
+            ),
             Server(f"fastapi-cognito, {python}", "fastapi-cognito", 1, generator="python"),
         ]
     return [
@@ -222,7 +256,11 @@ def servers(quick: bool) -> list[Server]:
                 ("fastapi-cognito", "fastapi-cognito", "on"),
             )
         ),
-        distinct,
+        Server(f"{old}, result cache on, 1 worker", "guard", 1, baseline=True),
+        many("this library"),
+        many(old, baseline=True),
+        misses("this library"),
+        misses(old, baseline=True),
     ]
 
 
@@ -480,6 +518,15 @@ def measure_sessions(
     return http_table, asgi_table
 
 
+def extract_baseline(cleanup: contextlib.ExitStack) -> tuple[Path | None, str]:
+    """0.2.0 extracted into a directory that ``cleanup`` removes, or None and why not."""
+    directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="fcg-baseline-")))
+    try:
+        return _baseline.extract(directory), ""
+    except _baseline.BaselineUnavailable as exc:
+        return None, str(exc)
+
+
 def stack() -> str:
     """The server stack: uvicorn's version and which HTTP parser and loop it picks."""
     http_impl = "httptools" if find_spec("httptools") else "h11"
@@ -514,6 +561,7 @@ def main() -> int:
     with (
         issuer.serve() as jwks_url,
         tempfile.NamedTemporaryFile("w", suffix=".tokens") as tokens_file,
+        contextlib.ExitStack() as cleanup,
     ):
         tokens_file.write("\n".join(distinct))
         tokens_file.flush()
@@ -533,12 +581,16 @@ def main() -> int:
             write_session_section(session_tables, rounds, seconds, generator)
         if args.sessions_only:
             return 0
+        baseline_dir, no_baseline = extract_baseline(cleanup)
         for server in servers(args.quick):
             if server.app != "guard":
                 status = _peers.PEERS[server.app].status()
                 if status.startswith("skipped"):
                     results.append(Measured(server, skipped=status.removeprefix("skipped: ")))
                     continue
+            if server.baseline and baseline_dir is None:
+                results.append(Measured(server, skipped=no_baseline))
+                continue
             results.append(
                 measure(
                     server,
@@ -551,6 +603,7 @@ def main() -> int:
                     generator=generator,
                     warmup=not args.quick,
                     tokens_file=tokens_file.name,
+                    baseline_dir=baseline_dir,
                 )
             )
         in_process = asyncio.run(
@@ -565,6 +618,7 @@ def main() -> int:
     print(rendered_breakdown)
     if args.quick:
         return 0
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     write_section(machine_section(_peers.peers_markdown()), first=True)
     write_section(
         f"""{SECTION}
@@ -574,11 +628,15 @@ def main() -> int:
 `{generator}` with one thread; {stack()}; {machine()}). Each server is its own
 `uvicorn.run(..., workers=N)` process tree serving `benchmarks/_apps.py`; the load generator
 runs on the same 2 cores and takes CPU from the server. Every request carries the same valid
-access token (except in the distinct-tokens row, where each request carries the next of
-{DISTINCT_TOKENS:,} valid tokens and the result cache holds 256, so every guarded request
-verifies afresh: a busy API's many clients): `/open` ignores it, `/bearer` reads it with
-FastAPI's own `HTTPBearer` and verifies nothing (the floor any auth dependency pays),
-`/me` depends on `current_user`.
+access token, except in the distinct-tokens rows, where each request carries the next of
+{DISTINCT_TOKENS:,} valid tokens: with the default result cache (10,000 entries) every token
+is cached after its first request (a service with a few thousand active users), and with a
+result cache of 256 every guarded request verifies afresh (a busy API's many clients).
+`/open` ignores the token, `/bearer` reads it with FastAPI's own `HTTPBearer` and verifies
+nothing (the floor any auth dependency pays), `/me` depends on `current_user`. The rows
+marked {_baseline.VERSION} serve the previous release (main at `{_baseline.COMMIT}`, its
+package and `benchmarks/_apps.py` extracted with `git archive`) in the same run. Load
+average when the run ended: {load}.
 Cells: median (min–max over the rounds); ratios are medians of the per-round ratios.
 
 Two uvicorn behaviours are corrected in `benchmarks/_apps.py` so that 2 workers measure the
@@ -597,14 +655,18 @@ The same apps called in-process through ASGI (no server, no sockets, no load gen
 
 What it means: the ratio is the share of an open route's throughput a route keeps when it
 verifies a Cognito token. With the result cache on (the default), a client that repeats its
-token pays two dictionary lookups (the verified claims, and the `CognitoUser` built from
-them), and almost all the guarded route adds is FastAPI resolving one dependency (compare
-the bearer-only column, FastAPI's own `HTTPBearer` verifying nothing); with the cache off
-every request also pays the RSA check and builds its user, which is what a flood of
-distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the key from
-the JWK on every request. Absolute numbers depend on the machine and the server stack
-(h11 vs httptools, asyncio vs uvloop: a faster stack makes the open route cheaper and every
-ratio lower); the ratios are the point.
+token pays one dictionary lookup: the verified claims and the `CognitoUser` built from them
+share one cache entry (`verify(token, build=...)`), as many as `result_cache_size`, so
+2,000 active users cost what one does. In {_baseline.VERSION} the users lived in a separate
+cache of 1,024 beside the verifier's results: with 2,000 distinct tokens every request
+rebuilt its user although the token's verification was cached (compare its
+distinct-tokens row). Almost all the guarded route adds is FastAPI resolving one
+dependency (compare the bearer-only column, FastAPI's own `HTTPBearer` verifying nothing);
+with the cache off every request also pays the RSA check and builds its user, which is what
+a flood of distinct valid tokens costs. fastapi-cognito has no result cache and rebuilds the
+key from the JWK on every request. Absolute numbers depend on the machine and the server
+stack (h11 vs httptools, asyncio vs uvloop: a faster stack makes the open route cheaper and
+every ratio lower); the ratios are the point.
 """
     )
     return 0

@@ -97,11 +97,11 @@ def baseline(verifier: CognitoVerifier) -> Callable[[str], TokenClaims]:
     def verify(token: str) -> TokenClaims:
         cached = verifier._cached(token)
         if cached is not None:
-            return verifier._not_revoked(cached.claims)
-        parsed, route, key = verifier._prepare(token)
+            return verifier._deliver(cached.claims, cached, None)  # type: ignore[no-any-return]
+        parts, route, key = verifier._prepare(token)
         if key is None:
-            key = verifier._jwks.cached_key(route.jwks_url, parsed.header.kid)
-        return verifier._finish(token, parsed, route, key)
+            key = verifier._jwks.cached_key(route.jwks_url, parts[0].kid)
+        return verifier._deliver(*verifier._finish(token, parts, route, key), None)  # type: ignore[no-any-return]
 
     return verify
 
@@ -150,10 +150,10 @@ def hook_cost(calls: int, claims: TokenClaims, *, hit: bool) -> float:
     start = time.process_time()
     if hit:
         for _ in range(calls):
-            cache_hit(claims)
+            cache_hit(claims, claims)
     else:
         for _ in range(calls):
-            verified(clock(), claims)
+            verified(clock(), claims, claims)
     return (time.process_time() - start) / calls * 1e9
 
 

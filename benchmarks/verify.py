@@ -13,6 +13,13 @@ key nobody trusts) that must cost no more than about two RSA checks to reject.
 A last table times one result-cache miss (insert plus eviction) for the cache
 the verifier uses and for ``cachetools.LRUCache``.
 
+0.2.0 (main at ``d8db386``, extracted with ``git archive`` and imported under
+another name: ``benchmarks/_baseline.py``) verifies the same tokens in the same
+rounds. With ``--callgrind`` (needs ``valgrind``) the floor, this version and
+0.2.0 also run under ``valgrind --tool=callgrind`` with a fixed key and token:
+instructions per call (a run of ``--calls`` calls minus a run of none) do not
+wander with the machine's load as timings do.
+
 The peers (fastapi-cognito, fastapi-cloudauth, cognitojwt, PyJWT; the
 ``bench`` extra) fetch their keys from the same JWKS, served on 127.0.0.1, and
 are skipped when they do not import. Async verify paths are timed inside one
@@ -39,7 +46,11 @@ import inspect
 import itertools
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -47,12 +58,12 @@ from typing import Any
 
 from cachetools import LRUCache
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jwt as jose_jwt
 from pydantic import ValidationError
 
-from benchmarks import _peers
+from benchmarks import _baseline, _peers
 from benchmarks._results import machine, machine_section, package_version, write_section
 from fastapi_cognito_guard import CognitoVerifier, InvalidTokenError
 from fastapi_cognito_guard.testing import LocalIssuer
@@ -73,6 +84,9 @@ def own_floor_name(name: str, token: str) -> str:
 
 
 OURS = "CognitoVerifier.verify_sync, result cache off"
+BASELINE = f"{_baseline.VERSION} CognitoVerifier.verify_sync, result cache off"
+BASELINE_DISTINCT = f"{_baseline.VERSION} verify_sync, distinct tokens, result cache off"
+API = "https://api.example.com"
 JOSE = "python-jose jwt.decode with the JWK dict"
 PEERS = (
     "fastapi-cognito (decode + CognitoToken)",
@@ -149,15 +163,38 @@ def cycling(verify: Callable[[str], Any], tokens: list[str]) -> Contender:
     return lambda _: verify(following())
 
 
+def baseline_verifier(baseline: Any, issuer: LocalIssuer, **settings: Any) -> Callable[[str], Any]:
+    """0.2.0's ``verify_sync`` for ``issuer``'s pool, keys seeded."""
+    values: dict[str, Any] = {
+        "user_pool_id": issuer.user_pool_id,
+        "client_ids": [issuer.client_id],
+        "jwks_url": issuer.jwks_url,
+        **settings,
+    }
+    verifier = baseline.CognitoVerifier(baseline.CognitoSettings(**values))
+    verifier.cache_jwks(issuer.jwks())
+    verify: Callable[[str], Any] = verifier.verify_sync
+    return verify
+
+
 @contextmanager
 def contenders(
-    issuer: LocalIssuer, jwks_url: str, distinct: list[str]
+    issuer: LocalIssuer, jwks_url: str, distinct: list[str], baseline: Any
 ) -> Iterator[tuple[dict[str, Contender], list[str]]]:
     """Every contender as ``verify(token)``, and the peers skipped (with why)."""
     jwk = issuer.jwks()["keys"][0]
 
     uncached = CognitoVerifier(issuer.settings(result_cache_size=0))
     uncached.cache_jwks(issuer.jwks())
+    replicated = CognitoVerifier(
+        issuer.settings(result_cache_size=0, additional_regions=["us-east-1"], jwks_url=None)
+    )
+    replicated.cache_jwks(issuer.jwks())
+    bound = CognitoVerifier(issuer.settings(result_cache_size=0, audiences=[API]))
+    bound.cache_jwks(issuer.jwks())
+    bound_token = issuer.access_token(
+        groups=["premium", "staff"], scopes=["orders/read", "orders/write"], aud=API
+    )
     cached = CognitoVerifier(issuer.settings())
     cached.cache_jwks(issuer.jwks())
     missing = CognitoVerifier(issuer.settings(result_cache_size=len(distinct) // 2))
@@ -205,13 +242,29 @@ def contenders(
     cases: dict[str, Contender] = {
         FLOOR: floor,
         OURS: uncached.verify_sync,
+        "verify_sync, token with `aud`, `audiences` set (aud checked), result cache off": (
+            lambda _: bound.verify_sync(bound_token)
+        ),
+        "verify_sync, pool with both issuer forms and a replica region, result cache off": (
+            replicated.verify_sync
+        ),
         "CognitoVerifier.verify_sync, result cache hit": cached.verify_sync,
         "CognitoVerifier.verify (async), result cache off": async_uncached.verify,
+    }
+    if baseline is not None:
+        cases[BASELINE] = baseline_verifier(baseline, issuer, result_cache_size=0)
+    cases |= {
         DISTINCT_FLOOR: cycling(floor, distinct),
         "verify_sync, distinct tokens, result cache off": cycling(uncached.verify_sync, distinct),
         "verify_sync, distinct tokens, result cache on (every call a miss)": cycling(
             missing.verify_sync, distinct
         ),
+    }
+    if baseline is not None:
+        cases[BASELINE_DISTINCT] = cycling(
+            baseline_verifier(baseline, issuer, result_cache_size=0), distinct
+        )
+    cases |= {
         **{
             row: contender
             for name, token in forged.items()
@@ -244,7 +297,7 @@ def contenders(
     try:
         yield cases, skipped
     finally:
-        for verifier in (uncached, cached, missing, async_uncached):
+        for verifier in (uncached, replicated, bound, cached, missing, async_uncached):
             asyncio.run(verifier.aclose())
 
 
@@ -300,11 +353,14 @@ def run(
         for i in range(distinct_tokens)
     ]
     loop = asyncio.new_event_loop()
+    baseline_dir = tempfile.TemporaryDirectory(prefix="fcg-baseline-")
     try:
+        baseline, missing = load_baseline(Path(baseline_dir.name))
         with (
             issuer.serve() as jwks_url,
-            contenders(issuer, jwks_url, distinct) as (cases, skipped),
+            contenders(issuer, jwks_url, distinct, baseline) as (cases, skipped),
         ):
+            skipped += missing
             kinds = {name: _is_async(fn, token, loop) for name, fn in cases.items()}
             for name, fn in cases.items():  # warm up
                 measure(fn, token, max(10, calls // 10), loop, kinds[name])
@@ -315,6 +371,7 @@ def run(
             checks = check_matrix(issuer, cases, kinds, loop)
     finally:
         loop.close()
+        baseline_dir.cleanup()
     floor = statistics.median(samples[FLOOR])
     distinct_floor = statistics.median(samples[DISTINCT_FLOOR])
     rows = []
@@ -327,6 +384,133 @@ def run(
         ratio_own = median / own if own is not None and name.startswith("forged") else None
         rows.append((name, median, min(values), max(values), median / unit, ratio_own))
     return rows, skipped, checks
+
+
+def load_baseline(directory: Path) -> tuple[Any, list[str]]:
+    """0.2.0's package (None when it cannot be had) and, then, why it was skipped."""
+    try:
+        return _baseline.load(directory), []
+    except _baseline.BaselineUnavailable as exc:
+        return None, [f"{_baseline.VERSION}: {exc}"]
+
+
+# -- instruction counts (callgrind) ------------------------------------------------------
+
+INSTRUCTION_CONTENDERS = {
+    "floor": "bare RSA check (floor)",
+    "ours": "this version: verify_sync, result cache off",
+    "baseline": f"{_baseline.VERSION}: verify_sync, result cache off",
+}
+
+
+def instructions_child(spec_file: str, contender: str, calls: int) -> None:
+    """Run ``calls`` verifications of the spec's token (under callgrind, from the parent)."""
+    spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+    token: str = spec["token"]
+    fn: Callable[[str], Any]
+    if contender == "floor":
+        public_key = serialization.load_pem_public_key(spec["public_key"].encode())
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        signing_input, _, signature = token.rpartition(".")
+        parts = (base64.urlsafe_b64decode(signature + "=="), signing_input.encode())
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+        def fn(_: str) -> None:
+            public_key.verify(parts[0], parts[1], pkcs1, sha256)
+
+    else:
+        package: Any
+        if contender == "baseline":
+            package = _baseline.load(Path(spec["baseline_dir"]))
+        else:
+            import fastapi_cognito_guard as package
+        verifier = package.CognitoVerifier(package.CognitoSettings(**spec["settings"]))
+        verifier.cache_jwks(spec["jwks"])
+        fn = verifier.verify_sync
+    for _ in range(50):  # warm: imports, memos, the header cache
+        fn(token)
+    for _ in range(calls):
+        fn(token)
+
+
+def callgrind_instructions(calls: int) -> tuple[list[tuple[str, float]], str | None]:
+    """Instructions per call for each of ``INSTRUCTION_CONTENDERS`` (a run of ``calls``
+    calls minus a run of none, with a fixed key, token and hash seed), or why not."""
+    if shutil.which("valgrind") is None:
+        return [], "valgrind is not installed (apt-get install -y valgrind)"
+    issuer = LocalIssuer()
+    token = issuer.access_token(groups=["premium", "staff"], scopes=["orders/read", "orders/write"])
+    public_pem = (
+        issuer._keys[-1]
+        .private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    settings = {
+        "user_pool_id": issuer.user_pool_id,
+        "client_ids": [issuer.client_id],
+        "jwks_url": issuer.jwks_url,
+        "result_cache_size": 0,
+    }
+    rows: list[tuple[str, float]] = []
+    note = None
+    with tempfile.TemporaryDirectory(prefix="fcg-callgrind-") as work:
+        contenders_run = dict(INSTRUCTION_CONTENDERS)
+        try:
+            _baseline.extract(Path(work))
+        except _baseline.BaselineUnavailable as exc:
+            del contenders_run["baseline"]
+            note = f"{_baseline.VERSION} skipped: {exc}"
+        spec = Path(work, "spec.json")
+        spec.write_text(
+            json.dumps(
+                {
+                    "token": token,
+                    "jwks": issuer.jwks(),
+                    "settings": settings,
+                    "public_key": public_pem.decode(),
+                    "baseline_dir": work,
+                }
+            ),
+            encoding="utf-8",
+        )
+        for contender, label in contenders_run.items():
+            counts = [_callgrind(spec, contender, n, Path(work)) for n in (0, calls)]
+            rows.append((label, (counts[1] - counts[0]) / calls))
+    return rows, note
+
+
+def _callgrind(spec: Path, contender: str, calls: int, work: Path) -> int:
+    """Instructions of one child run under callgrind."""
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={work}/callgrind.out.%p",
+            sys.executable,
+            __file__,
+            "--instructions-child",
+            str(spec),
+            contender,
+            str(calls),
+        ],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no total: {done.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def instructions_table(rows: list[tuple[str, float]]) -> str:
+    floor = rows[0][1]
+    lines = ["| verify, one token | instructions per call | × floor |", "|---|---:|---:|"]
+    for label, count in rows:
+        lines.append(f"| {label} | {count / 1000:.1f}k | {count / floor:.3f} |")
+    return "\n".join(lines)
 
 
 def cache_miss_costs(rounds: int, size: int = 1000) -> list[tuple[str, float, float, float]]:
@@ -358,6 +542,63 @@ def cache_miss_costs(rounds: int, size: int = 1000) -> list[tuple[str, float, fl
         (name, statistics.median(values), min(values), max(values))
         for name, values in samples.items()
     ]
+
+
+class _Accepting:
+    """A stand-in signing key that accepts every signature: the verify path without RSA."""
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        return True
+
+
+def overhead_parts(rounds: int, calls: int) -> list[tuple[str, float, float, float]]:
+    """CPU µs per call of each step the verify path adds to the RSA check (one token,
+    result cache off), measured alone in alternating rounds."""
+    from fastapi_cognito_guard.claims import decode_claims
+    from fastapi_cognito_guard.jwt import split
+
+    issuer = LocalIssuer()
+    token = issuer.access_token(groups=["premium", "staff"], scopes=["orders/read", "orders/write"])
+    verifier = CognitoVerifier(issuer.settings(result_cache_size=0))
+    verifier.cache_jwks(issuer.jwks())
+    stubbed = CognitoVerifier(issuer.settings(result_cache_size=0))
+    stubbed.cache_jwks(issuer.jwks())
+    for keyset in stubbed._jwks._sets.values():  # every kid accepts every signature
+        assert keyset.keys is not None
+        keyset.keys = {kid: _Accepting() for kid in keyset.keys}  # type: ignore[misc,assignment]
+    payload = split(token)[1]
+    pool = issuer.user_pool_id
+    steps: dict[str, Callable[[], object]] = {
+        "`jwt.split`: shape, header (memo), payload and signature (pybase64), signing input": (
+            lambda: split(token)
+        ),
+        "`jwt.split` and the `kid` picking the pool (`_prepare`)": lambda: verifier._prepare(token),
+        "`decode_claims`: msgspec, straight into `AccessTokenClaims`": lambda: decode_claims(
+            payload, pool
+        ),
+        "the whole `verify_sync` with the RSA check stubbed out": lambda: stubbed.verify_sync(
+            token
+        ),
+        "`verify_sync` (RSA included)": lambda: verifier.verify_sync(token),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.process_time()
+            for _ in range(calls):
+                step()
+            samples[name].append((time.process_time() - start) / calls * 1e6)
+    return [
+        (name, statistics.median(values), min(values), max(values))
+        for name, values in samples.items()
+    ]
+
+
+def parts_table(rows: list[tuple[str, float, float, float]]) -> str:
+    lines = ["| step | µs per call (median) | spread |", "|---|---:|---:|"]
+    for name, median, low, high in rows:
+        lines.append(f"| {name} | {median:.2f} | {low:.2f}–{high:.2f} |")
+    return "\n".join(lines)
 
 
 def cache_table(rows: list[tuple[str, float, float, float]]) -> str:
@@ -410,6 +651,26 @@ def check_matrix(
     return matrix
 
 
+TARGETS = {OURS: 1.25, "verify_sync, distinct tokens, result cache off": 1.35}
+"""Issue 23's bounds for the verify path (× the floor over the same tokens)."""
+
+
+def targets_summary(rows: list[Row]) -> str:
+    """One line per bound: this version's ratio and 0.2.0's, against the target."""
+    ratios = {name: ratio for name, _, _, _, ratio, _ in rows}
+    lines = []
+    pairs = zip(TARGETS.items(), (BASELINE, BASELINE_DISTINCT), strict=True)
+    for (name, target), baseline in pairs:
+        ours = ratios.get(name)
+        if ours is None:
+            continue
+        old = ratios.get(baseline)
+        was = f" ({_baseline.VERSION}: {old:.2f}×)" if old is not None else ""
+        verdict = "met" if ours <= target else "**not met**"
+        lines.append(f"- {name}: {ours:.2f}× the floor{was}; target ≤ {target}×: {verdict}.")
+    return "\n".join(lines)
+
+
 def table(rows: list[Row]) -> str:
     """The timing table in Markdown."""
     lines = [
@@ -446,20 +707,43 @@ def main() -> int:
     parser.add_argument(
         "--shared", action="store_true", help="say in RESULTS.md that the machine was busy"
     )
+    parser.add_argument(
+        "--callgrind",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="also count instructions per call under callgrind over CALLS calls (e.g. 300)",
+    )
+    parser.add_argument("--instructions-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.instructions_child:
+        spec, contender, child_calls = args.instructions_child
+        instructions_child(spec, contender, int(child_calls))
+        return 0
     rounds, calls, distinct = (
         (3, 100, 20) if args.quick else (args.rounds, args.calls, args.distinct)
     )
     rows, skipped, matrix = run(rounds, calls, distinct)
     misses = cache_table(cache_miss_costs(rounds))
+    parts = parts_table(overhead_parts(rounds, calls))
     rendered, rendered_checks = table(rows), checks_table(matrix)
     print(rendered)
     print()
     print(misses)
     print()
+    print(parts)
+    print()
     print(rendered_checks)
     for line in skipped:
         print(f"skipped {line}")
+    instructions = ""
+    if args.callgrind:
+        counted, why_not = callgrind_instructions(args.callgrind)
+        instructions = instructions_table(counted) if counted else f"(not counted: {why_not})"
+        if why_not and counted:
+            instructions += f"\n\n{why_not}."
+        print()
+        print(instructions)
     if args.quick:
         return 0
     skipped_note = "".join(f"\nSkipped: {line}." for line in skipped)
@@ -484,26 +768,58 @@ first rows; the distinct-token rows cycle through {distinct:,} tokens (the "cach
 with a result cache of half that size, so every call misses, inserts and evicts) and are
 divided by the floor over the same tokens; the forged tokens (signed by a key no JWKS
 holds, each 8.5–15 KiB) are divided by the floor of the first row and, in the last column,
-by the bare RSA check of the same token (the row before each). Load average when the run
-ended: {load}. The peers fetched their
-keys once from the JWKS on 127.0.0.1 before timing began.{skipped_note}
+by the bare RSA check of the same token (the row before each). The rows marked
+{_baseline.VERSION} are the previous release (main at `{_baseline.COMMIT}`, extracted with
+`git archive` and imported beside this version) verifying the same tokens in the same
+rounds. Load average when the run ended: {load} (other work shared the 2 cores: read the
+ratios, and the instruction counts below, rather than the microseconds). The peers fetched
+their keys once from the JWKS on 127.0.0.1 before timing began.{skipped_note}
 
 {rendered}
+
+{targets_summary(rows)}
+
+Instructions per call under `valgrind --tool=callgrind` (`--callgrind {args.callgrind}`: a run
+of that many calls minus a run of none, fixed key, token and hash seed; the same token as
+the first rows, result cache off). Unlike the timings these do not move with the machine's
+load; Python code runs at a lower instructions-per-cycle than the RSA arithmetic, so the
+timed ratio is higher than the instruction ratio.
+
+{instructions}
 
 What it means: with the result cache off, parsing, key lookup and every claim check add the
 difference between the second row and the floor to the RSA check itself; a client that
 repeats its token pays only the cache-hit row, and the async `verify` costs what the sync one
-does. The verify path checks the signature before it decodes the claims: the route (pool and
-JWKS URL) comes from the first `"iss":"…"` of the payload as Cognito writes it, else from the
-pool whose keys hold the `kid`, and only then is the payload decoded (msgspec, into a struct of
-the claims the claim classes name, unnamed claims skipped without building objects, the first
-type error ending the decode) and `iss` re-checked. A forged token therefore costs its parse
-(each segment decoded by one pybase64 call that also enforces the base64url alphabet) and one
-RSA check, whatever its payload holds. Its real floor is the bare RSA check of that same
-token, the row before it: SHA-256 runs at about 370 MB/s on this CPU (no SHA extensions), so
-hashing an 8.5–15 KiB signing input alone makes that check 1.7–2.3× the 1 KiB floor, and no
-verifier can skip the hash. Before the signature-first order a forged token with 5,000 bad
+does. The pool is picked by the token's `kid` among the fresh keys of the configured pools (a
+pool's two issuer forms share one key set; the row with a replica region goes through the
+same shortcut), so a good token's payload is not read before the signature. Only a `kid` no
+pool holds fresh (or two pools hold) falls back to scanning the payload for `"iss":"…"`. After
+the signature the payload is decoded once, by msgspec, straight into `AccessTokenClaims` or
+`IdTokenClaims` (a tagged union on `token_use`; unnamed claims skipped without building
+objects, the first type error ending the decode), and `iss` is re-checked. Checking an access
+token's `aud` against `audiences` is one set lookup: its row (a token that also carries
+`aud`, one more claim to decode) is within the spread of the first row's rounds.
+A forged token therefore costs its parse (each segment decoded by one pybase64 call that also
+enforces the base64url alphabet) and one RSA check, whatever its payload holds; the 3,000-level
+nesting is never parsed before the signature fails, so no pre-signature nesting check is
+needed (it would add a scan to every good token). Its real floor is the bare RSA check of that
+same token, the row before it: hashing an 8.5–15 KiB signing input makes that check 1.2–1.4×
+the 1 KiB floor on this CPU, and no
+verifier can skip the hash (OpenSSL refuses a forged signature that is numerically larger
+than the key's modulus before hashing; by chance of the attacker's key a row can then come in
+below its own floor). Before the signature-first order a forged token with 5,000 bad
 list items cost 313× the floor (every item validated and every error collected first).
+
+Where the time beyond the RSA check goes: each step timed alone (CPU µs per call, one
+token, result cache off, {rounds} alternating rounds of {calls} calls; the `_prepare` row
+includes the `split` row, and the stubbed row is everything the verify path adds):
+
+{parts}
+
+The parse's two pybase64 calls cost about 0.3 µs each even on a 4-byte input (measured
+apart with `timeit`), the msgspec decode itself about 1.5 µs, and the rest is Python
+glue (calls, attribute reads, the checks of §4), each step a fraction of a microsecond:
+reaching 1.25× the floor would need the whole path in compiled code, not another shortcut.
 
 Result-cache misses, CPU µs per miss that inserts a new token and evicts the oldest (1,000
 entries, 4,000 distinct keys, {rounds} rounds):

@@ -1,15 +1,18 @@
 """Typed Cognito claims and the user object routes receive.
 
-A payload is parsed and type-checked in one step from its bytes by msgspec
-into :class:`ClaimSet`, a struct naming every claim the claim classes use, with
-the types of DESIGN §4: NumericDates are integers in 0 … 253402300799 (``bool``
-is not an integer), no named claim may be ``null``, ``aud`` is a string or a
-list of strings, ``scope`` and the identifiers are strings, groups and roles
-are lists of strings, whatever the token type. Claims the struct does not name
-are skipped at C speed (no objects are built for them), and the first type
-error stops the decode, so a forged payload with thousands of bad items costs
-no more than a good one. Extra claims are decoded only when asked for
-(``to_dict()``, ``custom``, ``extra``).
+A payload is parsed, type-checked and built into its final class in one msgspec
+decode from its bytes: ``token_use`` picks :class:`AccessTokenClaims` or
+:class:`IdTokenClaims` (a tagged union), and every claim the classes name is
+checked with the types of DESIGN §4: NumericDates are integers in 0 …
+253402300799 (``bool`` is not an integer), no named claim may be ``null``, an ID
+token's ``aud`` is a string and an access token's a string or a list of strings,
+``acr``, ``scope`` and the identifiers are strings, ``amr``, groups and roles are
+lists of strings, whatever the token type. There is no second object to build
+and attributes are plain struct fields. Claims the classes do not name are
+skipped at C speed (no objects are built for them), and the first type error
+stops the decode, so a forged payload with thousands of bad items costs no more
+than a good one. Extra claims are decoded only when asked for (``to_dict()``,
+``custom``, ``extra``).
 
 Cognito's claim names map to Python names (``cognito:groups`` -> ``groups``,
 ``scope`` -> ``scopes`` and so on); every other claim is kept.
@@ -17,27 +20,25 @@ Cognito's claim names map to Python names (``cognito:groups`` -> ``groups``,
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NoReturn, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NoReturn, TypeVar, Union
 
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType, field
+from msgspec import Meta, Struct, field
+from msgspec.structs import force_setattr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import AuthorizationError, InvalidTokenError
 
 __all__ = [
     "AccessTokenClaims",
-    "ClaimSet",
     "ClaimsParser",
     "CognitoUser",
     "IdTokenClaims",
     "TokenClaims",
-    "audience",
     "bind_user_pool",
     "check_token_use",
     "decode_claims",
     "decode_issuer",
-    "require_client_id",
 ]
 
 _CUSTOM_PREFIX = "custom:"
@@ -48,132 +49,62 @@ MAX_NUMERIC_DATE = 253402300799
 NumericDate = Annotated[int, Meta(ge=0, le=MAX_NUMERIC_DATE)]
 Flag = bool | Literal["true", "false"]
 
-# Each optional claim defaults to UNSET rather than None, so an explicit JSON null
-# fails the type check instead of passing as "absent".
-_Str = str | UnsetType
-_Date = NumericDate | UnsetType
-_Strs = list[str] | UnsetType
-_Flag = Flag | UnsetType
+# An optional claim is None when absent, but an explicit JSON null must fail the type
+# check: msgspec sees the type without None (and does not check the None default),
+# type checkers see the attribute as it is read.
+if TYPE_CHECKING:
+    _Str = str | None
+    _Date = int | None
+    _Int = int | None
+    _Flag = Flag | None
+    _Audiences = str | list[str] | None
+else:
+    _Str = str
+    _Date = NumericDate
+    _Int = int
+    _Flag = Flag
+    _Audiences = str | list[str]
 
 
-class ClaimSet(Struct, frozen=True, gc=False):
-    """Every claim the claim classes name, type-checked as DESIGN §4 says.
+class _Claims(Struct, frozen=True, kw_only=True, gc=False, tag_field="token_use"):
+    """Claims both Cognito token types carry: typed, immutable, extra claims kept.
 
-    The types hold for every token type (an access token's ``aud`` or an ID
-    token's ``scope`` are checked too); which claims a token type requires is
-    checked by :class:`ClaimsParser` and the verifier.
+    Every claim either class names is declared here or in both subclasses, so its
+    type is checked whatever the token type; a name only one type exposes is a
+    private field (``_username``) in the other. No instance dict and no garbage-
+    collector tracking (nothing in a claim set can form a cycle): both cost more
+    than the decode of the rest.
     """
+
+    token_use: ClassVar[Literal["access", "id"]]
 
     sub: str
     iss: str
     exp: NumericDate
-    token_use: Any = UNSET  # any other value is wrong_token_use, as it always was
-    iat: _Date = UNSET
-    nbf: _Date = UNSET
-    auth_time: _Date = UNSET
-    jti: _Str = UNSET
-    origin_jti: _Str = UNSET
-    event_id: _Str = UNSET
-    groups: _Strs = field(default=UNSET, name="cognito:groups")
-    roles: _Strs = field(default=UNSET, name="cognito:roles")
-    preferred_role: _Str = field(default=UNSET, name="cognito:preferred_role")
-    cognito_username: _Str = field(default=UNSET, name="cognito:username")
-    client_id: _Str = UNSET
-    username: _Str = UNSET
-    scope: _Str = UNSET
-    version: int | UnsetType = UNSET
-    aud: str | list[str] | UnsetType = UNSET
-    email: _Str = UNSET
-    email_verified: _Flag = UNSET
-    phone_number: _Str = UNSET
-    phone_number_verified: _Flag = UNSET
-    at_hash: _Str = UNSET
-
-
-_decoder = msgspec.json.Decoder(ClaimSet)
-# float_hook keeps an out-of-range float (1e400) in an extra claim from failing the
-# lazy decode after the typed one (which skips unnamed claims) has accepted it.
-_extra_decoder = msgspec.json.Decoder(float_hook=float)
-
-
-def _malformed(reason: str) -> NoReturn:
-    raise InvalidTokenError("malformed", f"token claims are invalid: {reason}")
-
-
-def decode_claims(payload: bytes) -> ClaimSet:
-    """Parse and type-check a payload, or raise ``InvalidTokenError("malformed")``.
-
-    The message names the claim at fault, never its value.
-    """
-    try:
-        claims = _decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        head, _, where = str(exc).rpartition(" - at `$.")
-        if head.startswith("Invalid enum value"):  # msgspec quotes the value here
-            head = "Invalid value"
-        _malformed(f"{where.rstrip('`') or 'payload'}: {head or exc}")
-    except msgspec.DecodeError:
-        _malformed("payload is not a JSON object")
-    except RecursionError:
-        _malformed("payload nests too deeply")
-    except UnicodeDecodeError:
-        _malformed("payload is not UTF-8")
-    # msgspec checks UTF-8 only in the strings it keeps; the claims it skips must be
-    # valid too, so that to_dict() can never fail later.
-    if not payload.isascii():
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError:
-            _malformed("payload is not UTF-8")
-    return claims
-
-
-class _Issuer(Struct, gc=False):
-    iss: str
-
-
-_issuer_decoder = msgspec.json.Decoder(_Issuer)
-
-
-def decode_issuer(payload: bytes) -> str:
-    """Only the ``iss`` claim of a payload (the rest is skipped unchecked), or
-    ``malformed``: how the verifier routes a payload that does not spell its
-    issuer the usual way, before the signature is checked."""
-    try:
-        return _issuer_decoder.decode(payload).iss
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-        _malformed("iss: missing, not a string, or the payload is not a JSON object")
-
-
-def _flag(value: Flag | UnsetType) -> bool | None:
-    if value is UNSET:
-        return None
-    return value is True or value == "true"
-
-
-class _Claims:
-    """Claims both Cognito token types carry: typed, immutable, extra claims kept."""
-
-    __slots__ = ("_audience", "_payload", "_pool", "_set")
-
-    _set: ClaimSet
-    _payload: bytes
-    _pool: str
-    _audience: str
-
-    def __init__(
-        self, claims: ClaimSet, payload: bytes, audience: str = "", user_pool_id: str = ""
-    ) -> None:
-        _SET(self, claims)
-        _PAYLOAD(self, payload)
-        _POOL(self, user_pool_id)
-        _AUDIENCE(self, audience)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"token claims are frozen: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"token claims are frozen: cannot delete {name!r}")
+    iat: _Date = None
+    nbf: _Date = None
+    auth_time: _Date = None
+    jti: _Str = None
+    origin_jti: _Str = None
+    event_id: _Str = None
+    groups: list[str] = field(default_factory=list, name="cognito:groups")
+    roles: list[str] = field(default_factory=list, name="cognito:roles")
+    preferred_role: _Str = field(default=None, name="cognito:preferred_role")
+    scope: _Str = None
+    acr: _Str = None
+    amr: list[str] = field(default_factory=list)
+    version: _Int = None
+    email: _Str = None
+    phone_number: _Str = None
+    at_hash: _Str = None
+    _email_verified: _Flag = field(default=None, name="email_verified")
+    _phone_number_verified: _Flag = field(default=None, name="phone_number_verified")
+    # Not claims: set once after the decode (``force_setattr``). They are struct fields
+    # so that the struct needs no instance dict; their JSON names start with DEL (0x7f),
+    # which no issuer writes, and whatever a payload put there is overwritten.
+    user_pool_id: str = field(default="", name="\x7fuser_pool_id")
+    """The id of the user pool whose keys verified this token (set by the verifier)."""
+    _payload: bytes = field(default=b"", name="\x7fpayload")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sub={self.sub!r}, iss={self.iss!r}, exp={self.exp})"
@@ -183,92 +114,16 @@ class _Claims:
         if type(other) is not type(self):
             return NotImplemented
         assert isinstance(other, _Claims)
-        return (self._payload, self._pool, self._audience) == (
-            other._payload,
-            other._pool,
-            other._audience,
-        )
+        return (self._payload, self.user_pool_id) == (other._payload, other.user_pool_id)
 
     def __hash__(self) -> int:
         return hash(self._payload)
 
     @property
-    def user_pool_id(self) -> str:
-        """The id of the user pool whose keys verified this token (set by the verifier)."""
-        return self._pool
-
-    @property
-    def sub(self) -> str:
-        return self._set.sub
-
-    @property
-    def iss(self) -> str:
-        return self._set.iss
-
-    @property
-    def token_use(self) -> str:
-        token_use: str = self._set.token_use  # "access" or "id": checked before building
-        return token_use
-
-    @property
-    def exp(self) -> int:
-        return self._set.exp
-
-    @property
-    def iat(self) -> int | None:
-        value = self._set.iat
-        return None if value is UNSET else value
-
-    @property
-    def nbf(self) -> int | None:
-        value = self._set.nbf
-        return None if value is UNSET else value
-
-    @property
-    def auth_time(self) -> int | None:
-        value = self._set.auth_time
-        return None if value is UNSET else value
-
-    @property
-    def jti(self) -> str | None:
-        value = self._set.jti
-        return None if value is UNSET else value
-
-    @property
-    def origin_jti(self) -> str | None:
-        value = self._set.origin_jti
-        return None if value is UNSET else value
-
-    @property
-    def event_id(self) -> str | None:
-        value = self._set.event_id
-        return None if value is UNSET else value
-
-    @property
-    def groups(self) -> list[str]:
-        groups = self._set.groups
-        return [] if groups is UNSET else list(groups)
-
-    @property
-    def roles(self) -> list[str]:
-        roles = self._set.roles
-        return [] if roles is UNSET else list(roles)
-
-    @property
-    def preferred_role(self) -> str | None:
-        value = self._set.preferred_role
-        return None if value is UNSET else value
-
-    @property
-    def scope(self) -> str | None:
-        value = self._set.scope
-        return None if value is UNSET else value
-
-    @property
     def scopes(self) -> list[str]:
         """The OAuth scopes of the ``scope`` claim, as a list."""
-        scope = self._set.scope
-        return scope.split() if isinstance(scope, str) else []
+        scope = self.scope
+        return scope.split() if scope is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         """The claims as Cognito named them (a new dict on every call)."""
@@ -290,105 +145,145 @@ class _Claims:
         }
 
 
-_NAMED = frozenset(
-    ClaimSet.__struct_encode_fields__  # the JSON names, e.g. "cognito:groups"
-)
-_SET = _Claims.__dict__["_set"].__set__
-_PAYLOAD = _Claims.__dict__["_payload"].__set__
-_POOL = _Claims.__dict__["_pool"].__set__
-_AUDIENCE = _Claims.__dict__["_audience"].__set__
-
-
-class AccessTokenClaims(_Claims):
+class AccessTokenClaims(_Claims, frozen=True, gc=False, tag="access"):
     """An access token: proves who called and which app client and scopes they hold."""
 
-    __slots__ = ()
+    token_use: ClassVar[Literal["access"]] = "access"
 
-    @property
-    def client_id(self) -> str:
-        return str(self._set.client_id)
-
-    @property
-    def username(self) -> str | None:
-        value = self._set.username
-        return None if value is UNSET else value
-
-    @property
-    def version(self) -> int | None:
-        value = self._set.version
-        return None if value is UNSET else value
+    client_id: str
+    username: _Str = None
+    aud: _Audiences = None
+    """The resources the token is bound to (RFC 8707): a string, a list or None."""
+    _cognito_username: _Str = field(default=None, name="cognito:username")
 
     @property
     def is_machine(self) -> bool:
         """A client-credentials (machine-to-machine) token: it names no user."""
-        return self._set.username is UNSET
+        return self.username is None
+
+    @property
+    def audiences(self) -> list[str]:
+        """``aud`` as a list (empty when the token carries none)."""
+        aud = self.aud
+        if aud is None:
+            return []
+        return [aud] if isinstance(aud, str) else list(aud)
 
 
-class IdTokenClaims(_Claims):
+class IdTokenClaims(_Claims, frozen=True, gc=False, tag="id"):
     """An ID token: the signed-in user's profile, issued to one app client (``aud``)."""
 
-    __slots__ = ()
+    token_use: ClassVar[Literal["id"]] = "id"
+    is_machine: ClassVar[bool] = False
 
-    is_machine = False
-
-    @property
-    def aud(self) -> str:
-        """The app client the token was issued to: ``aud`` itself, or, when ``aud`` is
-        a list, the allowed client the verifier found in it (the raw list is in
-        ``to_dict()``)."""
-        return self._audience
-
-    @property
-    def username(self) -> str | None:
-        value = self._set.cognito_username
-        return None if value is UNSET else value
-
-    @property
-    def email(self) -> str | None:
-        value = self._set.email
-        return None if value is UNSET else value
+    aud: str
+    """The app client the token was issued to."""
+    username: _Str = field(default=None, name="cognito:username")
+    _client_id: _Str = field(default=None, name="client_id")
+    _username: _Str = field(default=None, name="username")
 
     @property
     def email_verified(self) -> bool | None:
-        return _flag(self._set.email_verified)
-
-    @property
-    def phone_number(self) -> str | None:
-        value = self._set.phone_number
-        return None if value is UNSET else value
+        return _flag(self._email_verified)
 
     @property
     def phone_number_verified(self) -> bool | None:
-        return _flag(self._set.phone_number_verified)
-
-    @property
-    def at_hash(self) -> str | None:
-        value = self._set.at_hash
-        return None if value is UNSET else value
+        return _flag(self._phone_number_verified)
 
 
 TokenClaims = Union[AccessTokenClaims, IdTokenClaims]  # noqa: UP007 - a runtime alias
 
+_NAMED = frozenset(
+    (
+        "token_use",
+        *AccessTokenClaims.__struct_encode_fields__,
+        *IdTokenClaims.__struct_encode_fields__,
+    )
+) - {"\x7fuser_pool_id", "\x7fpayload"}
+_decoder = msgspec.json.Decoder(TokenClaims)
+# float_hook keeps an out-of-range float (1e400) in an extra claim from failing the
+# lazy decode after the typed one (which skips unnamed claims) has accepted it.
+_extra_decoder = msgspec.json.Decoder(float_hook=float)
 
-def audience(claims: ClaimSet, allowed: frozenset[str] | None = None) -> str | None:
-    """The ID token's app client: ``aud`` if allowed, or the first allowed item of a
-    list (the first item when ``allowed`` is None); None when none is allowed."""
-    aud = claims.aud
-    if isinstance(aud, str):
-        return aud if allowed is None or aud in allowed else None
-    if aud is UNSET:
-        _malformed("aud: Object missing required field `aud`")
-    for item in aud:
-        if allowed is None or item in allowed:
-            return item
-    return None
+
+def _flag(value: Flag | None) -> bool | None:
+    if value is None:
+        return None
+    return value is True or value == "true"
+
+
+def _malformed(reason: str) -> NoReturn:
+    raise InvalidTokenError("malformed", f"token claims are invalid: {reason}")
+
+
+def _wrong_token_use(accepted: frozenset[str]) -> NoReturn:
+    names = " or ".join(sorted(accepted))
+    raise InvalidTokenError("wrong_token_use", f"only {names} tokens are accepted")
+
+
+_ANY_TOKEN_USE = frozenset({"access", "id"})
+
+
+def decode_claims(payload: bytes, user_pool_id: str = "") -> TokenClaims:
+    """Parse, type-check and build a payload's claims, or raise ``InvalidTokenError``:
+    ``wrong_token_use`` when ``token_use`` is missing or neither ``access`` nor ``id``,
+    ``malformed`` for any other fault (the message names the claim, never its value).
+    """
+    try:
+        claims = _decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        head, at, where = text.rpartition(" - at `$.")
+        if not at:  # a missing claim: msgspec names it in the text
+            if "`token_use`" in text:
+                _wrong_token_use(_ANY_TOKEN_USE)
+            _malformed(text)
+        where = where.rstrip("`")
+        if where == "token_use":
+            _wrong_token_use(_ANY_TOKEN_USE)
+        if head.startswith("Invalid enum value"):  # msgspec quotes the value here
+            head = "Invalid value"
+        _malformed(f"{where}: {head}")
+    except msgspec.DecodeError:
+        _malformed("payload is not a JSON object")
+    except RecursionError:
+        _malformed("payload nests too deeply")
+    except UnicodeDecodeError:
+        _malformed("payload is not UTF-8")
+    # msgspec checks UTF-8 only in the strings it keeps; the claims it skips must be
+    # valid too, so that to_dict() can never fail later.
+    if not payload.isascii():
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            _malformed("payload is not UTF-8")
+    force_setattr(claims, "_payload", payload)
+    force_setattr(claims, "user_pool_id", user_pool_id)
+    return claims
+
+
+class _Issuer(Struct, gc=False):
+    iss: str
+
+
+_issuer_decoder = msgspec.json.Decoder(_Issuer)
+
+
+def decode_issuer(payload: bytes) -> str:
+    """Only the ``iss`` claim of a payload (the rest is skipped unchecked), or
+    ``malformed``: how the verifier routes a payload that does not spell its
+    issuer the usual way, before the signature is checked."""
+    try:
+        return _issuer_decoder.decode(payload).iss
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        _malformed("iss: missing, not a string, or the payload is not a JSON object")
 
 
 class ClaimsParser:
     """Parses payloads into the claim classes of the token types a caller accepts.
 
     The verifier uses :func:`decode_claims` and its own checks; this parser is the
-    same decode plus the token-type rules, for use outside a verifier.
+    same decode plus the token-type rule, for use outside a verifier.
     """
 
     __slots__ = ("_token_uses",)
@@ -400,31 +295,18 @@ class ClaimsParser:
         """Parse and type-check a payload, or raise ``InvalidTokenError``."""
         claims = decode_claims(payload)
         check_token_use(claims, self._token_uses)
-        if claims.token_use == "access":
-            require_client_id(claims)
-            return AccessTokenClaims(claims, payload)
-        return IdTokenClaims(claims, payload, audience(claims) or "")
+        return claims
 
 
-def check_token_use(claims: ClaimSet, accepted: frozenset[str]) -> None:
-    """Raise ``wrong_token_use`` unless ``token_use`` is one of ``accepted``."""
-    token_use = claims.token_use
-    if type(token_use) is not str or token_use not in accepted:
-        names = " or ".join(sorted(accepted))
-        raise InvalidTokenError("wrong_token_use", f"only {names} tokens are accepted")
-
-
-def require_client_id(claims: ClaimSet) -> str:
-    """An access token's ``client_id``, or ``malformed`` when it has none."""
-    client_id = claims.client_id
-    if client_id is UNSET:
-        _malformed("client_id: Object missing required field `client_id`")
-    return client_id
+def check_token_use(claims: TokenClaims, accepted: frozenset[str]) -> None:
+    """Raise ``wrong_token_use`` unless the claims' ``token_use`` is one of ``accepted``."""
+    if claims.token_use not in accepted:
+        _wrong_token_use(accepted)
 
 
 def bind_user_pool(claims: TokenClaims, user_pool_id: str) -> None:
     """Record which pool verified ``claims`` (an attribute, not a claim)."""
-    _POOL(claims, user_pool_id)
+    force_setattr(claims, "user_pool_id", user_pool_id)
 
 
 UserT = TypeVar("UserT", bound="CognitoUser")
@@ -438,6 +320,10 @@ class CognitoUser(BaseModel):
     ``CognitoAuth``. It is frozen, with ``groups`` and ``scopes`` as tuples,
     because requests carrying the same token share one user object: treat
     ``custom`` and ``claims`` as read-only too.
+
+    ``auth_time``, ``acr`` and ``amr`` say when and how the user signed in (step-up);
+    ``audiences`` is an access token's ``aud`` as a tuple (the resources it is bound
+    to, RFC 8707), empty for ID tokens, whose ``aud`` is the app client (``client_id``).
     """
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
@@ -453,6 +339,10 @@ class CognitoUser(BaseModel):
     custom: dict[str, Any] = Field(default_factory=dict)
     claims: dict[str, Any] = Field(default_factory=dict, repr=False)
     is_machine: bool = False
+    auth_time: int | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
 
     @classmethod
     def from_claims(cls: type[UserT], claims: TokenClaims) -> UserT:
@@ -460,8 +350,9 @@ class CognitoUser(BaseModel):
         raw = claims.to_dict()
         if isinstance(claims, AccessTokenClaims):
             client_id, scopes, email = claims.client_id, claims.scopes, None
+            audiences = claims.audiences
         else:
-            client_id, scopes, email = claims.aud, [], claims.email
+            client_id, scopes, email, audiences = claims.aud, [], claims.email, []
         values = {
             **raw,
             "sub": claims.sub,
@@ -477,6 +368,10 @@ class CognitoUser(BaseModel):
             },
             "claims": raw,
             "is_machine": claims.is_machine,
+            "auth_time": claims.auth_time,
+            "acr": claims.acr,
+            "amr": claims.amr,
+            "audiences": audiences,
         }
         try:
             return cls.model_validate(values)

@@ -153,7 +153,8 @@ def _settings(args: argparse.Namespace) -> CognitoSettings:
 
 
 def _differences(claims: Mapping[str, Any], settings: CognitoSettings) -> list[str]:
-    """The token's iss, token_use and client_id/aud where they differ from the settings."""
+    """The token's iss, token_use, client_id/aud and (with ``audiences``) an access
+    token's aud, where they differ from the settings."""
     found: list[tuple[str, object, str]] = []
     if claims.get("iss") not in settings.issuers:
         found.append(("iss", claims.get("iss"), " | ".join(settings.issuers)))
@@ -166,6 +167,11 @@ def _differences(claims: Mapping[str, Any], settings: CognitoSettings) -> list[s
     clients = client if isinstance(client, list) else [client]
     if not any(isinstance(c, str) and c in settings.client_ids for c in clients):
         found.append((name, client, " | ".join(settings.client_ids)))
+    if token_use == "access" and settings.audiences:
+        aud = claims.get("aud")
+        named = aud if isinstance(aud, list) else [aud]
+        if not any(isinstance(a, str) and a in settings.audiences for a in named):
+            found.append(("aud", aud, " | ".join(settings.audiences)))
     return [
         f"  {claim:<10} token: {_shown(value)}\n  {'':<10} configured: {_shown(configured)}"
         for claim, value, configured in found

@@ -652,8 +652,10 @@ def _unpack(data: bytes) -> Entry | None:
         credentials = AwsCredentials.from_bytes(packed.encode())
         claims = None
         if provenance is not None:
-            payload = json.dumps(provenance).encode()
-            claims = IdTokenClaims(decode_claims(payload), payload)
+            # the claims an ID token always carries, for the decode (never read here)
+            payload = json.dumps({"token_use": "id", "aud": "", **provenance}).encode()
+            decoded = decode_claims(payload)
+            claims = decoded if isinstance(decoded, IdTokenClaims) else None
     except (ValueError, TypeError, AttributeError, InvalidTokenError):
         return None
     return None if credentials is None else (credentials, claims)

@@ -178,6 +178,11 @@ class JWKSCache:
         else:
             self._sets[url] = _KeySet(policy or JWKSPolicy(), url)
 
+    def key_set_id(self, url: str) -> int:
+        """Equal for URLs that share one key set (a pool's two issuer forms), distinct
+        otherwise: how the verifier looks a ``kid`` up once per key set."""
+        return id(self._keyset(url))
+
     def _keyset(self, url: str) -> _KeySet:
         keyset = self._sets.get(url)
         if keyset is None:
@@ -188,12 +193,18 @@ class JWKSCache:
 
     def fresh_key(self, url: str, kid: str) -> VerifyingKey | None:
         """The key if it is cached and within its TTL; the hot path, no awaiting."""
+        keys = self.fresh_keys(url)
+        return None if keys is None else keys.get(kid)
+
+    def fresh_keys(self, url: str) -> Mapping[str, VerifyingKey] | None:
+        """The URL's keys by ``kid`` while within their TTL; None when none are cached
+        or they are older (whether a ``kid`` is missing is then unknown)."""
         keyset = self._sets.get(url)
         if keyset is None or keyset.keys is None:
             return None
         if self._clock() - keyset.fetched_at >= keyset.policy.ttl:
             return None
-        return keyset.keys.get(kid)
+        return keyset.keys
 
     def cached_key(self, url: str, kid: str) -> VerifyingKey:
         """The key from what is cached, stale keys included; never fetches."""

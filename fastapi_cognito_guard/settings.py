@@ -145,6 +145,9 @@ class CognitoSettings(BaseSettings):
     client_secret: Annotated[SecretStr | tuple[SecretStr, SecretStr] | None, NoDecode] = None
     """One secret, or two while Cognito rotates the app client's secret (``client_secrets``
     lists them in the order they are tried)."""
+    audiences: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Resource binding (RFC 8707): when set, an access token's ``aud`` must name one of
+    these (``wrong_audience``); empty: ``aud`` is not checked on access tokens."""
     login_resource: str | None = None
     session_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     login_scopes: Annotated[list[str], NoDecode] = Field(
@@ -235,6 +238,33 @@ class CognitoSettings(BaseSettings):
                 f"{len(secrets)}"
             )
         return secrets[0] if len(secrets) == 1 else tuple(secrets)
+
+    @field_validator("audiences", mode="before")
+    @classmethod
+    def _parse_audiences(cls, value: Any) -> Any:
+        """``a,b`` or a JSON list, keeping empty entries (``a,,b``) for the check below:
+        a list that silently lost an entry would be a different rule. A blank variable
+        means no audiences."""
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",")]
+        return value
+
+    @field_validator("audiences")
+    @classmethod
+    def _check_audiences(cls, value: list[str]) -> list[str]:
+        for position, audience in enumerate(value, 1):
+            if not is_absolute_uri(audience):
+                raise ValueError(
+                    f"audiences entry {position} is not an absolute URI without a fragment: "
+                    "each audience is an RFC 8707 resource indicator, like "
+                    "'https://api.example.com'"
+                )
+        return value
 
     @field_validator("login_resource")
     @classmethod

@@ -257,26 +257,26 @@ class _Claims(Protocol):
     def sub(self) -> str: ...
 
 
-_C = TypeVar("_C", bound=_Claims)
+_R = TypeVar("_R")
 
 
-def cache_hit(claims: _C) -> _C:
+def cache_hit(claims: _Claims, result: _R) -> _R:
     """A token the result cache accepted (not timed: it costs well under a
-    microsecond); returns ``claims``. The hottest hook: one call, one increment and,
-    without an SDK, two global reads."""
+    microsecond); returns ``result`` (what the verifier delivers for ``claims``). The
+    hottest hook: one call, one increment and, without an SDK, two global reads."""
     COUNTS.hits += 1
     if _meters._METER_PROVIDER is not None or _tracers._TRACER_PROVIDER is not None:
         _safely("a verification", _record_verified, 0.0, claims, True)
-    return claims
+    return result
 
 
-def verified(started: float, claims: _C) -> _C:
+def verified(started: float, claims: _Claims, result: _R) -> _R:
     """A token accepted after every check (``started``: from ``clock()``); returns
-    ``claims``."""
+    ``result`` (what the verifier delivers for ``claims``)."""
     COUNTS.misses += 1
     if started:
         _safely("a verification", _record_verified, started, claims, False)
-    return claims
+    return result
 
 
 def _record_verified(started: float, claims: _Claims, hit: bool) -> None:

@@ -4,13 +4,21 @@ Usable without FastAPI (a Lambda, a worker). One verifier serves one or more
 user pools; the pool is chosen by exact match of the token's ``iss``.
 
 The signature is checked before the claims are decoded, so that no forged token
-costs much more than the RSA check it fails. The route (pool and JWKS URL) is
-picked, with one route, by a ``kid`` among its fresh keys; else by reading the
-first ``"iss":"<issuer>"`` of the payload bytes as Cognito writes it (no JSON
-decode); else by the route whose fresh keys hold the token's ``kid``; else (a key
-not yet fetched) by decoding ``iss`` alone. After the signature, the full
-type-checked decode re-checks that ``iss`` is exactly one of that pool's issuers,
-then every other rule.
+costs much more than the RSA check it fails. The pool, not the issuer form, is
+what a ``kid`` identifies: a pool's issuers (both of Cognito's forms, replica
+regions) share its keys, so a ``kid`` among the fresh keys of exactly one pool
+picks that pool without reading the payload. Otherwise (a key not fetched yet, a
+``kid`` two pools hold) the route (pool and JWKS URL) is picked by the ``iss``
+scan: the first ``"iss":"<issuer>"`` of the payload bytes as Cognito writes it
+(no JSON decode), else the route whose fresh keys hold the ``kid``, else ``iss``
+decoded alone. After the signature, the full type-checked decode re-checks that
+``iss`` is exactly one of that pool's issuers, then every other rule.
+
+A verified token is kept in a bounded result cache together with the objects
+built from its claims (``verify(token, build=...)``, e.g. the user of a web
+framework's auth), so a repeated token costs one lookup; revocation is checked on
+every hit, and a key leaving the JWKS drops its tokens with everything built
+from them.
 """
 
 from __future__ import annotations
@@ -20,30 +28,22 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar, overload
 
 import httpx
-from msgspec import UNSET
 
 from . import telemetry
-from .claims import (
-    AccessTokenClaims,
-    IdTokenClaims,
-    TokenClaims,
-    audience,
-    check_token_use,
-    decode_claims,
-    decode_issuer,
-    require_client_id,
-)
+from .claims import AccessTokenClaims, TokenClaims, decode_claims, decode_issuer
 from .errors import CognitoGuardError, InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
-from .jwt import ParsedToken, parse
+from .jwt import Header, split
 from .keys import VerifyingKey
 from .settings import CognitoSettings, env_name
 
 __all__ = ["CognitoVerifier", "RevocationCheck"]
+
+BuiltT = TypeVar("BuiltT")
 
 
 class RevocationCheck(Protocol):
@@ -56,6 +56,17 @@ class RevocationCheck(Protocol):
 
 
 _REVOKED = "token has been revoked"
+_NOTHING: Any = object()
+
+
+def _names_one_of(aud: str | list[str] | None, audiences: frozenset[str]) -> bool:
+    """Whether an access token's ``aud`` (a string or a list) names one of ``audiences``."""
+    if aud is None:
+        return False
+    if isinstance(aud, str):
+        return aud in audiences
+    return not audiences.isdisjoint(aud)
+
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +92,7 @@ class _Pool:
     """What one user pool accepts, precomputed for the hot path."""
 
     __slots__ = (
+        "audiences",
         "client_ids",
         "issuers",
         "leeway",
@@ -94,6 +106,8 @@ class _Pool:
         self.settings = settings
         self.user_pool_id = settings.user_pool_id
         self.client_ids = frozenset(settings.client_ids)
+        self.audiences = frozenset(settings.audiences) if settings.audiences else None
+        """An access token must name one of these in ``aud`` (None: no such rule)."""
         self.issuers = frozenset(settings.issuers)
         self.token_uses = (
             frozenset({"access", "id"})
@@ -104,6 +118,10 @@ class _Pool:
         self.use_result_cache = settings.result_cache_size > 0
 
 
+_Parts = tuple[Header, bytes, bytes, bytes]
+"""A token split by ``jwt.split``: header, payload, signing input, signature."""
+
+
 class _Route(NamedTuple):
     """Where a token with a given ``iss`` goes: its pool and its JWKS URL."""
 
@@ -111,13 +129,18 @@ class _Route(NamedTuple):
     jwks_url: str
 
 
-class _Verified(NamedTuple):
-    """A result-cache entry: the claims, when they stop being valid, and the signing key."""
+class _Verified:
+    """A result-cache entry: the claims, when they stop being valid, the signing key,
+    and what callers built from the claims (by the callable that built it)."""
 
-    claims: TokenClaims
-    valid_until: float
-    jwks_url: str
-    kid: str
+    __slots__ = ("built", "claims", "jwks_url", "kid", "valid_until")
+
+    def __init__(self, claims: TokenClaims, valid_until: float, jwks_url: str, kid: str):
+        self.claims = claims
+        self.valid_until = valid_until
+        self.jwks_url = jwks_url
+        self.kid = kid
+        self.built: dict[Callable[[TokenClaims], Any], Any] = {}
 
 
 class _ResultCache:
@@ -212,12 +235,22 @@ class CognitoVerifier:
                 self._routes[issuer] = _Route(pool, url)
                 self._jwks.register(url, policy)
         self._issuer_bytes = {issuer.encode(): route for issuer, route in self._routes.items()}
-        routes = list(self._routes.values())
-        self._only_route = routes[0] if len(routes) == 1 else None
+        self._key_routes = self._one_route_per_key_set()
+        self._pool_count = len(self._pools)
         size = max(s.result_cache_size for s in all_settings)
         self._results = _ResultCache(size) if size else None
         self.revocation: RevocationCheck | None = None
         """Consulted after every verification; a revoked token fails with ``revoked``."""
+
+    def _one_route_per_key_set(self) -> tuple[_Route, ...]:
+        """Per pool, one route for each distinct key set its issuers use (a pool's two
+        issuer forms share one; a replica region has its own): where a ``kid`` is
+        looked up to pick the pool without reading the payload."""
+        routes: dict[tuple[str, int], _Route] = {}
+        for route in self._routes.values():
+            key_set = (route.pool.user_pool_id, self._jwks.key_set_id(route.jwks_url))
+            routes.setdefault(key_set, route)
+        return tuple(routes.values())
 
     @property
     def settings(self) -> list[CognitoSettings]:
@@ -226,8 +259,19 @@ class CognitoVerifier:
 
     # -- verification ------------------------------------------------------------
 
-    async def verify(self, token: str) -> TokenClaims:
+    @overload
+    async def verify(self, token: str) -> TokenClaims: ...
+
+    @overload
+    async def verify(self, token: str, *, build: Callable[[TokenClaims], BuiltT]) -> BuiltT: ...
+
+    async def verify(self, token: str, *, build: Callable[[TokenClaims], Any] | None = None) -> Any:
         """Verify ``token`` completely, fetching signing keys if needed.
+
+        Returns the claims, or with ``build`` what ``build(claims)`` returns, built
+        once per token and kept with the token's cached result (keyed by ``build``
+        itself: pass the same callable every time, e.g. a user model's
+        ``from_claims``), so a repeated token costs one lookup.
 
         Raises ``InvalidTokenError`` (with a ``.code``) for a token that must not
         be trusted, and ``KeysUnavailableError`` when no keys can be obtained.
@@ -237,38 +281,73 @@ class CognitoVerifier:
             cached = self._cached(token)
             if cached is not None:
                 self._jwks.revalidate(cached.jwks_url)
-                return telemetry.cache_hit(self._not_revoked(cached.claims))
+                return telemetry.cache_hit(
+                    cached.claims, self._deliver(cached.claims, cached, build)
+                )
             started = telemetry.clock()
-            parsed, route, key = self._prepare(token)
+            parts, route, key = self._prepare(token)
             if key is None:
-                key = await self._jwks.get_key(route.jwks_url, parsed.header.kid)
-            claims = self._finish(token, parsed, route, key)
+                key = await self._jwks.get_key(route.jwks_url, parts[0].kid)
+            claims, entry = self._finish(token, parts, route, key)
+            result = self._deliver(claims, entry, build)
         except CognitoGuardError as exc:
             telemetry.refused(started, exc, route and route.pool.user_pool_id)
             raise
-        return telemetry.verified(started, claims)
+        return telemetry.verified(started, claims, result)
 
-    def verify_sync(self, token: str) -> TokenClaims:
+    @overload
+    def verify_sync(self, token: str) -> TokenClaims: ...
+
+    @overload
+    def verify_sync(self, token: str, *, build: Callable[[TokenClaims], BuiltT]) -> BuiltT: ...
+
+    def verify_sync(self, token: str, *, build: Callable[[TokenClaims], Any] | None = None) -> Any:
         """Verify ``token`` with the keys already cached; never touches the network.
 
         Keys must have been loaded by ``hydrate()``, ``cache_jwks()`` or an
         earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised. Safe to
-        call from several threads at once.
+        call from several threads at once. ``build`` as for ``verify``.
         """
         started, route = 0.0, None
         try:
             cached = self._cached(token)
             if cached is not None:
-                return telemetry.cache_hit(self._not_revoked(cached.claims))
+                return telemetry.cache_hit(
+                    cached.claims, self._deliver(cached.claims, cached, build)
+                )
             started = telemetry.clock()
-            parsed, route, key = self._prepare(token)
+            parts, route, key = self._prepare(token)
             if key is None:
-                key = self._jwks.cached_key(route.jwks_url, parsed.header.kid)
-            claims = self._finish(token, parsed, route, key)
+                key = self._jwks.cached_key(route.jwks_url, parts[0].kid)
+            claims, entry = self._finish(token, parts, route, key)
+            result = self._deliver(claims, entry, build)
         except CognitoGuardError as exc:
             telemetry.refused(started, exc, route and route.pool.user_pool_id)
             raise
-        return telemetry.verified(started, claims)
+        return telemetry.verified(started, claims, result)
+
+    def _deliver(
+        self,
+        claims: TokenClaims,
+        entry: _Verified | None,
+        build: Callable[[TokenClaims], Any] | None,
+    ) -> Any:
+        """The claims (or what ``build`` made of them) unless revoked, checked on every
+        call, cache hits included. Built objects are kept with the cached ``entry`` (none:
+        the result cache is off, so built afresh); two threads may both build one, and
+        either result is kept."""
+        revocation = self.revocation
+        if revocation is not None and revocation.is_revoked(claims):
+            raise InvalidTokenError("revoked", _REVOKED)
+        if build is None:
+            return claims
+        if entry is None:
+            return build(claims)
+        built = entry.built
+        made = built.get(build, _NOTHING)
+        if made is _NOTHING:
+            made = built[build] = build(claims)
+        return made
 
     def _cached(self, token: str) -> _Verified | None:
         results = self._results
@@ -282,33 +361,59 @@ class CognitoVerifier:
         results.discard(token)
         raise InvalidTokenError("expired", "token has expired")
 
-    def _prepare(self, token: str) -> tuple[ParsedToken, _Route, VerifyingKey | None]:
+    def _prepare(self, token: str) -> tuple[_Parts, _Route, VerifyingKey | None]:
         """Parse the token and pick its route (and its fresh key, when there is one)
         without decoding the claims.
 
-        With one route, a ``kid`` among its fresh keys settles it without reading
-        the payload (``iss`` is checked after the signature all the same)."""
-        parsed = parse(token)
-        kid = parsed.header.kid
-        fresh_key = self._jwks.fresh_key
-        only = self._only_route
-        if only is not None:
-            key = fresh_key(only.jwks_url, kid)
+        A ``kid`` among the fresh keys of one pool settles it without reading the
+        payload (``iss`` is checked after the signature all the same); else the
+        ``iss`` scan."""
+        parts = split(token)
+        kid = parts[0].kid
+        if self._pool_count == 1:
+            fresh_key = self._jwks.fresh_key
+            for route in self._key_routes:
+                key = fresh_key(route.jwks_url, kid)
+                if key is not None:
+                    return parts, route, key
+        else:
+            owner = self._kid_owner(kid)
+            if owner is not None:
+                return parts, *owner
+        return (parts, *self._route_by_issuer(parts[1], kid))
+
+    def _kid_owner(self, kid: str) -> tuple[_Route, VerifyingKey] | None:
+        """With several pools: the one pool whose fresh keys hold ``kid``, known only
+        when every pool's keys are fresh (emulators sign every pool with one key, so a
+        pool not fetched yet may hold it too); else None, and ``iss`` decides."""
+        fresh_keys = self._jwks.fresh_keys
+        found: tuple[_Route, VerifyingKey] | None = None
+        for route in self._key_routes:
+            keys = fresh_keys(route.jwks_url)
+            if keys is None:
+                return None
+            key = keys.get(kid)
             if key is not None:
-                return parsed, only, key
-        payload = parsed.payload
+                if found is not None and found[0].pool is not route.pool:
+                    return None  # two pools hold this kid: only iss can tell
+                found = (route, key)
+        return found
+
+    def _route_by_issuer(self, payload: bytes, kid: str) -> tuple[_Route, VerifyingKey | None]:
+        """The ``iss`` scan: the route of the payload's issuer and its fresh key, if any."""
+        fresh_key = self._jwks.fresh_key
         route = self._quick_route(payload)
         if route is not None:
-            return parsed, route, fresh_key(route.jwks_url, kid)
+            return route, fresh_key(route.jwks_url, kid)
         # any other spelling: the route whose fresh keys hold the kid
         for route in self._routes.values():
             key = fresh_key(route.jwks_url, kid)
             if key is not None:
-                return parsed, route, key
+                return route, key
         found = self._routes.get(decode_issuer(payload))
         if found is None:
             raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
-        return parsed, found, None
+        return found, None
 
     def _quick_route(self, payload: bytes) -> _Route | None:
         """The route of the first ``"iss":"..."`` in the payload, as Cognito writes it
@@ -326,50 +431,46 @@ class CognitoVerifier:
         return self._issuer_bytes.get(payload[start + 1 : end])
 
     def _finish(
-        self, token: str, parsed: ParsedToken, route: _Route, key: VerifyingKey
-    ) -> TokenClaims:
-        if not key.verify(parsed.signing_input, parsed.signature):
+        self, token: str, parts: _Parts, route: _Route, key: VerifyingKey
+    ) -> tuple[TokenClaims, _Verified | None]:
+        """Check the signature, then every claim rule; the claims and, when the pool's
+        results are cached, their new cache entry."""
+        header, payload, signing_input, signature = parts
+        if not key.verify(signing_input, signature):
             raise InvalidTokenError("bad_signature", "token signature does not verify")
-        payload = parsed.payload
-        claim_set = decode_claims(payload)
         pool = route.pool
-        if claim_set.iss not in pool.issuers:
+        claims = decode_claims(payload, pool.user_pool_id)
+        if claims.iss not in pool.issuers:
             raise InvalidTokenError("wrong_issuer", "token issuer is not a configured user pool")
-        check_token_use(claim_set, pool.token_uses)
-        claims: TokenClaims
-        if claim_set.token_use == "access":
-            if require_client_id(claim_set) not in pool.client_ids:
+        if claims.token_use not in pool.token_uses:
+            names = " or ".join(sorted(pool.token_uses))
+            raise InvalidTokenError("wrong_token_use", f"only {names} tokens are accepted")
+        if type(claims) is AccessTokenClaims:
+            if claims.client_id not in pool.client_ids:
                 raise InvalidTokenError("wrong_client", "token was issued to another app client")
-            claims = AccessTokenClaims(claim_set, payload, "", pool.user_pool_id)
-        else:
-            client = audience(claim_set, pool.client_ids)
-            if client is None:
+            if pool.audiences is not None and not _names_one_of(claims.aud, pool.audiences):
                 raise InvalidTokenError(
-                    "wrong_audience", "token audience is not an allowed app client"
+                    "wrong_audience", "token is not bound to an audience of this API"
                 )
-            claims = IdTokenClaims(claim_set, payload, client, pool.user_pool_id)
+        elif claims.aud not in pool.client_ids:
+            raise InvalidTokenError("wrong_audience", "token audience is not an allowed app client")
         now = time.time()
         leeway = pool.leeway
-        valid_until = claim_set.exp + leeway
+        valid_until = claims.exp + leeway
         if now >= valid_until:
             raise InvalidTokenError("expired", "token has expired")
-        nbf = claim_set.nbf
-        if nbf is not UNSET and nbf > now + leeway:
+        nbf = claims.nbf
+        if nbf is not None and nbf > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token is not valid yet (nbf)")
-        iat = claim_set.iat
-        if iat is not UNSET and iat > now + leeway:
+        iat = claims.iat
+        if iat is not None and iat > now + leeway:
             raise InvalidTokenError("not_yet_valid", "token was issued in the future (iat)")
-        if self._results is not None and pool.use_result_cache:
-            self._results.put(
-                token, _Verified(claims, valid_until, route.jwks_url, parsed.header.kid)
-            )
-        return self._not_revoked(claims)
-
-    def _not_revoked(self, claims: TokenClaims) -> TokenClaims:
-        revocation = self.revocation
-        if revocation is not None and revocation.is_revoked(claims):
-            raise InvalidTokenError("revoked", _REVOKED)
-        return claims
+        results = self._results
+        if results is None or not pool.use_result_cache:
+            return claims, None
+        entry = _Verified(claims, valid_until, route.jwks_url, header.kid)
+        results.put(token, entry)
+        return claims, entry
 
     def _forget_tokens_signed_by(self, jwks_url: str, kids: frozenset[str]) -> None:
         """Drop cached results whose signing key left (or changed in) the JWKS."""

@@ -400,6 +400,31 @@ def test_verify_shows_the_id_tokens_audience_next_to_the_configured_clients(
 
 
 @pytest.mark.usefixtures("cognito_env")
+def test_verify_refuses_an_access_token_bound_elsewhere_showing_its_audience(
+    issuer: LocalIssuer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_AUDIENCES", "https://api.example.com")
+
+    status, _ = run("verify", issuer.access_token(aud="https://other.example.com"))
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "invalid token: wrong_audience: " in err
+    assert difference(err, "aud") == ("https://other.example.com", "https://api.example.com")
+
+
+@pytest.mark.usefixtures("cognito_env")
+def test_verify_accepts_an_access_token_bound_to_a_configured_audience(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COGNITO_AUDIENCES", "https://api.example.com,urn:example:b")
+
+    status, _ = run("verify", issuer.access_token(aud=["urn:example:b"]))
+
+    assert status == 0
+
+
+@pytest.mark.usefixtures("cognito_env")
 def test_verify_shows_the_tokens_token_use_next_to_the_configured_one(
     issuer: LocalIssuer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -52,7 +52,7 @@ import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import httpx
@@ -728,9 +728,9 @@ async def test_several_guards_verify_the_token_once_per_request(
     calls: list[str] = []
     verify = auth.verifier.verify
 
-    async def counting_verify(token: str) -> Any:
+    async def counting_verify(token: str, **options: Any) -> Any:
         calls.append(token)
-        return await verify(token)
+        return await verify(token, **options)
 
     monkeypatch.setattr(auth.verifier, "verify", counting_verify)
     app = FastAPI(lifespan=auth.lifespan)
@@ -755,6 +755,57 @@ async def test_several_guards_verify_the_token_once_per_request(
         assert calls == [first]
         assert (await c.get("/guarded", headers=bearer(second))).json() == {"same": True}
     assert calls == [first, second]
+
+
+class CountingUser(CognitoUser):
+    """A user model that counts the users it builds, per class."""
+
+    built: ClassVar[int] = 0
+
+    @classmethod
+    def from_claims(cls, claims: Any) -> Any:
+        cls.built += 1
+        return super().from_claims(claims)
+
+
+class OtherCountingUser(CountingUser):
+    built: ClassVar[int] = 0
+
+
+async def test_user_is_built_once_per_token_per_auth(
+    issuer: LocalIssuer, jwks_http: httpx.AsyncClient
+) -> None:
+    app = FastAPI()
+    for path, model in (("/one", CountingUser), ("/two", OtherCountingUser)):
+        each = CognitoAuth(issuer.settings(), user_model=model, http_client=jwks_http)
+        add_echo_route(app, path, Depends(each.current_user))
+    alice, bob = full_token(issuer, "alice"), full_token(issuer, "bob")
+
+    async with running(app) as c:
+        for _ in range(3):
+            for path in ("/one", "/two"):
+                for token in (alice, bob):
+                    assert (await c.get(path, headers=bearer(token))).status_code == 200
+
+    assert (CountingUser.built, OtherCountingUser.built) == (2, 2)
+
+
+async def test_cached_token_whose_session_was_revoked_is_401_revoked(
+    auth: CognitoAuth[Any], issuer: LocalIssuer
+) -> None:
+    app = FastAPI(lifespan=auth.lifespan)
+    add_echo_route(app, "/me", Depends(auth.current_user))
+    token = full_token(issuer)
+    origin_jti = (await auth.verifier.verify(token)).origin_jti
+    assert origin_jti is not None
+
+    async with running(app) as c:
+        assert (await c.get("/me", headers=bearer(token))).status_code == 200
+        auth.revocations.revoke_session(origin_jti)
+        refused = await c.get("/me", headers=bearer(token))
+
+    assert refused.status_code == 401
+    assert "revoked" in refused.headers["www-authenticate"]
 
 
 # -- OpenAPI -------------------------------------------------------------------------

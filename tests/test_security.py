@@ -1120,6 +1120,8 @@ BAD_CLAIM_TYPES = {
     "email": [None],
     "email_verified": [None, "yes", 1],
     "version": [None, True, "2"],
+    "acr": [None, 7, ["urn:amazon:cognito:mfa"]],
+    "amr": [None, "mfa", [7], ["pwd", None]],
 }
 
 
@@ -1170,21 +1172,90 @@ def test_numeric_dates_at_the_bounds_are_accepted(
     assert (verified.exp, verified.nbf, verified.auth_time) == (MAX_NUMERIC_DATE, 0, 0)
 
 
-def test_id_token_with_an_aud_list_naming_an_allowed_client_is_accepted(
-    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
-) -> None:
-    claims = live_id_claims(issuer, aud=["another-client", issuer.client_id])
-    verified = make_verifier(token_use="id").verify_sync(signed(issuer, header_for(issuer), claims))
-    assert verified.aud == issuer.client_id
-    assert verified.to_dict()["aud"] == ["another-client", issuer.client_id]
-
-
-@pytest.mark.parametrize("aud", [["another-client"], []], ids=["other", "empty"])
-def test_id_token_with_an_aud_list_naming_no_allowed_client_is_rejected_as_wrong_audience(
+@pytest.mark.parametrize(
+    "aud",
+    [["another-client", "test-client"], ["test-client"], ["another-client"], []],
+    ids=["naming_the_client_second", "only_the_client", "other", "empty"],
+)
+def test_id_token_with_an_aud_list_is_rejected_as_malformed(
     issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier], aud: list[str]
 ) -> None:
+    """Cognito issues an ID token's ``aud`` as a string; aws-jwt-verify refuses a list."""
     token = signed(issuer, header_for(issuer), live_id_claims(issuer, aud=aud))
-    reject(make_verifier(token_use="id"), token, "wrong_audience")
+    err = reject(make_verifier(token_use="id"), token, "malformed")
+    assert "aud" in err.message
+
+
+# -- resource binding: audiences (RFC 8707, DESIGN §18) --------------------------------
+
+API = "https://api.example.com"
+OTHER_API = "https://other.example.com"
+
+
+@pytest.mark.parametrize(
+    "aud", [API, [API], [OTHER_API, API]], ids=["string", "list", "list_naming_it_second"]
+)
+def test_access_token_bound_to_a_configured_audience_is_accepted(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier], aud: Any
+) -> None:
+    token = signed(issuer, header_for(issuer), live_access_claims(issuer, aud=aud))
+    verified = make_verifier(audiences=[API, "urn:example:orders"]).verify_sync(token)
+    assert verified.aud == aud
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param(lambda i: live_access_claims(i), id="no_aud"),
+        pytest.param(lambda i: live_access_claims(i, aud=OTHER_API), id="foreign_string"),
+        pytest.param(lambda i: live_access_claims(i, aud=[OTHER_API]), id="foreign_list"),
+        pytest.param(lambda i: live_access_claims(i, aud=[]), id="empty_list"),
+        pytest.param(lambda i: live_access_claims(i, aud=i.client_id), id="the_client_id"),
+    ],
+)
+def test_access_token_not_bound_to_a_configured_audience_is_rejected_as_wrong_audience(
+    issuer: LocalIssuer,
+    make_verifier: Callable[..., CognitoVerifier],
+    claims: Callable[[LocalIssuer], dict[str, Any]],
+) -> None:
+    token = signed(issuer, header_for(issuer), claims(issuer))
+    reject(make_verifier(audiences=[API]), token, "wrong_audience")
+
+
+def test_audiences_do_not_replace_the_client_id_check(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    token = signed(
+        issuer, header_for(issuer), live_access_claims(issuer, aud=API, client_id="another")
+    )
+    reject(make_verifier(audiences=[API]), token, "wrong_client")
+
+
+def test_audiences_do_not_apply_to_id_tokens(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    token = signed(issuer, header_for(issuer), live_id_claims(issuer))
+    verified = make_verifier(audiences=[API], token_use="id").verify_sync(token)
+    assert verified.aud == issuer.client_id
+
+
+@pytest.mark.parametrize(
+    "aud", [OTHER_API, [OTHER_API, "x"], []], ids=["string", "list", "empty_list"]
+)
+def test_without_audiences_an_access_token_aud_is_not_checked(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier], aud: Any
+) -> None:
+    token = signed(issuer, header_for(issuer), live_access_claims(issuer, aud=aud))
+    assert make_verifier().verify_sync(token).audiences == ([aud] if isinstance(aud, str) else aud)
+
+
+def test_audience_check_holds_on_result_cache_hits(
+    issuer: LocalIssuer, make_verifier: Callable[..., CognitoVerifier]
+) -> None:
+    """A token cached by a verifier without audiences is not shared with one that has them."""
+    token = signed(issuer, header_for(issuer), live_access_claims(issuer, aud=OTHER_API))
+    assert make_verifier(result_cache_size=10).verify_sync(token).sub
+    reject(make_verifier(audiences=[API], result_cache_size=10), token, "wrong_audience")
 
 
 # -- cost bound (DESIGN §4): the signature is checked before the claims ----------------

@@ -208,6 +208,7 @@ def test_token_use_other_than_access_id_or_any_is_rejected(token_use: str) -> No
         ("identity_pool_id", None),
         ("identity_endpoint", None),
         ("domain", None),
+        ("audiences", []),
     ],
 )
 def test_every_optional_field_has_its_documented_default(field: str, default: Any) -> None:
@@ -709,6 +710,51 @@ def test_login_resource_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("COGNITO_LOGIN_RESOURCE", "https://api.example.com")
 
     assert make().login_resource == "https://api.example.com"
+
+
+# -- audiences (resource binding) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://api.example.com", ["https://api.example.com"]),
+        ("https://a.example.com, urn:example:b", ["https://a.example.com", "urn:example:b"]),
+        ('["https://a.example.com","urn:example:b"]', ["https://a.example.com", "urn:example:b"]),
+        ("", []),
+    ],
+    ids=["one", "comma_separated", "json_list", "blank_means_none"],
+)
+def test_audiences_from_the_environment_accept_both_list_forms(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[str]
+) -> None:
+    monkeypatch.setenv("COGNITO_AUDIENCES", value)
+
+    assert make().audiences == expected
+
+
+def test_audiences_in_code_take_a_python_list() -> None:
+    assert make(audiences=["https://api.example.com"]).audiences == ["https://api.example.com"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://a.example.com,,urn:b",
+        ["https://a.example.com", ""],
+        ["api.example.com"],
+        ["https://api.example.com/#section"],
+        ["https://"],
+        ["a b:c"],
+    ],
+    ids=["empty_entry_in_env_form", "empty_entry", "no_scheme", "fragment", "no_host", "space"],
+)
+def test_audiences_that_are_not_absolute_uris_are_rejected_naming_the_variable(
+    value: Any,
+) -> None:
+    error = rejected("audiences", audiences=value)
+
+    assert "audiences (COGNITO_AUDIENCES)" in str(error)
 
 
 # -- client secrets ----------------------------------------------------------------

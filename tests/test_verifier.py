@@ -30,6 +30,7 @@ from fastapi_cognito_guard import (
     CognitoVerifier,
     InvalidTokenError,
     KeysUnavailableError,
+    RevocationList,
 )
 from fastapi_cognito_guard.testing import LocalIssuer
 
@@ -328,6 +329,186 @@ async def test_repeated_token_returns_the_identical_claims_object(
 
     assert await verifier.verify(token) is first
     assert verifier.verify_sync(token) is first
+
+
+# -- the kid picks the pool (no iss scan) --------------------------------------------------
+
+
+def counting_issuer_scans(
+    monkeypatch: pytest.MonkeyPatch, verifier: CognitoVerifier
+) -> list[bytes]:
+    """Record every ``iss`` scan (the payload read before the signature) of ``verifier``."""
+    scans: list[bytes] = []
+    scan = verifier._route_by_issuer
+
+    def counted(payload: bytes, kid: str) -> Any:
+        scans.append(payload)
+        return scan(payload, kid)
+
+    monkeypatch.setattr(verifier, "_route_by_issuer", counted)
+    return scans
+
+
+@pytest.mark.parametrize("jwks_url", ["local", "cognito"], ids=["jwks_url_set", "cognito_urls"])
+def test_kid_picks_a_pool_with_both_issuer_forms_and_a_replica_without_an_iss_scan(
+    issuer: LocalIssuer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+    jwks_url: str,
+) -> None:
+    overrides: dict[str, Any] = {"jwks_url": None} if jwks_url == "cognito" else {}
+    settings = issuer.settings(additional_regions=[REPLICA], result_cache_size=0, **overrides)
+    verifier = make_verifier(settings)
+    verifier.cache_jwks(issuer.jwks())
+    scans = counting_issuer_scans(monkeypatch, verifier)
+
+    for iss in (issuer.issuer, iss_new_form(issuer), iss_replica(issuer)):
+        assert verifier.verify_sync(issuer.access_token(iss=iss)).iss == iss
+
+    assert scans == []
+
+
+def test_kid_picks_one_of_several_pools_without_an_iss_scan(
+    issuer: LocalIssuer,
+    other_issuer: LocalIssuer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = make_verifier([issuer.settings(), other_issuer.settings()])
+    verifier.cache_jwks(issuer.jwks(), user_pool_id=issuer.user_pool_id)
+    verifier.cache_jwks(other_issuer.jwks(), user_pool_id=other_issuer.user_pool_id)
+    scans = counting_issuer_scans(monkeypatch, verifier)
+
+    assert verifier.verify_sync(issuer.access_token()).user_pool_id == issuer.user_pool_id
+    assert verifier.verify_sync(other_issuer.access_token()).user_pool_id == (
+        other_issuer.user_pool_id
+    )
+    assert scans == []
+
+
+def test_kid_held_by_two_pools_is_routed_by_the_iss_scan(
+    issuer: LocalIssuer,
+    other_issuer: LocalIssuer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both pools trust the same key: only ``iss`` can tell them apart."""
+    first, second = issuer.settings(), other_issuer.settings()
+    verifier = make_verifier([first, second])
+    for pool in (first, second):
+        verifier.cache_jwks(issuer.jwks(), user_pool_id=pool.user_pool_id)
+    scans = counting_issuer_scans(monkeypatch, verifier)
+    token = issuer.access_token(iss=second.issuers[0], client_id=other_issuer.client_id)
+
+    assert verifier.verify_sync(token).user_pool_id == other_issuer.user_pool_id
+    assert len(scans) == 1
+
+
+async def test_kid_of_a_pool_with_fresh_keys_does_not_hide_a_pool_not_fetched_yet(
+    issuer: LocalIssuer, other_issuer: LocalIssuer, make_verifier: MakeVerifier
+) -> None:
+    """Emulators sign every pool with one key: the second pool's token must reach its own
+    pool (and fetch its keys) though the first pool's fresh keys hold the same kid."""
+    first, second = issuer.settings(), other_issuer.settings()
+    async with httpx.AsyncClient(transport=issuer.transport) as client:  # one key everywhere
+        verifier = make_verifier([first, second], http_client=client)
+        verifier.cache_jwks(issuer.jwks(), user_pool_id=first.user_pool_id)
+        token = issuer.access_token(iss=second.issuers[0], client_id=other_issuer.client_id)
+
+        claims = await verifier.verify(token)
+
+    assert claims.user_pool_id == other_issuer.user_pool_id
+
+
+# -- what callers build from verified claims (verify(token, build=...)) ----------------
+
+
+class CountingBuilder:
+    """``build`` for ``verify``: records the claims it is called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+
+    def __call__(self, claims: object) -> object:
+        self.calls.append(claims)
+        return object()
+
+
+async def test_built_object_is_built_once_per_token_and_reused(
+    issuer: LocalIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    build, token = CountingBuilder(), issuer.access_token()
+
+    first = await verifier.verify(token, build=build)
+
+    assert await verifier.verify(token, build=build) is first
+    assert verifier.verify_sync(token, build=build) is first
+    assert build.calls == [verifier.verify_sync(token)]
+
+
+async def test_each_builder_builds_its_own_object_once(
+    issuer: LocalIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    one, two, token = CountingBuilder(), CountingBuilder(), issuer.access_token()
+
+    for _ in range(3):
+        assert verifier.verify_sync(token, build=one) is not verifier.verify_sync(token, build=two)
+
+    assert (len(one.calls), len(two.calls)) == (1, 1)
+
+
+async def test_without_a_result_cache_every_verify_builds_afresh(
+    issuer: LocalIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier(issuer.settings(result_cache_size=0))
+    verifier.cache_jwks(issuer.jwks())
+    build, token = CountingBuilder(), issuer.access_token()
+
+    verifier.verify_sync(token, build=build)
+    verifier.verify_sync(token, build=build)
+
+    assert len(build.calls) == 2
+
+
+async def test_cached_token_whose_session_was_revoked_is_refused_not_its_built_object(
+    issuer: LocalIssuer, make_verifier: MakeVerifier
+) -> None:
+    verifier = make_verifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    verifier.revocation = revocations = RevocationList(3600)
+    build, token = CountingBuilder(), issuer.access_token()
+    claims = verifier.verify_sync(token)
+    verifier.verify_sync(token, build=build)
+    assert claims.origin_jti is not None
+
+    revocations.revoke_session(claims.origin_jti)
+
+    with pytest.raises(InvalidTokenError) as caught:
+        verifier.verify_sync(token, build=build)
+    assert caught.value.code == "revoked"
+    assert len(build.calls) == 1
+
+
+async def test_retired_signing_key_drops_the_built_object_with_the_cached_result(
+    make_verifier: MakeVerifier,
+) -> None:
+    issuer = LocalIssuer()  # its own: this test rotates the keys
+    verifier = make_verifier(issuer.settings())
+    verifier.cache_jwks(issuer.jwks())
+    build, token = CountingBuilder(), issuer.access_token()
+    verifier.verify_sync(token, build=build)
+
+    issuer.rotate_keys()
+    verifier.cache_jwks(issuer.jwks())
+
+    with pytest.raises(InvalidTokenError) as caught:
+        verifier.verify_sync(token, build=build)
+    assert caught.value.code == "unknown_kid"
+    assert len(build.calls) == 1
 
 
 async def test_result_cache_size_zero_verifies_every_time(

@@ -92,6 +92,23 @@ async def test_metadata_has_the_fields_of_rfc_9728(
     }
 
 
+async def test_with_audiences_the_resource_is_the_first_and_its_path_follows_the_well_known(
+    issuer: LocalIssuer, jwks_http: httpx.AsyncClient
+) -> None:
+    settings = issuer.settings(audiences=["https://api.example.test/orders", "urn:other"])
+    auth: CognitoAuth[Any] = CognitoAuth(settings, http_client=jwks_http)
+    async for api in client_for(guarded_app(auth)):
+        served = await api.get("/.well-known/oauth-protected-resource/orders")
+        bare = await api.get("/.well-known/oauth-protected-resource")
+        challenge = (await api.get("/orders")).headers["www-authenticate"]
+
+    assert served.json()["resource"] == "https://api.example.test/orders"
+    assert bare.status_code == 404  # RFC 9728 §3.1: the resource's path follows it
+    # formed from the resource identifier, as RFC 9728 §3.1 says
+    metadata = "https://api.example.test/.well-known/oauth-protected-resource/orders"
+    assert f'resource_metadata="{metadata}"' in challenge
+
+
 async def test_scopes_are_gathered_when_served(
     auth: CognitoAuth[Any], app: FastAPI, api: httpx.AsyncClient
 ) -> None:

@@ -149,7 +149,7 @@ async def test_a_sign_in_that_meets_the_requirement_passes(
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("amr", [["pwd"], "mfa", None])
+@pytest.mark.parametrize("amr", [["pwd"], [], None])  # a non-list amr is malformed (§4)
 async def test_a_missing_method_is_a_401_never_a_403_or_500(
     api: httpx.AsyncClient, issuer: LocalIssuer, amr: Any
 ) -> None:

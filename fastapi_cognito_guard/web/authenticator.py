@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Generic
 
-from cachetools import LRUCache
 from fastapi import WebSocket
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 from typing_extensions import TypeVar
 
-from ..claims import CognitoUser, TokenClaims
+from ..claims import CognitoUser
 from ..errors import CognitoGuardError, InsufficientScopeError, MissingTokenError
 from ..sessions.context import session_error
 from ..verifier import CognitoVerifier
@@ -25,13 +24,9 @@ from .responses import CognitoHTTPException, CognitoWebSocketException, http_err
 from .tokens import accepting_bearer_subprotocol, connection_token, offers_bearer_subprotocol
 from .tokens import request_auth as request_record
 
-__all__ = ["USER_CACHE_SIZE", "Authenticator", "UserT"]
+__all__ = ["Authenticator", "UserT"]
 
 UserT = TypeVar("UserT", bound=CognitoUser, default=CognitoUser)
-
-USER_CACHE_SIZE = 1024
-"""Users kept for the most recent tokens (a user object is shared by the requests
-that carry the same token, which is why it is immutable)."""
 
 
 class Authenticator(Generic[UserT]):
@@ -41,10 +36,9 @@ class Authenticator(Generic[UserT]):
         self.verifier = verifier
         self.user_model = user_model
         self.realm = realm
-        size = min(USER_CACHE_SIZE, max(s.result_cache_size for s in verifier.settings))
-        self._users: LRUCache[str, tuple[TokenClaims, UserT]] | None = (
-            LRUCache(size) if size else None
-        )
+        self._build_user = user_model.from_claims
+        """One callable for the life of this auth: the verifier keeps the user it builds
+        with the token's cached result, under this very callable."""
         self.resource_metadata: Callable[[HTTPConnection], str] | None = None
         """The RFC 9728 metadata URL of a request's resource, once the app serves it
         (``protected_resource_router``): 401 challenges then name it."""
@@ -52,18 +46,13 @@ class Authenticator(Generic[UserT]):
     async def authenticate(self, token: str) -> UserT:
         """Verify a token and build the user; raises ``CognitoGuardError`` on failure.
 
-        The user built for a token is reused while the verifier keeps answering with
-        the same verified claims (its result cache), so repeat callers skip building it.
+        The user is built once per token and kept with the verifier's cached result
+        (as many as ``result_cache_size``), so a repeated token costs one lookup however
+        many users are active; revocation is still checked on every call, and a key
+        leaving the JWKS drops the user with the result. Users are shared by the
+        requests that carry the same token, which is why they are immutable.
         """
-        claims = await self.verifier.verify(token)
-        users = self._users
-        if users is None:
-            return self.user_model.from_claims(claims)
-        entry = users.get(token)
-        if entry is not None and entry[0] is claims:
-            return entry[1]
-        user = self.user_model.from_claims(claims)
-        users[token] = (claims, user)
+        user: UserT = await self.verifier.verify(token, build=self._build_user)
         return user
 
     def request_token(self, conn: HTTPConnection) -> str | None:

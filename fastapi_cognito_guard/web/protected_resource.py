@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection, Request
 from starlette.routing import NoMatchFound
 
-from ..settings import CognitoSettings, is_absolute_uri
+from ..settings import CognitoSettings
 
 __all__ = ["WELL_KNOWN_PATH", "ProtectedResource"]
 
@@ -42,14 +42,10 @@ class ProtectedResource:
     """The metadata of the resource one auth protects, and where it is served."""
 
     def __init__(self, settings: Sequence[CognitoSettings]) -> None:
-        audiences: Sequence[str] = getattr(settings[0], "audiences", None) or ()
+        audiences = settings[0].audiences or ()
         self.resource: str | None = audiences[0] if audiences else None
-        """The fixed resource identifier (the first audience); None: the app's base URL."""
-        if self.resource is not None and not is_absolute_uri(self.resource):
-            raise ValueError(
-                "the first of audiences (COGNITO_AUDIENCES) must be an absolute URI to be "
-                "served as RFC 9728 metadata"
-            )
+        """The fixed resource identifier (the first audience, an absolute URI as the
+        settings require); None: the app's base URL."""
         self.authorization_servers = list(dict.fromkeys(s.issuers[0] for s in settings))
         self.path = WELL_KNOWN_PATH + _path_of(self.resource)
         """Where the router serves the metadata within the app."""
