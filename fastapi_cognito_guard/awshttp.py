@@ -17,9 +17,18 @@ from dataclasses import dataclass
 
 import httpx
 
+from . import telemetry
 from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped, read_capped_sync
 
-__all__ = ["MAX_ANSWER_BYTES", "Answer", "AnswerTooLarge", "CallFailed", "post", "post_sync"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "Answer",
+    "AnswerTooLarge",
+    "CallFailed",
+    "CallTimedOut",
+    "post",
+    "post_sync",
+]
 
 MAX_ANSWER_BYTES = 64 * 1024
 """An answer larger than this is a failed call."""
@@ -27,11 +36,21 @@ MAX_ANSWER_BYTES = 64 * 1024
 
 class CallFailed(Exception):
     """No answer: a network error, the deadline, or an oversized body. The message
-    names the reason, never the request."""
+    names the reason, never the request; ``outcome`` names it for telemetry."""
+
+    outcome = "unreachable"
+
+
+class CallTimedOut(CallFailed):
+    """The whole-call deadline passed."""
+
+    outcome = "timeout"
 
 
 class AnswerTooLarge(CallFailed):
     """The endpoint answered, but with more than ``MAX_ANSWER_BYTES``."""
+
+    outcome = "too_large"
 
 
 @dataclass(frozen=True)
@@ -58,10 +77,27 @@ async def post(
     timeout: float,
 ) -> Answer:
     """POST ``content`` to ``url``; raises ``CallFailed`` when no usable answer came."""
+    started = telemetry.clock()
+    try:
+        answer = await _bounded_post(client, url, content, headers, timeout)
+    except CallFailed as exc:
+        telemetry.aws_called(started, url, headers, content, exc.outcome)
+        raise
+    telemetry.aws_called(started, url, headers, content, telemetry.aws_outcome(answer.status))
+    return answer
+
+
+async def _bounded_post(
+    client: httpx.AsyncClient,
+    url: str,
+    content: str | bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Answer:
     try:
         return await asyncio.wait_for(_post(client, url, content, headers), timeout)
     except asyncio.TimeoutError:
-        raise CallFailed("timed out") from None
+        raise CallTimedOut("timed out") from None
     except httpx.HTTPError as exc:
         raise CallFailed(type(exc).__name__) from None
 
@@ -93,6 +129,23 @@ def post_sync(
 ) -> Answer:
     """``post`` for synchronous callers: the same size limit and no redirects; the
     deadline is httpx's per-phase ``timeout`` (a thread cannot be cancelled midway)."""
+    started = telemetry.clock()
+    try:
+        answer = _bounded_post_sync(client, url, content, headers, timeout)
+    except CallFailed as exc:
+        telemetry.aws_called(started, url, headers, content, exc.outcome)
+        raise
+    telemetry.aws_called(started, url, headers, content, telemetry.aws_outcome(answer.status))
+    return answer
+
+
+def _bounded_post_sync(
+    client: httpx.Client,
+    url: str,
+    content: str | bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> Answer:
     if client.is_closed:
         raise CallFailed("the HTTP client is closed")
     request = client.build_request(
@@ -109,6 +162,8 @@ def post_sync(
                 body = read_capped_sync(response, MAX_ANSWER_BYTES)
         finally:
             response.close()
+    except httpx.TimeoutException:
+        raise CallTimedOut("timed out") from None
     except httpx.HTTPError as exc:
         raise CallFailed(type(exc).__name__) from None
     return Answer(response.status_code, response.headers, body)

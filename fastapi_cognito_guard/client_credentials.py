@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
+from . import telemetry
 from .awshttp import Answer, CallFailed, post, post_sync
 from .clientauth import ClientSecrets, is_invalid_client
 from .errors import ClientCredentialsError, OAuthUnavailableError
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CognitoClientCredentials"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 REFRESH_BEFORE_EXPIRY_SECONDS = 60
 """A token is replaced this long before it expires (a call must not arrive with a token
@@ -200,7 +201,11 @@ class CognitoClientCredentials(httpx.Auth):
     def _keep(self, answer: Answer) -> str:
         """The token of a token-endpoint answer, kept until 60 s before it expires."""
         if answer.status >= 500 or answer.status == 429:
-            logger.warning("client credentials: token endpoint unavailable: HTTP %s", answer.status)
+            logger.warning(
+                "client credentials: token endpoint unavailable: HTTP %s",
+                answer.status,
+                extra=telemetry.log_extra("oauth_unavailable"),
+            )
             raise OAuthUnavailableError(
                 "the token endpoint is unavailable", retry_after=answer.retry_after
             )
@@ -215,6 +220,7 @@ class CognitoClientCredentials(httpx.Auth):
                 self.client_id,
                 answer.status,
                 code or "(not a token response)",
+                extra=telemetry.log_extra("client_credentials_refused"),
             )
             raise ClientCredentialsError(
                 f"the token endpoint refused the client_credentials grant ({code or 'no token'})",
@@ -248,5 +254,9 @@ def _json(content: bytes) -> dict[str, Any]:
 
 
 def _unreachable(exc: CallFailed) -> OAuthUnavailableError:
-    logger.warning("client credentials: token endpoint unreachable: %s", exc)
+    logger.warning(
+        "client credentials: token endpoint unreachable: %s",
+        exc,
+        extra=telemetry.log_extra("oauth_unavailable"),
+    )
     return OAuthUnavailableError("the token endpoint could not be reached")

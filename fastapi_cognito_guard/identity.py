@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import httpx
 from cachetools import LRUCache
 
-from . import awshttp
+from . import awshttp, telemetry
 from .claims import IdTokenClaims, decode_claims
 from .credentials import AwsCredentials
 from .errors import (
@@ -60,7 +60,7 @@ __all__ = [
     "warn_unshared_credentials",
 ]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 300
 """Cached credentials are replaced this long before they expire."""
@@ -524,7 +524,12 @@ class IdentityPoolClient:
                 timeout=self._timeout,
             )
         except awshttp.CallFailed as exc:
-            logger.warning("identity pool %s failed: %s", action, exc)
+            logger.warning(
+                "identity pool %s failed: %s",
+                action,
+                exc,
+                extra=telemetry.log_extra("credentials_unavailable", self.settings.user_pool_id),
+            )
             raise CredentialsUnavailableError("the identity pool could not be reached") from None
         try:
             parsed = json.loads(answer.content)  # any content type: the body decides
@@ -544,7 +549,13 @@ class IdentityPoolClient:
         if kind in _DENIED:
             return CredentialsDeniedError("the identity pool refused credentials for this user")
         if kind in _UNAVAILABLE or status in (200, 429) or status >= 500:
-            logger.warning("identity pool %s unavailable: HTTP %s %s", action, status, kind or "")
+            logger.warning(
+                "identity pool %s unavailable: HTTP %s %s",
+                action,
+                status,
+                kind or "",
+                extra=telemetry.log_extra("credentials_unavailable", self.settings.user_pool_id),
+            )
             return CredentialsUnavailableError(
                 "the identity pool is unavailable", retry_after=answer.retry_after
             )
@@ -563,6 +574,9 @@ class IdentityPoolClient:
                 action,
                 status,
                 kind or "unknown error",
+                extra=telemetry.log_extra(
+                    "identity_pool_misconfigured", self.settings.user_pool_id
+                ),
             )
         return IdentityPoolConfigError("the identity pool is misconfigured")
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from . import telemetry
 from .capped import ACCEPT_ENCODING, BodyTooLarge, UnreadableBody, read_capped
 from .errors import InvalidTokenError, KeysUnavailableError
 from .keys import VerifyingKey, build_keys
@@ -47,7 +48,7 @@ __all__ = [
 MAX_JWKS_BYTES = 64 * 1024
 """A JWKS response larger than this is a failed fetch."""
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -330,6 +331,7 @@ class JWKSCache:
         await self._refresh(self._keyset(url), respect_backoff=False)
 
     async def _fetch(self, keyset: _KeySet) -> None:
+        started = telemetry.clock()
         try:
             document = await asyncio.wait_for(self._download(keyset), keyset.policy.timeout)
             keys = build_keys(document)
@@ -341,11 +343,18 @@ class JWKSCache:
             ValueError,  # build_keys: no "keys" list
             asyncio.TimeoutError,
         ) as exc:
+            telemetry.jwks_fetched(started, telemetry.fetch_outcome(exc))
             keyset.failed_at = self._clock()
             if not keyset.failing:
                 keyset.failing = True
-                logger.warning("JWKS fetch from %s failed: %s", keyset.sources[0], _describe(exc))
+                logger.warning(
+                    "JWKS fetch from %s failed: %s",
+                    keyset.sources[0],
+                    _describe(exc),
+                    extra=telemetry.log_extra("keys_unavailable", _pool_of(keyset.sources[0])),
+                )
             raise self._unavailable(keyset) from None
+        telemetry.jwks_fetched(started, "ok")
         self._store(keyset, keys)
 
     def _http(self) -> httpx.AsyncClient:
@@ -387,7 +396,11 @@ class JWKSCache:
         keyset.failed_at = None
         if keyset.failing:
             keyset.failing = False
-            logger.warning("JWKS fetch from %s recovered", keyset.sources[0])
+            logger.warning(
+                "JWKS fetch from %s recovered",
+                keyset.sources[0],
+                extra=telemetry.log_extra("keys_recovered", _pool_of(keyset.sources[0])),
+            )
         retired = frozenset(
             kid
             for kid, old in previous.items()
@@ -433,3 +446,10 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, JWKSFetchError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _pool_of(url: str) -> str | None:
+    """The user pool id of a JWKS URL of Cognito's shape (``.../{pool}/.well-known/...``),
+    for log lines; None for another URL."""
+    head, found, _ = url.partition("/.well-known/")
+    return head.rsplit("/", 1)[-1] if found else None

@@ -36,7 +36,7 @@ _ALGORITHM = "RS256"
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 class VerifyingKey:

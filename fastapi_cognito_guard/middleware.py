@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import telemetry
 from .claims import CognitoUser
 from .errors import CognitoGuardError, MissingTokenError
 from .exclusions import HEALTH_PATH, PathExclusions, docs_paths, route_path
@@ -83,6 +84,7 @@ class CognitoAuthMiddleware:
             user = await auth.request_user(scope, token)
         except CognitoGuardError as error:
             if kind == "websocket":
+                telemetry.request_refused(error)  # error_response does it for HTTP
                 # Complete the handshake first so the client sees the 1008 close
                 # code rather than an HTTP 403 handshake rejection.
                 if (await receive())["type"] == "websocket.connect":

@@ -24,6 +24,7 @@ from typing import Literal, NamedTuple
 import httpx
 from cachetools import TTLCache
 
+from . import telemetry
 from .awshttp import CallFailed, post
 from .claims import AccessTokenClaims, ClaimsParser, TokenClaims, bind_user_pool
 from .errors import CognitoUnavailableError, InvalidTokenError
@@ -45,7 +46,7 @@ __all__ = [
     "trusted_claims",
 ]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 ADMIN_SCOPE = "aws.cognito.signin.user.admin"
 """The scope an access token needs for Cognito's ``GetUser`` and ``GlobalSignOut``."""
@@ -140,6 +141,7 @@ class RevocationList:
     """
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_empty",
         "_maps",
@@ -166,6 +168,7 @@ class RevocationList:
         self._pruned_at = 0.0
         self.listeners: list[Callable[[str, str], None]] = []
         # called with (kind, id) when an entry is new or later (e.g. to drop cached credentials)
+        telemetry.watch_revocations(self)
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._maps.values())
@@ -409,7 +412,9 @@ class Revoker:
                 shared = _both(shared, await self.revoke_user(claims.sub))
                 user_revoked = True
             cognito = await self._tell_cognito(claims, token)
-        return SignOutResult(claims.sub, origin_jti, key, user_revoked, everywhere, cognito, shared)
+        return telemetry.signed_out(
+            SignOutResult(claims.sub, origin_jti, key, user_revoked, everywhere, cognito, shared)
+        )
 
     async def sign_out_session(
         self, access_token: str, *, sub: str, user_pool_id: str, everywhere: bool = False
@@ -421,7 +426,9 @@ class Revoker:
         if claims is None or claims.sub != sub:
             logger.warning("a session's access token is unreadable: its user is revoked")
             shared = await self.revoke_user(revocable_sub(sub))
-            return SignOutResult(sub, None, None, True, everywhere, "not_asked", shared)
+            return telemetry.signed_out(
+                SignOutResult(sub, None, None, True, everywhere, "not_asked", shared)
+            )
         return await self.sign_out(claims, access_token, everywhere=everywhere)
 
     async def _tell_cognito(self, claims: TokenClaims, token: str) -> CognitoOutcome:
@@ -447,7 +454,11 @@ class Revoker:
         try:
             answer = await self._call("GlobalSignOut", token, claims.user_pool_id)
         except CallFailed as exc:
-            logger.warning("Cognito GlobalSignOut failed (%s); revoked locally only", exc)
+            logger.warning(
+                "Cognito GlobalSignOut failed (%s); revoked locally only",
+                exc,
+                extra=telemetry.log_extra("cognito_unavailable", claims.user_pool_id),
+            )
             return False
         if answer.status == 200 or answer.error_type == "NotAuthorizedException":
             return True  # NotAuthorized: that session is already signed out at Cognito
@@ -455,6 +466,7 @@ class Revoker:
             "Cognito GlobalSignOut failed (HTTP %s %s); revoked locally only",
             answer.status,
             answer.error_type or "unknown error",
+            extra=telemetry.log_extra("cognito_unavailable", claims.user_pool_id),
         )
         return False
 
@@ -502,7 +514,11 @@ class Revoker:
         try:
             answer = await self._call("GetUser", token, claims.user_pool_id)
         except CallFailed as exc:
-            logger.warning("Cognito GetUser failed (%s): session check unavailable", exc)
+            logger.warning(
+                "Cognito GetUser failed (%s): session check unavailable",
+                exc,
+                extra=telemetry.log_extra("cognito_unavailable", claims.user_pool_id),
+            )
             raise CognitoUnavailableError("Cognito could not confirm the session") from None
         if answer.ok:
             if self._checked is not None:
@@ -517,6 +533,7 @@ class Revoker:
             answer.status,
             answer.error_type or "unknown error",
             "" if unavailable or answer.status >= 500 else " (check COGNITO_IDP_ENDPOINT)",
+            extra=telemetry.log_extra("cognito_unavailable", claims.user_pool_id),
         )
         raise CognitoUnavailableError(
             "Cognito could not confirm the session", retry_after=answer.retry_after
@@ -561,7 +578,7 @@ def shared_revocations(
     """The Redis mirror of a revocation list (entries live as long as the list's).
     Entries from Redis dated more than ``leeway_seconds`` (the largest configured
     leeway) ahead are refused."""
-    return RedisMirror(
+    mirror = RedisMirror(
         link,
         revocations,
         name=MIRROR_NAME,
@@ -569,3 +586,5 @@ def shared_revocations(
         ttl_seconds=revocations.ttl_seconds,
         max_ahead_seconds=leeway_seconds,
     )
+    telemetry.watch_mirror(mirror)
+    return mirror

@@ -27,7 +27,7 @@ from .partitions import REGION_SHAPE, partition_of
 
 __all__ = ["CognitoSettings"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 _POOL_ID = re.compile(rf"(?P<region>{REGION_SHAPE.pattern})_[0-9A-Za-z]+")
 _EMULATOR_POOL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")

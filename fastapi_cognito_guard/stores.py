@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cachetools import LRUCache
 
+from . import telemetry
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -33,7 +35,7 @@ __all__ = [
     "valid_id",
 ]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 class StoreUnreachableError(Exception):
@@ -203,7 +205,11 @@ class RedisLink:
         """Record a failed operation; warns once per incident."""
         reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
         if self.up is not False:
-            logger.warning("Redis unreachable (%s): using process memory until it is back", reason)
+            logger.warning(
+                "Redis unreachable (%s): using process memory until it is back",
+                reason,
+                extra=telemetry.log_extra("redis_unavailable"),
+            )
             self._since = time.time()
         self.up = False
         self._error = reason

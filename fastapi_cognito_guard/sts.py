@@ -17,13 +17,13 @@ from xml.parsers import expat
 
 import httpx
 
-from . import awshttp
+from . import awshttp, telemetry
 from .credentials import AwsCredentials
 from .errors import CredentialsDeniedError, CredentialsUnavailableError, IdentityPoolConfigError
 
 __all__ = ["StsWebIdentity", "session_name_for"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 API_VERSION = "2011-06-15"
 _DENIED = frozenset(
@@ -76,7 +76,11 @@ class StsWebIdentity:
                 client, self.url, content=form, headers=headers, timeout=self._timeout
             )
         except awshttp.CallFailed as exc:
-            logger.warning("STS AssumeRoleWithWebIdentity failed: %s", exc)
+            logger.warning(
+                "STS AssumeRoleWithWebIdentity failed: %s",
+                exc,
+                extra=telemetry.log_extra("credentials_unavailable"),
+            )
             raise CredentialsUnavailableError("STS could not be reached") from None
         texts = _parse(answer.content)
         if answer.status == 200 and texts is not None:
@@ -91,10 +95,20 @@ class StsWebIdentity:
     ) -> CredentialsDeniedError | CredentialsUnavailableError | IdentityPoolConfigError:
         code = (texts or {}).get("Code", "")
         if code in _DENIED:
-            logger.info("STS refused role %s for a web identity: %s", role_arn, code)
+            logger.info(
+                "STS refused role %s for a web identity: %s",
+                role_arn,
+                code,
+                extra=telemetry.log_extra("credentials_denied"),
+            )
             return CredentialsDeniedError("STS refused credentials for this role")
         if code in _UNAVAILABLE or answer.status in (200, 429) or answer.status >= 500:
-            logger.warning("STS unavailable: HTTP %s %s", answer.status, code)
+            logger.warning(
+                "STS unavailable: HTTP %s %s",
+                answer.status,
+                code,
+                extra=telemetry.log_extra("credentials_unavailable"),
+            )
             return CredentialsUnavailableError("STS is unavailable", retry_after=answer.retry_after)
         if not self._misconfigured_logged:
             self._misconfigured_logged = True
@@ -105,6 +119,7 @@ class StsWebIdentity:
                 role_arn,
                 answer.status,
                 code or "unknown error",
+                extra=telemetry.log_extra("identity_pool_misconfigured"),
             )
         return IdentityPoolConfigError("STS rejected the request as misconfigured")
 

@@ -33,8 +33,9 @@ from typing import Any, NamedTuple, Protocol, TypeVar, overload
 
 import httpx
 
+from . import telemetry
 from .claims import AccessTokenClaims, TokenClaims, decode_claims, decode_issuer
-from .errors import InvalidTokenError
+from .errors import CognitoGuardError, InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
 from .jwt import Header, split
 from .keys import VerifyingKey
@@ -67,7 +68,7 @@ def _names_one_of(aud: str | list[str] | None, audiences: frozenset[str]) -> boo
     return not audiences.isdisjoint(aud)
 
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 def _warn_about_insecure_http(all_settings: Sequence[CognitoSettings]) -> None:
@@ -275,14 +276,24 @@ class CognitoVerifier:
         Raises ``InvalidTokenError`` (with a ``.code``) for a token that must not
         be trusted, and ``KeysUnavailableError`` when no keys can be obtained.
         """
-        cached = self._cached(token)
-        if cached is not None:
-            self._jwks.revalidate(cached.jwks_url)
-            return self._deliver(cached.claims, cached, build)
-        parts, route, key = self._prepare(token)
-        if key is None:
-            key = await self._jwks.get_key(route.jwks_url, parts[0].kid)
-        return self._deliver(*self._finish(token, parts, route, key), build)
+        started, route = 0.0, None
+        try:
+            cached = self._cached(token)
+            if cached is not None:
+                self._jwks.revalidate(cached.jwks_url)
+                return telemetry.cache_hit(
+                    cached.claims, self._deliver(cached.claims, cached, build)
+                )
+            started = telemetry.clock()
+            parts, route, key = self._prepare(token)
+            if key is None:
+                key = await self._jwks.get_key(route.jwks_url, parts[0].kid)
+            claims, entry = self._finish(token, parts, route, key)
+            result = self._deliver(claims, entry, build)
+        except CognitoGuardError as exc:
+            telemetry.refused(started, exc, route and route.pool.user_pool_id)
+            raise
+        return telemetry.verified(started, claims, result)
 
     @overload
     def verify_sync(self, token: str) -> TokenClaims: ...
@@ -297,13 +308,23 @@ class CognitoVerifier:
         earlier ``verify()``; otherwise ``KeysUnavailableError`` is raised. Safe to
         call from several threads at once. ``build`` as for ``verify``.
         """
-        cached = self._cached(token)
-        if cached is not None:
-            return self._deliver(cached.claims, cached, build)
-        parts, route, key = self._prepare(token)
-        if key is None:
-            key = self._jwks.cached_key(route.jwks_url, parts[0].kid)
-        return self._deliver(*self._finish(token, parts, route, key), build)
+        started, route = 0.0, None
+        try:
+            cached = self._cached(token)
+            if cached is not None:
+                return telemetry.cache_hit(
+                    cached.claims, self._deliver(cached.claims, cached, build)
+                )
+            started = telemetry.clock()
+            parts, route, key = self._prepare(token)
+            if key is None:
+                key = self._jwks.cached_key(route.jwks_url, parts[0].kid)
+            claims, entry = self._finish(token, parts, route, key)
+            result = self._deliver(claims, entry, build)
+        except CognitoGuardError as exc:
+            telemetry.refused(started, exc, route and route.pool.user_pool_id)
+            raise
+        return telemetry.verified(started, claims, result)
 
     def _deliver(
         self,

@@ -26,6 +26,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         ("memory.py", "result cache"),
         ("revocation.py", "is_revoked alone"),
         ("identity.py", "sealed shared-store hit"),
+        ("telemetry.py", "hooks, SDK configured"),
     ],
 )
 def test_benchmark_runs_in_quick_mode(script: str, expect: str, tmp_path: Path) -> None:

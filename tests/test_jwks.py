@@ -155,7 +155,9 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> Non
 
 def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING
+        r.getMessage()
+        for r in caplog.records
+        if r.name.partition(".")[0] == LOGGER and r.levelno >= logging.WARNING
     ]
 
 

@@ -27,6 +27,7 @@ import httpx
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
+from .. import telemetry
 from ..claims import AccessTokenClaims, IdTokenClaims
 from ..errors import (
     CsrfRejectedError,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["REFRESH_MARGIN_SECONDS", "SESSION_COOKIE", "BrowserSessions", "SessionEnd"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 60
 """Refresh when the session's access token expires within this many seconds."""
@@ -408,7 +409,9 @@ class BrowserSessions:
         try:
             access = await self._verified(answer["access_token"], id_token, nonce=signin.nonce)
         except InvalidTokenError as exc:
-            logger.warning("sign-in tokens refused: %s", exc.code)
+            logger.warning(
+                "sign-in tokens refused: %s", exc.code, extra=telemetry.log_extra(exc.code)
+            )
             raise SignInError(exc.code, exc.message, status_code=401) from None
         refresh = answer.get("refresh_token")
         session = Session(
@@ -470,7 +473,11 @@ class BrowserSessions:
                 answer["access_token"], new_id if isinstance(new_id, str) else None, sub=session.sub
             )
         except InvalidTokenError as exc:
-            logger.warning("refreshed tokens refused (%s): signed out", exc.code)
+            logger.warning(
+                "refreshed tokens refused (%s): signed out",
+                exc.code,
+                extra=telemetry.log_extra(exc.code),
+            )
             raise SessionEndedError from None
         rotated = answer.get("refresh_token")
         return session.refreshed(

@@ -22,13 +22,14 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import SecretStr
 
+from .. import telemetry
 from ..awshttp import MAX_ANSWER_BYTES, AnswerTooLarge, CallFailed, post
 from ..clientauth import ClientSecrets, is_invalid_client
 from ..errors import OAuthUnavailableError
 
 __all__ = ["OAuthClient", "TokenEndpointError"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 class TokenEndpointError(Exception):
@@ -94,7 +95,12 @@ class OAuthClient:
             return False
         if status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
-            logger.warning("refresh token revocation refused: HTTP %s %s", status, error or "")
+            logger.warning(
+                "refresh token revocation refused: HTTP %s %s",
+                status,
+                error or "",
+                extra=telemetry.log_extra("revocation_refused"),
+            )
             return False
         return True
 
@@ -131,14 +137,26 @@ class OAuthClient:
                 timeout=self._timeout,
             )
         except AnswerTooLarge:
-            logger.warning("Cognito %s answered more than %d bytes", path, MAX_ANSWER_BYTES)
+            logger.warning(
+                "Cognito %s answered more than %d bytes",
+                path,
+                MAX_ANSWER_BYTES,
+                extra=telemetry.log_extra("oauth_unavailable"),
+            )
             return 200, None
         except CallFailed as exc:
-            logger.warning("Cognito %s failed: %s", path, exc)
+            logger.warning(
+                "Cognito %s failed: %s", path, exc, extra=telemetry.log_extra("oauth_unavailable")
+            )
             raise OAuthUnavailableError("Cognito's OAuth2 endpoint could not be reached") from None
         status = answer.status
         if status >= 500 or status == 429:
-            logger.warning("Cognito %s unavailable: HTTP %s", path, status)
+            logger.warning(
+                "Cognito %s unavailable: HTTP %s",
+                path,
+                status,
+                extra=telemetry.log_extra("oauth_unavailable"),
+            )
             raise OAuthUnavailableError("Cognito's OAuth2 endpoint is unavailable")
         try:
             return status, json.loads(answer.content)

@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 
 from cachetools import TTLCache
 
-from ..errors import OAuthUnavailableError
+from .. import telemetry
+from ..errors import CognitoGuardError, OAuthUnavailableError
 from ..sealing import Sealer
 from ..singleflight import SingleFlight
 from ..stores import StoreUnreachableError, StrictStore
@@ -39,7 +40,7 @@ __all__ = [
     "SingleFlightRefresher",
 ]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 RECENT_SECONDS = 120
 """How long a refresh result answers requests still carrying the old cookie."""
@@ -143,7 +144,7 @@ class SingleFlightRefresher:
         *,
         shared: SharedRefreshes | None = None,
     ) -> None:
-        self._refresh = refresh
+        self._refresh = _counted(refresh)
         self._shared = shared
         self._flights = SingleFlight()
         self._recent: TTLCache[str, object] = TTLCache(maxsize=max_sessions, ttl=RECENT_SECONDS)
@@ -186,8 +187,31 @@ class SingleFlightRefresher:
             if not self._uncoordinated:  # once per incident
                 self._uncoordinated = True
                 logger.warning(
-                    "session refreshes not coordinated across processes: Redis unreachable"
+                    "session refreshes not coordinated across processes: Redis unreachable",
+                    extra=telemetry.log_extra("redis_unavailable"),
                 )
             return await self._refresh(session)
         self._uncoordinated = False
         return refreshed
+
+
+def _counted(
+    refresh: Callable[[Session], Awaitable[Session]],
+) -> Callable[[Session], Awaitable[Session]]:
+    """``refresh`` with each grant this process makes counted in ``fcg.refreshes`` by
+    its outcome (``ok``, ``session_ended`` or the service error's code); results of
+    another process's refresh are not counted again."""
+
+    async def counted(session: Session) -> Session:
+        try:
+            refreshed = await refresh(session)
+        except SessionEndedError:
+            telemetry.refreshed("session_ended")
+            raise
+        except CognitoGuardError as exc:
+            telemetry.refreshed(exc.code)
+            raise
+        telemetry.refreshed("ok")
+        return refreshed
+
+    return counted

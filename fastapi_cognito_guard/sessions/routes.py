@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import NoMatchFound
 
+from .. import telemetry
 from ..errors import (
     CognitoGuardError,
     CsrfRejectedError,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SignOutPort", "login_router"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _LOGIN, _CALLBACK, _LOGOUT = "cognito_login", "cognito_callback", "cognito_logout"
@@ -162,7 +163,7 @@ def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) ->
                 raise SignInError("invalid_request", "the sign-in answer has no code")
             session = await sessions.complete_sign_in(signin, code)
         except CognitoGuardError as exc:
-            logger.info("sign-in failed: %s", exc.code)
+            logger.info("sign-in failed: %s", exc.code, extra=telemetry.log_extra(exc.code))
             return error_page(request, exc)
         context.store(session)
         return RedirectResponse(signin.next_path, status_code=302, headers=_NO_STORE)
@@ -193,7 +194,11 @@ def login_router(sessions: BrowserSessions, signer: SignOutPort, prefix: str) ->
         try:
             await signer.sign_out_session(context, everywhere=everywhere)
         except CognitoGuardError as exc:
-            logger.warning("sign-out could not end the session (%s): cookie kept", exc.code)
+            logger.warning(
+                "sign-out could not end the session (%s): cookie kept",
+                exc.code,
+                extra=telemetry.log_extra(exc.code),
+            )
             return error_page(request, exc)
         logout_uri = sessions.settings.logout_uri or str(request.base_url)
         status = 303 if request.method == "POST" else 302

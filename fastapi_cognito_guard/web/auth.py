@@ -19,6 +19,7 @@ from fastapi.openapi.models import SecurityBase as SecurityBaseModel
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
+from .. import telemetry
 from ..claims import CognitoUser
 from ..errors import CognitoGuardError, KeysUnavailableError
 from ..identity import AwsCredentials, IdentityPoolClient
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CognitoAuth", "environment_auth"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 _environment_auth: CognitoAuth[Any] | None = None
 
@@ -398,7 +399,11 @@ class CognitoAuth(Generic[UserT]):
         try:
             await self.verifier.hydrate()
         except KeysUnavailableError as exc:
-            logger.warning("signing keys not prefetched (%s); requests will retry", exc.message)
+            logger.warning(
+                "signing keys not prefetched (%s); requests will retry",
+                exc.message,
+                extra=telemetry.log_extra(exc.code),
+            )
         await self.start()
         try:
             yield

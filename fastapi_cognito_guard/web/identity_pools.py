@@ -16,6 +16,7 @@ import httpx
 from fastapi import Header, Security
 from starlette.requests import HTTPConnection
 
+from .. import telemetry
 from ..claims import CognitoUser, IdTokenClaims
 from ..errors import (
     CognitoGuardError,
@@ -41,7 +42,7 @@ from .tokens import connection_token
 
 __all__ = ["GuestIdentities", "IdTokenOf", "IdentityPools", "caller_id_token"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 class GuestIdentities(Protocol):
@@ -119,6 +120,7 @@ class IdentityPools:
                         "aws_credentials used but COGNITO_IDENTITY_POOL_ID is not set for "
                         "user pool %s",
                         user_pool_id,
+                        extra=telemetry.log_extra("identity_pool_misconfigured", user_pool_id),
                     )
                 raise IdentityPoolConfigError(
                     "no identity pool is configured (COGNITO_IDENTITY_POOL_ID)"

@@ -39,7 +39,7 @@ __all__ = [
     "require_scope",
 ]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 _unregistered_apps_logged: weakref.WeakSet[Any] = weakref.WeakSet()
 

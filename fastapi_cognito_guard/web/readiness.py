@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import telemetry
 from ..verifier import CognitoVerifier
 from .identity_pools import IdentityPools
 from .shared_state import SharedState
@@ -43,8 +44,9 @@ class Readiness:
 
     def health(self) -> dict[str, Any]:
         """Each part's state: keys per pool, Redis, identity pools, the revocation
-        list's size and the session checks that could not ask Cognito. Never contains a
-        token or a secret."""
+        list's size and the session checks that could not ask Cognito; and ``counts``,
+        what the ``fcg.`` metrics count, in this process (for those without
+        OpenTelemetry). Never contains a token or a secret."""
         keys = {
             pool_id: {"usable": usable} for pool_id, usable in self._verifier.keys_usable().items()
         }
@@ -57,4 +59,5 @@ class Readiness:
             "identity_pools": self._identity_pools.status(),
             "revocations": len(self._shared.revocations),
             "session_checks": self._signing_out.status(),
+            "counts": telemetry.COUNTS.snapshot(),
         }

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketState
 
+from .. import telemetry
 from ..errors import (
     CognitoGuardError,
     InsufficientScopeError,
@@ -73,6 +74,7 @@ def http_error(
 ) -> CognitoHTTPException | CognitoWebSocketException:
     """The exception a dependency raises for ``error``: an HTTP error with its
     challenge, or a 1008 close on a WebSocket."""
+    telemetry.request_refused(error)
     if conn is not None and conn.scope["type"] == "websocket":
         return CognitoWebSocketException(WS_POLICY_VIOLATION, reason=error.code)
     return CognitoHTTPException(error, realm, resource_metadata=resource_metadata)
@@ -126,6 +128,7 @@ def error_response(
     error: CognitoGuardError, realm: str, *, resource_metadata: str | None = None
 ) -> JSONResponse:
     """The JSON response for a Cognito check that failed."""
+    telemetry.request_refused(error)
     return JSONResponse(
         {"detail": error.message, "code": error.code},
         status_code=error.status_code,

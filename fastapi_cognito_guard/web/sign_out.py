@@ -34,7 +34,7 @@ from .shared_state import SharedState
 
 __all__ = ["SignOut"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 
 class SignOut(Generic[UserT]):

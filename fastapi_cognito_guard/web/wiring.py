@@ -29,7 +29,7 @@ from ..route_records import route_map
 
 __all__ = ["UnregisteredAppError", "WiringCheck", "check_wiring"]
 
-logger = logging.getLogger("fastapi_cognito_guard")
+logger = logging.getLogger(__name__)
 
 ENVIRONMENT = "environment"
 
