@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,3 +75,19 @@ def wait_until_closed(page: Any) -> None:
     events only inside its calls, so nothing is missed in between)."""
     if not page.is_closed():
         page.wait_for_event("close")
+
+
+SCREENSHOTS = (
+    Path(__file__).resolve().parent.parent / "docs"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "cognito-guard-screenshots"
+)
+"""Screenshots refresh docs/ only on request (``UPDATE_SCREENSHOTS=1``); otherwise they go
+to a scratch folder."""
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
+    """Save a screenshot into ``SCREENSHOTS`` and check it is a PNG."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+    assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

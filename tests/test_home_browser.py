@@ -9,25 +9,16 @@ assets). Screenshots: ``docs/home-signed-out.png`` and ``docs/home-signed-in.png
 (refreshed with ``UPDATE_SCREENSHOTS=1``). Nothing but 127.0.0.1 is reached.
 """
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import launch_chromium, new_context, playwright_sync_api
-from tests.example_server import REPO_ROOT, ExampleServer
+from tests.browser_support import launch_chromium, new_context, playwright_sync_api, screenshot
+from tests.example_server import ExampleServer
 
 sync_api = playwright_sync_api()
-
-SCREENSHOTS = (
-    REPO_ROOT / "docs"
-    if os.environ.get("UPDATE_SCREENSHOTS")
-    else Path(tempfile.gettempdir()) / "cognito-guard-screenshots"
-)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +70,7 @@ def test_signed_out_home_page_lists_the_routes_and_offers_sign_in(
     assert verdict(page, "/health") == "Open to all"
     assert verdict(page, "/premium") == "Sign in first"
     assert loaded == [f"{server.base_url}/"]  # no external CSS, fonts or scripts
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "home-signed-out.png"), full_page=True)
+    screenshot(page, "home-signed-out.png")
 
 
 def test_signed_in_home_page_shows_which_routes_the_user_would_pass(
@@ -98,5 +88,4 @@ def test_signed_in_home_page_shows_which_routes_the_user_would_pass(
     assert verdict(page, "/premium") == "✓ You would pass"
     assert verdict(page, "/orders") == "✗ Refused"
     assert verdict(page, "/health") == "Open to all"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "home-signed-in.png"), full_page=True)
+    screenshot(page, "home-signed-in.png")

@@ -12,26 +12,18 @@ Screenshot of the signed-in page: ``docs/browser-sign-in.png`` (refreshed with
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import launch_chromium, new_context, playwright_sync_api
-from tests.example_server import REPO_ROOT, ExampleServer
+from tests.browser_support import launch_chromium, new_context, playwright_sync_api, screenshot
+from tests.example_server import ExampleServer
 
 sync_api = playwright_sync_api()
 
-SCREENSHOTS = (
-    REPO_ROOT / "docs"
-    if os.environ.get("UPDATE_SCREENSHOTS")
-    else Path(tempfile.gettempdir()) / "cognito-guard-screenshots"
-)
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
 
@@ -79,8 +71,7 @@ def test_browser_signs_in_calls_a_guarded_route_with_the_cookie_and_signs_out(
 
     page.wait_for_url(f"{server.base_url}/")
     assert page.locator("#user").inner_text() == "carol"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "browser-sign-in.png"))
+    screenshot(page, "browser-sign-in.png", full_page=False)
 
     cookies = page.context.cookies(server.base_url)
     session = [c for c in cookies if c["name"].startswith("fcg_session")]

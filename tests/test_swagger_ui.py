@@ -35,9 +35,7 @@ import base64
 import hashlib
 import importlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +50,10 @@ from tests.browser_support import (
     launch_chromium,
     new_context,
     playwright_sync_api,
+    screenshot,
     wait_until_closed,
 )
-from tests.example_server import REPO_ROOT, ExampleServer
+from tests.example_server import ExampleServer
 
 sync_api = playwright_sync_api()
 fastapi_offline = importlib.import_module("fastapi_offline")  # a dev dependency
@@ -69,12 +68,6 @@ LOCAL_ASSETS = {
 HOSTED_UI = "auth.example.com"
 AUTHORIZE_URL = f"https://{HOSTED_UI}/oauth2/authorize"
 TOKEN_URL = f"https://{HOSTED_UI}/oauth2/token"
-# Screenshots refresh docs/ only on request; otherwise they go to a scratch folder.
-SCREENSHOTS = (
-    REPO_ROOT / "docs"
-    if os.environ.get("UPDATE_SCREENSHOTS")
-    else Path(tempfile.gettempdir()) / "cognito-guard-screenshots"
-)
 ME = "#operations-default-me_me_get"
 
 
@@ -209,13 +202,6 @@ def mint(server: ExampleServer, username: str) -> str:
     response.raise_for_status()
     token: str = response.json()["token"]
     return token
-
-
-def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
-    """Save a screenshot (to ``docs/`` with UPDATE_SCREENSHOTS=1) and check it is a PNG."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / name, full_page=full_page)
-    assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -- plain mode: HTTP bearer ------------------------------------------------------------
