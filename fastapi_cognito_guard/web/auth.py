@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from .. import telemetry
 from ..claims import CognitoUser
-from ..errors import CognitoGuardError, KeysUnavailableError
+from ..errors import KeysUnavailableError
 from ..identity import AwsCredentials, IdentityPoolClient
 from ..revocation import RevocationList, SignOutResult
 from ..sessions.manager import BrowserSessions, sessions_for
@@ -36,7 +36,7 @@ from .identity_pools import GuestIdentities, IdentityPools, caller_id_token
 from .openapi import BearerScheme, openapi_scheme, swagger_ui_init_oauth, wrap_openapi
 from .protected_resource import ProtectedResource
 from .readiness import Readiness
-from .responses import CognitoHTTPException, CognitoWebSocketException, install_error_handlers
+from .responses import install_error_handlers
 from .shared_state import SharedState
 from .sign_out import SignOut
 from .step_up import step_up_guard
@@ -224,11 +224,6 @@ class CognitoAuth(Generic[UserT]):
         middleware's) accepted is still checked against this one's pools, clients,
         token use and user model. Raises ``CognitoGuardError``."""
         return await self.authenticator.request_user(scope, token)
-
-    def _http_error(
-        self, error: CognitoGuardError, conn: HTTPConnection | None = None
-    ) -> CognitoHTTPException | CognitoWebSocketException:
-        return self.authenticator.http_error(error, conn)
 
     # -- sign-out and revocation (§14) -----------------------------------------------
 
