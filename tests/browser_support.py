@@ -16,9 +16,12 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -91,3 +94,28 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
     assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@contextmanager
+def loopback_page(**context_options: Any) -> Iterator[Any]:
+    """A Chromium page that can reach 127.0.0.1 only: any other request is aborted and,
+    once the page is closed, fails the test naming what would have left the machine."""
+    blocked: list[str] = []
+    with playwright_sync_api().sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        context = new_context(browser, **context_options)
+
+        def only_loopback(route: Any) -> None:
+            if urlsplit(route.request.url).hostname == "127.0.0.1":
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_loopback)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+    assert blocked == [], f"requests that would have left 127.0.0.1: {blocked}"

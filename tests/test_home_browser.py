@@ -11,14 +11,17 @@ assets). Screenshots: ``docs/home-signed-out.png`` and ``docs/home-signed-in.png
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import launch_chromium, new_context, playwright_sync_api, screenshot
+from tests.browser_support import (
+    loopback_page,
+    playwright_sync_api,
+    screenshot,
+)
 from tests.example_server import ExampleServer
 
-sync_api = playwright_sync_api()
+playwright_sync_api()  # skips this module without Chromium; CI (FCG_REQUIRE_BROWSER) fails instead
 
 
 @pytest.fixture(scope="module")
@@ -32,25 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
 
 @pytest.fixture
 def page(server: ExampleServer) -> Iterator[Any]:
-    requested: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = new_context(browser, viewport={"width": 1100, "height": 1250})
-
-        def only_loopback(route: Any) -> None:
-            requested.append(route.request.url)
-            if urlsplit(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                route.abort()
-
-        context.route("**/*", only_loopback)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-    assert all(urlsplit(url).hostname == "127.0.0.1" for url in requested), requested
+    with loopback_page(viewport={"width": 1100, "height": 1250}) as page:
+        yield page
 
 
 def verdict(page: Any, path: str) -> str:

@@ -15,14 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser_support import launch_chromium, new_context, playwright_sync_api, screenshot
+from tests.browser_support import (
+    loopback_page,
+    playwright_sync_api,
+    screenshot,
+)
 from tests.example_server import ExampleServer
 
-sync_api = playwright_sync_api()
+playwright_sync_api()  # skips this module without Chromium; CI (FCG_REQUIRE_BROWSER) fails instead
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
@@ -38,25 +41,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
 
 @pytest.fixture
 def page(server: ExampleServer) -> Iterator[Any]:
-    blocked: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = new_context(browser, viewport={"width": 900, "height": 500})
-
-        def only_loopback(route: Any) -> None:
-            if urlsplit(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", only_loopback)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-    assert blocked == [], f"requests that would have left 127.0.0.1: {blocked}"
+    with loopback_page(viewport={"width": 900, "height": 500}) as page:
+        yield page
 
 
 def test_browser_signs_in_calls_a_guarded_route_with_the_cookie_and_signs_out(
