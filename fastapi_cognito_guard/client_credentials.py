@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from . import telemetry
 from .awshttp import Answer, CallFailed, post, post_sync
-from .clientauth import ClientSecrets, is_invalid_client
+from .clientauth import ClientSecrets
 from .errors import ClientCredentialsError, OAuthUnavailableError
 from .settings import CognitoSettings, is_absolute_uri, is_allowed_url
 
@@ -175,8 +175,7 @@ class CognitoClientCredentials(httpx.Auth):
                     )
                 except CallFailed as exc:
                     raise _unreachable(exc) from None
-                if not is_invalid_client(answer.status, answer.content):
-                    self._secrets.accepted(index)
+                if self._secrets.settled(index, answer.status, answer.content):
                     break
         return self._keep(answer)
 
@@ -193,8 +192,7 @@ class CognitoClientCredentials(httpx.Auth):
                     )
                 except CallFailed as exc:
                     raise _unreachable(exc) from None
-                if not is_invalid_client(answer.status, answer.content):
-                    self._secrets.accepted(index)
+                if self._secrets.settled(index, answer.status, answer.content):
                     break
         return self._keep(answer)
 

@@ -86,6 +86,15 @@ class ClientSecrets:
             secret = self._secrets[index].get_secret_value()
             yield index, {"Authorization": basic_authorization(self.client_id, secret)}
 
+    def settled(self, index: int, status: int, body: bytes | object) -> bool:
+        """Whether an answer to the try with the secret at ``index`` settles the call:
+        anything but ``invalid_client`` does (and that secret is tried first from now
+        on); ``invalid_client`` means try the next secret."""
+        if is_invalid_client(status, body):
+            return False
+        self.accepted(index)
+        return True
+
     def accepted(self, index: int) -> None:
         """The secret at ``index`` was accepted: it is tried first from now on."""
         if index >= 0:

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from .. import telemetry
 from ..awshttp import MAX_ANSWER_BYTES, AnswerTooLarge, CallFailed, post
-from ..clientauth import ClientSecrets, is_invalid_client
+from ..clientauth import ClientSecrets
 from ..errors import OAuthUnavailableError
 
 __all__ = ["OAuthClient", "TokenEndpointError"]
@@ -115,8 +115,7 @@ class OAuthClient:
         status, answer = 0, None
         for index, auth_headers in self._secrets.attempts():
             status, answer = await self._post(path, content, auth_headers)
-            if not is_invalid_client(status, answer):
-                self._secrets.accepted(index)
+            if self._secrets.settled(index, status, answer):
                 break
         return status, answer
 
