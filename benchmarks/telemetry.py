@@ -47,7 +47,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from benchmarks._results import machine, median_spread, package_version, write_section
-from fastapi_cognito_guard import CognitoVerifier, TokenClaims, telemetry
+from fastapi_cognito_guard import CognitoVerifier, InvalidTokenError, TokenClaims, telemetry
+from fastapi_cognito_guard.jwt import split
 from fastapi_cognito_guard.testing import LocalIssuer
 
 SECTION = "## Telemetry cost"
@@ -96,13 +97,18 @@ def baseline(verifier: CognitoVerifier) -> Callable[[str], TokenClaims]:
     """``verify_sync``'s own steps without the telemetry hooks (0.2.0 had none)."""
 
     def verify(token: str) -> TokenClaims:
-        cached = verifier._cached(token)
+        results = verifier._results
+        cached = None if results is None else verifier._cached(results, token)
         if cached is not None:
             return verifier._deliver(cached.claims, cached, None)  # type: ignore[no-any-return]
-        parts, route, key = verifier._prepare(token)
+        header, payload, signing_input, signature = split(token)
+        route, key = verifier._route(header.kid, payload)
         if key is None:
-            key = verifier._jwks.cached_key(route.jwks_url, parts[0].kid)
-        return verifier._deliver(*verifier._finish(token, parts, route, key), None)  # type: ignore[no-any-return]
+            key = verifier._jwks.cached_key(route.jwks_url, header.kid)
+        if not key.verify(signing_input, signature):
+            raise InvalidTokenError("bad_signature", "token signature does not verify")
+        claims, entry = verifier._accept(token, header.kid, payload, route)
+        return verifier._deliver(claims, entry, None)  # type: ignore[no-any-return]
 
     return verify
 

@@ -192,9 +192,14 @@ class JWKSCache:
     # -- lookups ---------------------------------------------------------------
 
     def fresh_key(self, url: str, kid: str) -> VerifyingKey | None:
-        """The key if it is cached and within its TTL; the hot path, no awaiting."""
-        keys = self.fresh_keys(url)
-        return None if keys is None else keys.get(kid)
+        """The key if it is cached and within its TTL; the hot path, no awaiting
+        (``fresh_keys`` written out: this runs on every uncached verification)."""
+        keyset = self._sets.get(url)
+        if keyset is None or keyset.keys is None:
+            return None
+        if self._clock() - keyset.fetched_at >= keyset.policy.ttl:
+            return None
+        return keyset.keys.get(kid)
 
     def fresh_keys(self, url: str) -> Mapping[str, VerifyingKey] | None:
         """The URL's keys by ``kid`` while within their TTL; None when none are cached

@@ -4,18 +4,26 @@ This is the only module that imports python-jose. It hands python-jose nothing
 but the public ``kty``/``n``/``e`` members of a JWK, pins the algorithm to
 RS256 and insists on the ``cryptography`` backend, so python-jose's known
 weaknesses (string keys accepted for HMAC, the pure-Python RSA backend) cannot
-be reached. Keys are built once per JWKS fetch; verifying reuses the padding
-and hash objects instead of building them per call.
+be reached. Keys are built once per JWKS fetch.
+
+A signature is checked the way RFC 8017 (section 8.2.2) specifies RSASSA-PKCS1-v1_5
+verification: the RSA public operation recovers the encoded message, and it must
+equal the encoding of the SHA-256 of the signing input byte for byte. OpenSSL's
+recover checks the ``00 01 FF..FF 00`` padding; the comparison fixes the rest
+(the DigestInfo naming SHA-256, the digest, and hence the padding's length).
+Against ``RSAPublicKey.verify`` this saves OpenSSL's per-call digest fetch and
+context set-up (about 2.5 µs of 25 on the benchmark machine: benchmarks/verify.py),
+and a signature made by another key fails before the signing input is hashed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose import jwk as jose_jwk
 from jose.backends import RSAKey as _JoseRSAKey
@@ -34,7 +42,9 @@ MIN_RSA_BITS = 2048
 
 _ALGORITHM = "RS256"
 _PKCS1V15 = padding.PKCS1v15()
-_SHA256 = hashes.SHA256()
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+"""DER of DigestInfo{sha256, NULL} up to the digest (RFC 8017, section 9.2, note 1)."""
+_sha256 = hashlib.sha256
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +67,12 @@ class VerifyingKey:
         if len(signature) != self._signature_length:
             return False
         try:
-            self._public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
-        except InvalidSignature:
+            recovered = self._public_key.recover_data_from_signature(signature, _PKCS1V15, None)
+        except InvalidSignature:  # not 00 01 FF..FF 00 after the RSA operation
             return False
-        return True
+        # Public values on both sides (anyone can raise a signature to e mod n), so a
+        # plain comparison leaks nothing.
+        return recovered == _SHA256_DIGEST_INFO + _sha256(signing_input).digest()
 
     def __repr__(self) -> str:
         return f"VerifyingKey(kid={self.kid!r}, key_size={self.key_size})"

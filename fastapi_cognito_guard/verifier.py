@@ -37,7 +37,7 @@ from . import telemetry
 from .claims import AccessTokenClaims, TokenClaims, decode_claims, decode_issuer
 from .errors import CognitoGuardError, InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
-from .jwt import Header, split
+from .jwt import split
 from .keys import VerifyingKey
 from .settings import CognitoSettings, env_name
 
@@ -56,6 +56,7 @@ class RevocationCheck(Protocol):
 
 
 _REVOKED = "token has been revoked"
+_BAD_SIGNATURE = "token signature does not verify"
 _NOTHING: Any = object()
 
 
@@ -116,10 +117,6 @@ class _Pool:
         )
         self.leeway = settings.leeway_seconds
         self.use_result_cache = settings.result_cache_size > 0
-
-
-_Parts = tuple[Header, bytes, bytes, bytes]
-"""A token split by ``jwt.split``: header, payload, signing input, signature."""
 
 
 class _Route(NamedTuple):
@@ -278,17 +275,24 @@ class CognitoVerifier:
         """
         started, route = 0.0, None
         try:
-            cached = self._cached(token)
-            if cached is not None:
-                self._jwks.revalidate(cached.jwks_url)
-                return telemetry.cache_hit(
-                    cached.claims, self._deliver(cached.claims, cached, build)
-                )
+            results = self._results
+            if results is not None:
+                cached = self._cached(results, token)
+                if cached is not None:
+                    self._jwks.revalidate(cached.jwks_url)
+                    return telemetry.cache_hit(
+                        cached.claims, self._deliver(cached.claims, cached, build)
+                    )
             started = telemetry.clock()
-            parts, route, key = self._prepare(token)
+            header, payload, signing_input, signature = split(token)
+            route, key = self._route(header.kid, payload)
             if key is None:
-                key = await self._jwks.get_key(route.jwks_url, parts[0].kid)
-            claims, entry = self._finish(token, parts, route, key)
+                key = await self._jwks.get_key(route.jwks_url, header.kid)
+            if not key.verify(signing_input, signature):
+                raise InvalidTokenError("bad_signature", _BAD_SIGNATURE)
+            claims, entry = self._accept(token, header.kid, payload, route)
+            if build is None and self.revocation is None:
+                return telemetry.verified(started, claims, claims)
             result = self._deliver(claims, entry, build)
         except CognitoGuardError as exc:
             telemetry.refused(started, exc, route and route.pool.user_pool_id)
@@ -310,21 +314,33 @@ class CognitoVerifier:
         """
         started, route = 0.0, None
         try:
-            cached = self._cached(token)
-            if cached is not None:
-                return telemetry.cache_hit(
-                    cached.claims, self._deliver(cached.claims, cached, build)
-                )
+            results = self._results
+            if results is not None:
+                cached = self._cached(results, token)
+                if cached is not None:
+                    return telemetry.cache_hit(
+                        cached.claims, self._deliver(cached.claims, cached, build)
+                    )
             started = telemetry.clock()
-            parts, route, key = self._prepare(token)
+            header, payload, signing_input, signature = split(token)
+            route, key = self._route(header.kid, payload)
             if key is None:
-                key = self._jwks.cached_key(route.jwks_url, parts[0].kid)
-            claims, entry = self._finish(token, parts, route, key)
+                key = self._jwks.cached_key(route.jwks_url, header.kid)
+            if not key.verify(signing_input, signature):
+                raise InvalidTokenError("bad_signature", _BAD_SIGNATURE)
+            claims, entry = self._accept(token, header.kid, payload, route)
+            if build is None and self.revocation is None:
+                return telemetry.verified(started, claims, claims)
             result = self._deliver(claims, entry, build)
         except CognitoGuardError as exc:
             telemetry.refused(started, exc, route and route.pool.user_pool_id)
             raise
         return telemetry.verified(started, claims, result)
+
+    # The two verify methods above differ only in how a key not cached fresh is
+    # obtained (awaited fetch, or the cached stale key). They are written out rather
+    # than sharing a helper because this is the path every uncached token takes, and
+    # the checks after the signature already live in ``_accept``.
 
     def _deliver(
         self,
@@ -349,9 +365,10 @@ class CognitoVerifier:
             made = built[build] = build(claims)
         return made
 
-    def _cached(self, token: str) -> _Verified | None:
-        results = self._results
-        if results is None or not isinstance(token, str):
+    @staticmethod
+    def _cached(results: _ResultCache, token: str) -> _Verified | None:
+        """The result cache's entry for ``token`` while valid."""
+        if type(token) is not str:
             return None
         entry = results.get(token)
         if entry is None:
@@ -361,26 +378,24 @@ class CognitoVerifier:
         results.discard(token)
         raise InvalidTokenError("expired", "token has expired")
 
-    def _prepare(self, token: str) -> tuple[_Parts, _Route, VerifyingKey | None]:
-        """Parse the token and pick its route (and its fresh key, when there is one)
-        without decoding the claims.
+    def _route(self, kid: str, payload: bytes) -> tuple[_Route, VerifyingKey | None]:
+        """The token's route (and its fresh key, when there is one), before the
+        signature and without decoding the claims.
 
         A ``kid`` among the fresh keys of one pool settles it without reading the
         payload (``iss`` is checked after the signature all the same); else the
         ``iss`` scan."""
-        parts = split(token)
-        kid = parts[0].kid
         if self._pool_count == 1:
             fresh_key = self._jwks.fresh_key
             for route in self._key_routes:
                 key = fresh_key(route.jwks_url, kid)
                 if key is not None:
-                    return parts, route, key
+                    return route, key
         else:
             owner = self._kid_owner(kid)
             if owner is not None:
-                return parts, *owner
-        return (parts, *self._route_by_issuer(parts[1], kid))
+                return owner
+        return self._route_by_issuer(payload, kid)
 
     def _kid_owner(self, kid: str) -> tuple[_Route, VerifyingKey] | None:
         """With several pools: the one pool whose fresh keys hold ``kid``, known only
@@ -430,14 +445,11 @@ class CognitoVerifier:
         end = payload.find(b'"', start + 1)
         return self._issuer_bytes.get(payload[start + 1 : end])
 
-    def _finish(
-        self, token: str, parts: _Parts, route: _Route, key: VerifyingKey
+    def _accept(
+        self, token: str, kid: str, payload: bytes, route: _Route
     ) -> tuple[TokenClaims, _Verified | None]:
-        """Check the signature, then every claim rule; the claims and, when the pool's
+        """Every claim rule, once the signature holds; the claims and, when the pool's
         results are cached, their new cache entry."""
-        header, payload, signing_input, signature = parts
-        if not key.verify(signing_input, signature):
-            raise InvalidTokenError("bad_signature", "token signature does not verify")
         pool = route.pool
         claims = decode_claims(payload, pool.user_pool_id)
         if claims.iss not in pool.issuers:
@@ -468,7 +480,7 @@ class CognitoVerifier:
         results = self._results
         if results is None or not pool.use_result_cache:
             return claims, None
-        entry = _Verified(claims, valid_until, route.jwks_url, header.kid)
+        entry = _Verified(claims, valid_until, route.jwks_url, kid)
         results.put(token, entry)
         return claims, entry
 

@@ -13,6 +13,7 @@ other module of the package imports python-jose.
 from __future__ import annotations
 
 import ast
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,84 @@ def test_verify_is_false_for_a_signature_by_another_key(
     other_key: rsa.RSAPrivateKey, verifying_key: VerifyingKey
 ) -> None:
     assert verifying_key.verify(MESSAGE, sign(other_key)) is False
+
+
+# -- the encoded message, built by hand (RFC 8017, 9.2) and signed with the raw RSA
+# operation, so each rule of the encode-and-compare check is tried on its own.
+
+SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+SHA1_INFO = bytes.fromhex("3021300906052b0e03021a05000414")
+SHA1_DIGEST = hashlib.sha1(MESSAGE).digest()  # noqa: S324 - the point is that it is refused
+SHA512_INFO = bytes.fromhex("3051300d060960864801650304020305000440")
+SHA512_DIGEST = hashlib.sha512(MESSAGE).digest()
+
+
+def raw_sign(key: rsa.RSAPrivateKey, encoded: bytes) -> bytes:
+    """The RSA private operation on ``encoded`` (256 bytes), no padding added."""
+    numbers = key.private_numbers()
+    value = pow(int.from_bytes(encoded, "big"), numbers.d, numbers.public_numbers.n)
+    return value.to_bytes(256, "big")
+
+
+def encoded(tail: bytes, *, block_type: bytes = b"\x01", fill: int = 0xFF) -> bytes:
+    """00 || block type || padding || 00 || tail, 256 bytes long."""
+    return b"\x00" + block_type + bytes([fill]) * (256 - 3 - len(tail)) + b"\x00" + tail
+
+
+def test_verify_accepts_the_encoding_built_by_hand(
+    key: rsa.RSAPrivateKey, verifying_key: VerifyingKey
+) -> None:
+    message = encoded(SHA256_INFO + hashlib.sha256(MESSAGE).digest())
+
+    assert verifying_key.verify(MESSAGE, raw_sign(key, message)) is True
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(lambda digest: digest, id="digest-without-digest-info"),
+        pytest.param(lambda digest: SHA1_INFO + SHA1_DIGEST, id="sha1-digest-info"),
+        pytest.param(lambda digest: SHA512_INFO + SHA512_DIGEST, id="sha512-digest-info"),
+        pytest.param(lambda digest: SHA256_INFO + digest + b"\x00" * 4, id="garbage-after-digest"),
+        pytest.param(lambda digest: SHA256_INFO[:-1] + b"\x21" + digest + b"!", id="longer-digest"),
+        pytest.param(lambda digest: SHA256_INFO + digest[:-1], id="digest-one-short"),
+    ],
+)
+def test_verify_is_false_for_any_other_encoded_message(
+    key: rsa.RSAPrivateKey, verifying_key: VerifyingKey, tail: Any
+) -> None:
+    message = encoded(tail(hashlib.sha256(MESSAGE).digest()))
+
+    assert verifying_key.verify(MESSAGE, raw_sign(key, message)) is False
+
+
+@pytest.mark.parametrize(
+    ("block_type", "fill"),
+    [(b"\x02", 0xFF), (b"\x00", 0xFF), (b"\x01", 0xFE), (b"\x01", 0x00)],
+    ids=["encryption-block", "block-type-0", "padding-not-ff", "padding-zero"],
+)
+def test_verify_is_false_for_a_padding_other_than_block_type_1_of_ff(
+    key: rsa.RSAPrivateKey, verifying_key: VerifyingKey, block_type: bytes, fill: int
+) -> None:
+    digest = hashlib.sha256(MESSAGE).digest()
+    message = encoded(SHA256_INFO + digest, block_type=block_type, fill=fill)
+
+    assert verifying_key.verify(MESSAGE, raw_sign(key, message)) is False
+
+
+def test_verify_is_false_for_a_pss_signature(
+    key: rsa.RSAPrivateKey, verifying_key: VerifyingKey
+) -> None:
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+    assert verifying_key.verify(MESSAGE, key.sign(MESSAGE, pss, hashes.SHA256())) is False
+
+
+@pytest.mark.parametrize("value", [0, 1], ids=["zero", "one"])
+def test_verify_is_false_for_a_signature_of_zero_or_one(
+    verifying_key: VerifyingKey, value: int
+) -> None:
+    assert verifying_key.verify(MESSAGE, value.to_bytes(256, "big")) is False
 
 
 @pytest.mark.parametrize(
