@@ -54,6 +54,27 @@ ENDPOINTS = (
 )
 
 
+# The order Cognito writes each token's claims in; LocalIssuer's tokens follow it, and
+# are compact JSON as Cognito's are, so the bytes a verifier sees are shaped like real ones.
+_ACCESS_LAYOUT = (
+    "sub", "cognito:groups", "iss", "version", "client_id", "origin_jti", "event_id",
+    "token_use", "scope", "auth_time", "exp", "iat", "jti", "username",
+)  # fmt: skip
+_ID_LAYOUT = (
+    "sub", "cognito:groups", "email_verified", "iss", "cognito:username", "origin_jti", "aud",
+    "event_id", "token_use", "auth_time", "exp", "iat", "jti", "email",
+)  # fmt: skip
+_MACHINE_LAYOUT = (
+    "sub", "token_use", "scope", "auth_time", "iss", "exp", "iat", "version", "jti",
+    "client_id", "origin_jti", "event_id",
+)  # fmt: skip
+"""A machine token as Cognito writes it, then the two ids this issuer has always added."""
+
+
+def _compact_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(dict(value), separators=(",", ":")).encode()
+
+
 def b64url(data: bytes) -> str:
     """Unpadded base64url, as JWTs and PKCE spell it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -195,27 +216,31 @@ class LocalIssuer:
         """Sign arbitrary claims with the current key (header defaults to Cognito's)."""
         key = self._keys[-1]
         head = {"kid": key.kid, "alg": "RS256"} if header is None else dict(header)
-        signing_input = (
-            f"{b64url(json.dumps(head).encode())}.{b64url(json.dumps(dict(claims)).encode())}"
-        )
+        signing_input = f"{b64url(_compact_json(head))}.{b64url(_compact_json(claims))}"
         signature = key.private_key.sign(
             signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()
         )
         return f"{signing_input}.{b64url(signature)}"
 
-    def _base_claims(self, token_use: str, sub: str, expires_in: int) -> dict[str, Any]:
+    def _claims(
+        self, sub: str, token_use: str, expires_in: int, layout: tuple[str, ...], **named: Any
+    ) -> dict[str, Any]:
+        """The claims Cognito puts in every token, with ``named`` ones, in the order of
+        ``layout`` (Cognito's for the token type); claims set to None are left out."""
         now = int(time.time())
-        return {
+        values = {
             "sub": sub,
             "iss": self.issuer,
             "token_use": token_use,
             "origin_jti": str(uuid.uuid4()),
             "event_id": str(uuid.uuid4()),
             "auth_time": now,
-            "iat": now,
             "exp": now + expires_in,
+            "iat": now,
             "jti": str(uuid.uuid4()),
+            **named,
         }
+        return {name: values[name] for name in layout if values.get(name) is not None}
 
     # Each minting method has a second signature without the typed options, so
     # claims whose names are not identifiers type-check when passed as
@@ -253,11 +278,16 @@ class LocalIssuer:
         tokens get them only from a pre-token-generation trigger (V2). Pass
         ``custom`` (or ``**{"custom:tier": ...}``) to mint such a token on purpose.
         """
-        payload = self._base_claims("access", sub or sub_for(username), expires_in)
-        if groups:
-            payload["cognito:groups"] = list(groups)
-        payload.update(
-            client_id=self.client_id, scope=" ".join(scopes), username=username, version=2
+        payload = self._claims(
+            sub or sub_for(username),
+            "access",
+            expires_in,
+            _ACCESS_LAYOUT,
+            **{"cognito:groups": list(groups) or None},
+            version=2,
+            client_id=self.client_id,
+            scope=" ".join(scopes),
+            username=username,
         )
         payload.update(_custom(custom))
         payload.update(claims)
@@ -291,12 +321,16 @@ class LocalIssuer:
         **claims: Any,
     ) -> str:
         """An ID token; ``custom`` becomes ``custom:*`` attributes."""
-        payload = self._base_claims("id", sub or sub_for(username), expires_in)
-        if groups:
-            payload["cognito:groups"] = list(groups)
-        payload.update({"aud": self.client_id, "cognito:username": username})
-        if email is not None:
-            payload.update(email=email, email_verified=True)
+        payload = self._claims(
+            sub or sub_for(username),
+            "id",
+            expires_in,
+            _ID_LAYOUT,
+            **{"cognito:groups": list(groups) or None, "cognito:username": username},
+            email_verified=None if email is None else True,
+            aud=self.client_id,
+            email=email,
+        )
         payload.update(_custom(custom))
         payload.update(claims)
         return self.sign(payload)
@@ -311,8 +345,15 @@ class LocalIssuer:
     ) -> str:
         """A machine-to-machine access token: scopes, no user."""
         client = client_id or self.client_id
-        payload = self._base_claims("access", client, expires_in)
-        payload.update(client_id=client, scope=" ".join(scopes), version=2)
+        payload = self._claims(
+            client,
+            "access",
+            expires_in,
+            _MACHINE_LAYOUT,
+            scope=" ".join(scopes),
+            version=2,
+            client_id=client,
+        )
         payload.update(claims)
         return self.sign(payload)
 
