@@ -790,8 +790,9 @@ def test_equivalent_but_reformatted_header_is_rejected_as_bad_signature(
 ) -> None:
     """The signature covers bytes, not meaning: the same header JSON re-spaced fails."""
     token = issuer.access_token()
-    compact = json.dumps({"kid": issuer.kid, "alg": "RS256"}, separators=(",", ":")).encode()
-    reject(verifier, with_segment(token, 0, b64url(compact)), "bad_signature")
+    spaced = json.dumps({"kid": issuer.kid, "alg": "RS256"}, separators=(", ", ": ")).encode()
+    assert b64url(spaced) != segments(token)[0]
+    reject(verifier, with_segment(token, 0, b64url(spaced)), "bad_signature")
 
 
 def test_signature_over_another_signing_input_is_rejected_as_bad_signature(
