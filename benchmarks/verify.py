@@ -574,8 +574,8 @@ def overhead_parts(rounds: int, calls: int) -> list[tuple[str, float, float, flo
         "`jwt.split`: shape, header (memo), payload and signature (pybase64), signing input": (
             lambda: split(token)
         ),
-        "the `kid` picking the pool and its key (`_route`)": lambda: verifier._route(
-            header.kid, payload
+        "the `kid` picking the pool's fresh key (`JWKSCache.fresh_key`)": lambda: (
+            verifier._jwks.fresh_key(issuer.jwks_url, header.kid)
         ),
         "the RSA check as `VerifyingKey.verify` does it (recover, SHA-256, compare)": lambda: (
             key.verify(signing_input, signature)
@@ -818,8 +818,8 @@ below its own floor). Before the signature-first order a forged token with 5,000
 list items cost 313× the floor (every item validated and every error collected first).
 
 Where the time beyond the RSA check goes: each step timed alone (CPU µs per call, one
-token, result cache off, {rounds} alternating rounds of {calls} calls; the `_route` row is
-the pool pick alone, and the stubbed row is everything the verify path adds):
+token, result cache off, {rounds} alternating rounds of {calls} calls; the `fresh_key` row is
+the pool pick, and the stubbed row is everything the verify path adds):
 
 {parts}
 

@@ -171,7 +171,7 @@ def split(token: object) -> tuple[Header, bytes, bytes, bytes]:
     # three finds and four slices.
     signing_text, _, signature = token.rpartition(".")
     head, _, payload = signing_text.partition(".")
-    if not head or not payload or not signature or "." in payload:
+    if not head or not payload or not signature:
         raise InvalidTokenError("malformed", "token does not have three non-empty segments")
     if "=" in token or "+" in token or "/" in token:
         raise InvalidTokenError("malformed", "token segment is not base64url")
@@ -198,6 +198,10 @@ def split(token: object) -> tuple[Header, bytes, bytes, bytes]:
     except UnicodeEncodeError:
         raise InvalidTokenError("malformed", "token has non-ASCII characters") from None
     except ValueError:  # binascii.Error, or a non-ASCII character in the signature
+        if "." in payload:  # the decode refuses the dot: looked for only now
+            raise InvalidTokenError(
+                "malformed", "token does not have three non-empty segments"
+            ) from None
         raise InvalidTokenError("malformed", "token segment is not base64url") from None
 
 

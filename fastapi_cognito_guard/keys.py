@@ -44,7 +44,9 @@ _ALGORITHM = "RS256"
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 """DER of DigestInfo{sha256, NULL} up to the digest (RFC 8017, section 9.2, note 1)."""
-_sha256 = hashlib.sha256
+_SHA256_START = hashlib.sha256()
+"""Copied for each check: cheaper than a new hash object, whose creation looks the
+digest up in OpenSSL again every time."""
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ class VerifyingKey:
             return False
         # Public values on both sides (anyone can raise a signature to e mod n), so a
         # plain comparison leaks nothing.
-        return recovered == _SHA256_DIGEST_INFO + _sha256(signing_input).digest()
+        digest = _SHA256_START.copy()
+        digest.update(signing_input)
+        return recovered == _SHA256_DIGEST_INFO + digest.digest()
 
     def __repr__(self) -> str:
         return f"VerifyingKey(kid={self.kid!r}, key_size={self.key_size})"

@@ -234,6 +234,8 @@ class CognitoVerifier:
         self._issuer_bytes = {issuer.encode(): route for issuer, route in self._routes.items()}
         self._key_routes = self._one_route_per_key_set()
         self._pool_count = len(self._pools)
+        self._only_key_route = self._key_routes[0] if len(self._key_routes) == 1 else None
+        """One pool with one key set (both issuer forms, no replica): the usual case."""
         size = max(s.result_cache_size for s in all_settings)
         self._results = _ResultCache(size) if size else None
         self.revocation: RevocationCheck | None = None
@@ -285,7 +287,10 @@ class CognitoVerifier:
                     )
             started = telemetry.clock()
             header, payload, signing_input, signature = split(token)
-            route, key = self._route(header.kid, payload)
+            route = self._only_key_route  # the usual case, without a call
+            key = None if route is None else self._jwks.fresh_key(route.jwks_url, header.kid)
+            if route is None or key is None:
+                route, key = self._route(header.kid, payload)
             if key is None:
                 key = await self._jwks.get_key(route.jwks_url, header.kid)
             if not key.verify(signing_input, signature):
@@ -323,7 +328,10 @@ class CognitoVerifier:
                     )
             started = telemetry.clock()
             header, payload, signing_input, signature = split(token)
-            route, key = self._route(header.kid, payload)
+            route = self._only_key_route  # the usual case, without a call
+            key = None if route is None else self._jwks.fresh_key(route.jwks_url, header.kid)
+            if route is None or key is None:
+                route, key = self._route(header.kid, payload)
             if key is None:
                 key = self._jwks.cached_key(route.jwks_url, header.kid)
             if not key.verify(signing_input, signature):
@@ -380,21 +388,23 @@ class CognitoVerifier:
 
     def _route(self, kid: str, payload: bytes) -> tuple[_Route, VerifyingKey | None]:
         """The token's route (and its fresh key, when there is one), before the
-        signature and without decoding the claims.
+        signature and without decoding the claims, once the verify methods' own try
+        (the only key set of a one-pool verifier, fresh and holding ``kid``) failed.
 
         A ``kid`` among the fresh keys of one pool settles it without reading the
         payload (``iss`` is checked after the signature all the same); else the
         ``iss`` scan."""
-        if self._pool_count == 1:
-            fresh_key = self._jwks.fresh_key
-            for route in self._key_routes:
-                key = fresh_key(route.jwks_url, kid)
-                if key is not None:
-                    return route, key
-        else:
-            owner = self._kid_owner(kid)
-            if owner is not None:
-                return owner
+        if self._only_key_route is None:
+            if self._pool_count == 1:  # a pool with replica regions: a key set each
+                fresh_key = self._jwks.fresh_key
+                for route in self._key_routes:
+                    key = fresh_key(route.jwks_url, kid)
+                    if key is not None:
+                        return route, key
+            else:
+                owner = self._kid_owner(kid)
+                if owner is not None:
+                    return owner
         return self._route_by_issuer(payload, kid)
 
     def _kid_owner(self, kid: str) -> tuple[_Route, VerifyingKey] | None:
