@@ -3,12 +3,11 @@
 Run: ``python benchmarks/telemetry.py [--quick]``. In alternating rounds of one run:
 the bare ``cryptography`` RSA check (the floor); ``verify_sync`` with the result cache
 off and on a cache hit, each three ways: its own steps without any telemetry hook
-(the same ``_cached``/``_prepare``/``_finish``/``_deliver`` calls: the baseline, as
-0.2.0 had no hooks), with the
-hooks and no SDK configured, and with an SDK configured (a ``MeterProvider`` with an
-in-memory reader, a ``TracerProvider`` with a batch processor whose exporter drops
-everything, and a recording span current for the whole batch, as FastAPI's
-instrumentation would provide).
+(the same result-cache, split, route, key, ``_accept`` and ``_deliver`` steps: the
+baseline, as 0.2.0 had no hooks), with the hooks and no SDK configured, and with an
+SDK configured (a ``MeterProvider`` with an in-memory reader, a ``TracerProvider``
+with a batch processor whose exporter drops everything, and a recording span
+current for the whole batch, as FastAPI's instrumentation would provide).
 
 An SDK can be installed only once per process, so the rounds without it set the API's
 two provider globals back to ``None`` (what ``telemetry.recording()`` reads) and the
@@ -98,7 +97,7 @@ def baseline(verifier: CognitoVerifier) -> Callable[[str], TokenClaims]:
 
     def verify(token: str) -> TokenClaims:
         results = verifier._results
-        cached = None if results is None else verifier._cached(results, token)
+        cached = None if results is None else results.valid(token)
         if cached is not None:
             return verifier._deliver(cached.claims, cached, None)  # type: ignore[no-any-return]
         header, payload, signing_input, signature = split(token)

@@ -163,6 +163,17 @@ class _ResultCache:
     def get(self, token: str) -> _Verified | None:
         return self._entries.get(token)
 
+    def valid(self, token: str) -> _Verified | None:
+        """The entry for ``token`` while it is valid; an expired one is dropped and
+        refused (``expired``), so it is never served past its ``exp``."""
+        if type(token) is not str:
+            return None
+        entry = self._entries.get(token)
+        if entry is None or time.time() < entry.valid_until:
+            return entry
+        self.discard(token)
+        raise InvalidTokenError("expired", "token has expired")
+
     def put(self, token: str, entry: _Verified) -> None:
         with self._lock:
             entries, order = self._entries, self._order
@@ -279,7 +290,7 @@ class CognitoVerifier:
         try:
             results = self._results
             if results is not None:
-                cached = self._cached(results, token)
+                cached = results.valid(token)
                 if cached is not None:
                     self._jwks.revalidate(cached.jwks_url)
                     return telemetry.cache_hit(
@@ -321,7 +332,7 @@ class CognitoVerifier:
         try:
             results = self._results
             if results is not None:
-                cached = self._cached(results, token)
+                cached = results.valid(token)
                 if cached is not None:
                     return telemetry.cache_hit(
                         cached.claims, self._deliver(cached.claims, cached, build)
@@ -372,19 +383,6 @@ class CognitoVerifier:
         if made is _NOTHING:
             made = built[build] = build(claims)
         return made
-
-    @staticmethod
-    def _cached(results: _ResultCache, token: str) -> _Verified | None:
-        """The result cache's entry for ``token`` while valid."""
-        if type(token) is not str:
-            return None
-        entry = results.get(token)
-        if entry is None:
-            return None
-        if time.time() < entry.valid_until:
-            return entry
-        results.discard(token)
-        raise InvalidTokenError("expired", "token has expired")
 
     def _route(self, kid: str, payload: bytes) -> tuple[_Route, VerifyingKey | None]:
         """The token's route (and its fresh key, when there is one), before the
