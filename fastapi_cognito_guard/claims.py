@@ -79,8 +79,9 @@ class _Claims(Struct, frozen=True, kw_only=True, gc=False, tag_field="token_use"
     token_use: ClassVar[Literal["access", "id"]]
 
     # In the order Cognito writes its claims (both token types), then the rest: msgspec
-    # looks each key up from the field after the last one matched, so a payload in
-    # this order finds every claim at the first comparison (benchmarks/verify.py).
+    # looks each key up from the field after the last one matched, so most claims of a
+    # Cognito payload are found at the first comparison (those only one token type
+    # has, declared in the subclasses, come after a short scan): 0.1 µs a decode.
     sub: str
     groups: list[str] = field(default_factory=list, name="cognito:groups")
     _email_verified: _Flag = field(default=None, name="email_verified")
