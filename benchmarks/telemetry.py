@@ -101,13 +101,15 @@ def baseline(verifier: CognitoVerifier) -> Callable[[str], TokenClaims]:
         if cached is not None:
             return verifier._deliver(cached.claims, cached, None)  # type: ignore[no-any-return]
         header, payload, signing_input, signature = split(token)
-        route, key = verifier._route(header.kid, payload)
+        route = verifier._only_key_route
+        key = None if route is None else verifier._jwks.fresh_key(route.jwks_url, header.kid)
+        if route is None or key is None:
+            route, key = verifier._route(header.kid, payload)
         if key is None:
             key = verifier._jwks.cached_key(route.jwks_url, header.kid)
         if not key.verify(signing_input, signature):
             raise InvalidTokenError("bad_signature", "token signature does not verify")
-        claims, entry = verifier._accept(token, header.kid, payload, route)
-        return verifier._deliver(claims, entry, None)  # type: ignore[no-any-return]
+        return verifier._accept(token, header.kid, payload, route)[0]
 
     return verify
 
