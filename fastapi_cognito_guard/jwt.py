@@ -186,7 +186,7 @@ def split(token: object) -> tuple[Header, bytes, bytes, bytes]:
         or (payload_rest and payload[-1] not in _CANONICAL_LAST[payload_rest])
         or (signature_rest and signature[-1] not in _CANONICAL_LAST[signature_rest])
     ):
-        raise InvalidTokenError("malformed", "token segment is not canonical base64url")
+        raise _malformed_segment(payload, "token segment is not canonical base64url")
     try:
         signing_input = signing_text.encode("ascii")
         return (
@@ -198,11 +198,15 @@ def split(token: object) -> tuple[Header, bytes, bytes, bytes]:
     except UnicodeEncodeError:
         raise InvalidTokenError("malformed", "token has non-ASCII characters") from None
     except ValueError:  # binascii.Error, or a non-ASCII character in the signature
-        if "." in payload:  # the decode refuses the dot: looked for only now
-            raise InvalidTokenError(
-                "malformed", "token does not have three non-empty segments"
-            ) from None
-        raise InvalidTokenError("malformed", "token segment is not base64url") from None
+        raise _malformed_segment(payload, "token segment is not base64url") from None
+
+
+def _malformed_segment(payload: str, message: str) -> InvalidTokenError:
+    """The error for a payload segment the decode refused: a dot in it (more than three
+    segments, looked for only once something failed) or ``message``."""
+    if "." in payload:
+        return InvalidTokenError("malformed", "token does not have three non-empty segments")
+    return InvalidTokenError("malformed", message)
 
 
 def parse(token: object) -> ParsedToken:

@@ -276,6 +276,35 @@ def test_characters_outside_the_alphabet_are_malformed(segment: bytes) -> None:
 
 
 @pytest.mark.parametrize("where", [0, 1, 2], ids=["header", "payload", "signature"])
+def test_parse_rejects_a_segment_one_longer_than_a_multiple_of_four(where: int) -> None:
+    segments = compact({"alg": "RS256", "kid": "k"}).split(".")
+    segments[where] += "A" * ((1 - len(segments[where])) % 4)
+    assert len(segments[where]) % 4 == 1
+
+    malformed(lambda: parse(".".join(segments)))
+
+
+@pytest.mark.parametrize("where", [0, 1, 2], ids=["header", "payload", "signature"])
+def test_parse_rejects_a_padded_segment_of_a_multiple_of_four(where: int) -> None:
+    """Base64 decoders take ``xxx=`` as padding: its unpadded twin is the one spelling."""
+    segments = compact({"alg": "RS256", "kid": "k"}, b'{"sub":"x"}', b"\0" * 257).split(".")
+    segments[where] += "=" * ((-len(segments[where])) % 4)
+    assert len(segments[where]) % 4 == 0
+    assert segments[where].endswith("=")
+
+    malformed(lambda: parse(".".join(segments)))
+
+
+@pytest.mark.parametrize("extra", [".", ".e30", "..", ".e30.e30"], ids=repr)
+def test_parse_rejects_more_than_three_segments(extra: str) -> None:
+    token = compact({"alg": "RS256", "kid": "k"})
+    middle = token.index(".", token.index(".") + 1)
+
+    error = malformed(lambda: parse(token[:middle] + extra + token[middle:]))
+    assert "three non-empty segments" in error.message
+
+
+@pytest.mark.parametrize("where", [0, 1, 2], ids=["header", "payload", "signature"])
 @pytest.mark.parametrize("char", ["+", "/", "=", "é", "\u20ac", " "])
 def test_parse_rejects_a_character_base64url_lacks_in_any_segment(where: int, char: str) -> None:
     segments = compact({"alg": "RS256", "kid": "k"}).split(".")
