@@ -350,6 +350,26 @@ def counting_issuer_scans(
 
 
 @pytest.mark.parametrize("jwks_url", ["local", "cognito"], ids=["jwks_url_set", "cognito_urls"])
+async def test_kid_picks_a_two_form_pool_without_an_iss_scan(
+    issuer: LocalIssuer,
+    make_verifier: MakeVerifier,
+    monkeypatch: pytest.MonkeyPatch,
+    jwks_url: str,
+) -> None:
+    """The usual pool (both issuer forms, one key set): the verify methods' own try."""
+    overrides: dict[str, Any] = {"jwks_url": None} if jwks_url == "cognito" else {}
+    verifier = make_verifier(issuer.settings(result_cache_size=0, **overrides))
+    verifier.cache_jwks(issuer.jwks())
+    scans = counting_issuer_scans(monkeypatch, verifier)
+
+    for iss in (issuer.issuer, iss_new_form(issuer)):
+        assert verifier.verify_sync(issuer.access_token(iss=iss)).iss == iss
+        assert (await verifier.verify(issuer.access_token(iss=iss))).iss == iss
+
+    assert scans == []
+
+
+@pytest.mark.parametrize("jwks_url", ["local", "cognito"], ids=["jwks_url_set", "cognito_urls"])
 def test_kid_picks_a_pool_with_both_issuer_forms_and_a_replica_without_an_iss_scan(
     issuer: LocalIssuer,
     make_verifier: MakeVerifier,
