@@ -196,3 +196,17 @@ async def test_the_middlewares_401_names_the_metadata(auth: CognitoAuth[Any]) ->
 
     assert refused.headers["www-authenticate"].endswith(f'resource_metadata="{METADATA}"')
     assert metadata.status_code == 200
+
+
+async def test_scopes_of_require_any_are_supported_scopes(
+    auth: CognitoAuth[Any], app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    either = auth.require_any(groups=["staff"], scopes=["either/scope"])
+
+    @app.get("/either")
+    async def either_route(user: CognitoUser = Depends(either)) -> str:
+        return user.sub
+
+    document = (await api.get("/.well-known/oauth-protected-resource")).json()
+
+    assert "either/scope" in document["scopes_supported"]

@@ -10,7 +10,8 @@ the resource has one (RFC 9728 §3.1):
 - ``authorization_servers``: each user pool's issuer (Cognito serves its OpenID
   configuration under it);
 - ``scopes_supported``: the scopes the app's guards name (``require_scope``,
-  ``Security(..., scopes=[...])``), gathered from the app's routes when served;
+  ``require_any``, ``Security(..., scopes=[...])``), gathered from the app's routes
+  when served;
 - ``bearer_methods_supported``: ``["header"]``.
 
 Once the router exists, the auth's 401 challenges carry ``resource_metadata="…"``
@@ -30,6 +31,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection, Request
 from starlette.routing import NoMatchFound
 
+from ..guard_spec import spec_of
 from ..settings import CognitoSettings
 
 __all__ = ["WELL_KNOWN_PATH", "ProtectedResource"]
@@ -101,7 +103,8 @@ def _path_of(resource: str | None) -> str:
 
 def _route_scopes(routes: Sequence[Any]) -> Iterator[str]:
     """Every scope a route's dependencies declare (``Security(..., scopes=[...])``,
-    which ``require_scope`` uses), across the app's routes."""
+    which ``require_scope`` uses, and the scopes of the library's guards that check
+    scopes themselves, ``require_any``), across the app's routes."""
     for route in routes:
         if isinstance(route, (APIRoute, APIWebSocketRoute)):
             yield from _dependant_scopes(route.dependant)
@@ -109,5 +112,8 @@ def _route_scopes(routes: Sequence[Any]) -> Iterator[str]:
 
 def _dependant_scopes(dependant: Dependant) -> Iterator[str]:
     yield from dependant.own_oauth_scopes or ()
+    spec = spec_of(dependant.call)  # require_any's scopes are not FastAPI Security scopes
+    if spec is not None:
+        yield from spec.scopes
     for sub in dependant.dependencies:
         yield from _dependant_scopes(sub)
