@@ -3,7 +3,7 @@
 Run: ``python benchmarks/telemetry.py [--quick]``. In alternating rounds of one run:
 the bare ``cryptography`` RSA check (the floor); ``verify_sync`` with the result cache
 off and on a cache hit, each three ways: its own steps without any telemetry hook
-(the same result-cache, split, route, key, ``_accept`` and ``_deliver`` steps: the
+(the same result-cache, split, route, key and ``_finish`` steps: the
 baseline, as 0.2.0 had no hooks), with the hooks and no SDK configured, and with an
 SDK configured (a ``MeterProvider`` with an in-memory reader, a ``TracerProvider``
 with a batch processor whose exporter drops everything, and a recording span
@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from benchmarks._results import machine, median_spread, package_version, write_section
-from fastapi_cognito_guard import CognitoVerifier, InvalidTokenError, TokenClaims, telemetry
+from fastapi_cognito_guard import CognitoVerifier, TokenClaims, telemetry
 from fastapi_cognito_guard.jwt import split
 from fastapi_cognito_guard.testing import LocalIssuer
 
@@ -100,16 +100,12 @@ def baseline(verifier: CognitoVerifier) -> Callable[[str], TokenClaims]:
         cached = None if results is None else results.valid(token)
         if cached is not None:
             return verifier._deliver(cached.claims, cached, None)  # type: ignore[no-any-return]
-        header, payload, signing_input, signature = split(token)
-        route = verifier._only_key_route
-        key = None if route is None else verifier._jwks.fresh_key(route.jwks_url, header.kid)
-        if route is None or key is None:
-            route, key = verifier._route(header.kid, payload)
+        parts = split(token)
+        kid = parts[0].kid
+        route, key = verifier._route(kid, parts[1])
         if key is None:
-            key = verifier._jwks.cached_key(route.jwks_url, header.kid)
-        if not key.verify(signing_input, signature):
-            raise InvalidTokenError("bad_signature", "token signature does not verify")
-        return verifier._accept(token, header.kid, payload, route)[0]
+            key = verifier._jwks.cached_key(route.jwks_url, kid)
+        return verifier._finish(token, parts, route, key)[0]
 
     return verify
 

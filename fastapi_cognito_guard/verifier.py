@@ -37,7 +37,7 @@ from . import telemetry
 from .claims import AccessTokenClaims, TokenClaims, decode_claims, decode_issuer
 from .errors import CognitoGuardError, InvalidTokenError
 from .jwks import JWKSCache, JWKSPolicy
-from .jwt import split
+from .jwt import Header, split
 from .keys import VerifyingKey
 from .settings import CognitoSettings, env_name
 
@@ -56,7 +56,6 @@ class RevocationCheck(Protocol):
 
 
 _REVOKED = "token has been revoked"
-_BAD_SIGNATURE = "token signature does not verify"
 _NOTHING: Any = object()
 
 
@@ -119,6 +118,10 @@ class _Pool:
         self.use_result_cache = settings.result_cache_size > 0
 
 
+_Parts = tuple[Header, bytes, bytes, bytes]
+"""A token split by ``jwt.split``: header, payload, signing input, signature."""
+
+
 class _Route(NamedTuple):
     """Where a token with a given ``iss`` goes: its pool and its JWKS URL."""
 
@@ -159,9 +162,6 @@ class _ResultCache:
         self._order: deque[str] = deque()  # may hold tokens already dropped
         self._lock = threading.Lock()
         self._size = size
-
-    def get(self, token: str) -> _Verified | None:
-        return self._entries.get(token)
 
     def valid(self, token: str) -> _Verified | None:
         """The entry for ``token`` while it is valid; an expired one is dropped and
@@ -297,16 +297,12 @@ class CognitoVerifier:
                         cached.claims, self._deliver(cached.claims, cached, build)
                     )
             started = telemetry.clock()
-            header, payload, signing_input, signature = split(token)
-            route = self._only_key_route  # the usual case, without a call
-            key = None if route is None else self._jwks.fresh_key(route.jwks_url, header.kid)
-            if route is None or key is None:
-                route, key = self._route(header.kid, payload)
+            parts = split(token)
+            kid = parts[0].kid
+            route, key = self._route(kid, parts[1])
             if key is None:
-                key = await self._jwks.get_key(route.jwks_url, header.kid)
-            if not key.verify(signing_input, signature):
-                raise InvalidTokenError("bad_signature", _BAD_SIGNATURE)
-            claims, entry = self._accept(token, header.kid, payload, route)
+                key = await self._jwks.get_key(route.jwks_url, kid)
+            claims, entry = self._finish(token, parts, route, key)
             if build is None and self.revocation is None:
                 return telemetry.verified(started, claims, claims)
             result = self._deliver(claims, entry, build)
@@ -338,16 +334,12 @@ class CognitoVerifier:
                         cached.claims, self._deliver(cached.claims, cached, build)
                     )
             started = telemetry.clock()
-            header, payload, signing_input, signature = split(token)
-            route = self._only_key_route  # the usual case, without a call
-            key = None if route is None else self._jwks.fresh_key(route.jwks_url, header.kid)
-            if route is None or key is None:
-                route, key = self._route(header.kid, payload)
+            parts = split(token)
+            kid = parts[0].kid
+            route, key = self._route(kid, parts[1])
             if key is None:
-                key = self._jwks.cached_key(route.jwks_url, header.kid)
-            if not key.verify(signing_input, signature):
-                raise InvalidTokenError("bad_signature", _BAD_SIGNATURE)
-            claims, entry = self._accept(token, header.kid, payload, route)
+                key = self._jwks.cached_key(route.jwks_url, kid)
+            claims, entry = self._finish(token, parts, route, key)
             if build is None and self.revocation is None:
                 return telemetry.verified(started, claims, claims)
             result = self._deliver(claims, entry, build)
@@ -357,9 +349,8 @@ class CognitoVerifier:
         return telemetry.verified(started, claims, result)
 
     # The two verify methods above differ only in how a key not cached fresh is
-    # obtained (awaited fetch, or the cached stale key). They are written out rather
-    # than sharing a helper because this is the path every uncached token takes, and
-    # the checks after the signature already live in ``_accept``.
+    # obtained (an awaited fetch, or the cached stale key); everything else they do is
+    # one call each: ``split``, ``_route``, ``_finish``.
 
     def _deliver(
         self,
@@ -386,23 +377,26 @@ class CognitoVerifier:
 
     def _route(self, kid: str, payload: bytes) -> tuple[_Route, VerifyingKey | None]:
         """The token's route (and its fresh key, when there is one), before the
-        signature and without decoding the claims, once the verify methods' own try
-        (the only key set of a one-pool verifier, fresh and holding ``kid``) failed.
+        signature and without decoding the claims.
 
         A ``kid`` among the fresh keys of one pool settles it without reading the
         payload (``iss`` is checked after the signature all the same); else the
         ``iss`` scan."""
-        if self._only_key_route is None:
-            if self._pool_count == 1:  # a pool with replica regions: a key set each
-                fresh_key = self._jwks.fresh_key
-                for route in self._key_routes:
-                    key = fresh_key(route.jwks_url, kid)
-                    if key is not None:
-                        return route, key
-            else:
-                owner = self._kid_owner(kid)
-                if owner is not None:
-                    return owner
+        only = self._only_key_route
+        if only is not None:  # the usual pool: both issuer forms, one key set
+            key = self._jwks.fresh_key(only.jwks_url, kid)
+            if key is not None:
+                return only, key
+        elif self._pool_count == 1:  # a pool with replica regions: a key set each
+            fresh_key = self._jwks.fresh_key
+            for route in self._key_routes:
+                key = fresh_key(route.jwks_url, kid)
+                if key is not None:
+                    return route, key
+        else:
+            owner = self._kid_owner(kid)
+            if owner is not None:
+                return owner
         return self._route_by_issuer(payload, kid)
 
     def _kid_owner(self, kid: str) -> tuple[_Route, VerifyingKey] | None:
@@ -453,11 +447,14 @@ class CognitoVerifier:
         end = payload.find(b'"', start + 1)
         return self._issuer_bytes.get(payload[start + 1 : end])
 
-    def _accept(
-        self, token: str, kid: str, payload: bytes, route: _Route
+    def _finish(
+        self, token: str, parts: _Parts, route: _Route, key: VerifyingKey
     ) -> tuple[TokenClaims, _Verified | None]:
-        """Every claim rule, once the signature holds; the claims and, when the pool's
+        """Check the signature, then every claim rule; the claims and, when the pool's
         results are cached, their new cache entry."""
+        header, payload, signing_input, signature = parts
+        if not key.verify(signing_input, signature):
+            raise InvalidTokenError("bad_signature", "token signature does not verify")
         pool = route.pool
         claims = decode_claims(payload, pool.user_pool_id)
         if claims.iss not in pool.issuers:
@@ -488,7 +485,7 @@ class CognitoVerifier:
         results = self._results
         if results is None or not pool.use_result_cache:
             return claims, None
-        entry = _Verified(claims, valid_until, route.jwks_url, kid)
+        entry = _Verified(claims, valid_until, route.jwks_url, header.kid)
         results.put(token, entry)
         return claims, entry
 
